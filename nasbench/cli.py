@@ -1,0 +1,76 @@
+"""The ``nasbench`` command line.
+
+Each subcommand lives in ``nasbench/commands/<name>.py`` and provides ``HELP`` (one
+line), ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports (torch, ray,
+mlflow) happen inside ``run`` so that ``nasbench --help`` answers at once.
+
+Exit status: 0 on success, 2 for bad input (one line on stderr), 1 for an internal
+error (the traceback only with ``--debug``), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from nasbench import __version__
+from nasbench.errors import UserError
+
+COMMANDS = ["demo", "search", "train", "attack", "report", "bench", "describe", "ui"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on a single stderr line, exit 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nasbench",
+        description="Architecture search and adversarial robustness platform for CNNs.",
+    )
+    parser.add_argument("--version", action="version", version=f"nasbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"nasbench.commands.{name}")
+        sub = subparsers.add_parser(
+            name,
+            help=module.HELP,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of internal errors")
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UserError as error:
+        print(f"nasbench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nasbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # an internal error: a bug, not bad input
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        else:
+            print(f"nasbench {args.command}: internal error: {type(error).__name__}: {error} "
+                  "(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Configuration: YAML files and CLI flags resolved into validated pydantic models.
+
+Every command's options form one pydantic model. A YAML file given with ``--config``
+may hold any of them (keys are the option names with underscores); flags given on the
+command line override the file; the result is validated (types, ranges, names) before
+any work starts, and a bad value is a ``UserError`` naming the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nasbench.errors import UserError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class DataConfig(StrictModel):
+    dataset: str = "digits"
+    data_dir: Path = Path("data")
+    download: bool = False
+    seed: int = Field(0, ge=0)
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.9)
+    augment: list[Literal["crop", "flip", "erase", "mixup", "cutmix"]] = []
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(128, ge=1, le=65_536)
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    schedule: Literal["cosine", "onecycle", "constant"] = "onecycle"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    adv: Literal["none", "pgd", "fgsm-rs"] = "none"
+    adv_eps: float = Field(0.1, ge=0.0, le=1.0)
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1, le=1024)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE.yaml",
+                        help="YAML file with any of this command's options; flags override it")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every way it can be wrong into a UserError."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise UserError(f"cannot read config {path}: {error.strerror or error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config {path} is not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config {path} must be a mapping of option names to values, "
+                        f"not {type(data).__name__}")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def validate(model_cls: type[Model], values: dict[str, Any], source: str = "config") -> Model:
+    """Validate ``values`` against ``model_cls``; the first problem becomes a UserError."""
+    try:
+        return model_cls.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "value"
+        if first["type"] == "extra_forbidden":
+            raise UserError(f"unknown option '{where}' in {source}") from None
+        given = first.get("input")
+        shown = f" (got {given!r})" if not isinstance(given, dict) else ""
+        raise UserError(f"invalid {where.replace('_', '-')}: {first['msg']}{shown}") from None
+
+
+def resolve(model_cls: type[Model], args: argparse.Namespace) -> Model:
+    """Merge ``--config`` YAML with the flags actually given and validate the result.
+
+    Flags are recognised by name: an argparse ``dest`` equal to a field name. Flags
+    left at ``None`` were not given and do not override the file.
+    """
+    values: dict[str, Any] = {}
+    config_path = getattr(args, "config", None)
+    if config_path is not None:
+        values.update(read_yaml(config_path))
+    for name in model_cls.model_fields:
+        given = getattr(args, name, None)
+        if given is not None:
+            values[name] = given
+    return validate(model_cls, values, source=str(config_path) if config_path else "config")
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """``"a,b , c"`` -> ``["a", "b", "c"]``; None stays None (flag not given)."""
+    if text is None:
+        return None
+    return [item.strip() for item in text.split(",") if item.strip()]
