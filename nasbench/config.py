@@ -9,15 +9,29 @@ any work starts, and a bad value is a ``UserError`` naming the option.
 from __future__ import annotations
 
 import argparse
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from nasbench.errors import UserError
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def _fraction(value: Any) -> Any:
+    """Accept eps written as a fraction, "8/255", as well as a plain number."""
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError):
+            return value  # left for pydantic to reject with its own message
+    return value
+
+
+Eps = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
 
 
 class StrictModel(BaseModel):
@@ -37,15 +51,15 @@ class DataConfig(StrictModel):
 
 class TrainConfig(StrictModel):
     epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(128, ge=1, le=65_536)
+    batch_size: int = Field(64, ge=1, le=65_536)
     optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    lr: float = Field(1e-2, gt=0.0, le=10.0)
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     schedule: Literal["cosine", "onecycle", "constant"] = "onecycle"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     adv: Literal["none", "pgd", "fgsm-rs"] = "none"
-    adv_eps: float = Field(0.1, ge=0.0, le=1.0)
+    adv_eps: Eps = 0.1
     device: str = "auto"
     threads: int | None = Field(None, ge=1, le=1024)
 

@@ -1,0 +1,245 @@
+"""Datasets as in-memory tensors, with deterministic train/validation/test splits.
+
+Every dataset becomes float tensors in [0, 1], NCHW, plus integer labels. The image
+datasets here are small enough to sit in memory (on the GPU when training there), so
+the training loop slices tensors instead of running a DataLoader with per-sample
+transforms. Normalisation is *not* applied here: models carry it (``Normalize`` as
+their first layer), so attacks see and perturb [0, 1] images.
+
+Names accepted by :func:`load_dataset`:
+
+- ``digits``: scikit-learn's bundled UCI handwritten digits (1,797 8x8 grey images, 17
+  grey levels). The embedded default: needs no files and no network.
+- ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``svhn``: torchvision's own
+  dataset classes over ``data_dir`` (``download=True`` fetches them where there is
+  network). CIFAR's batches are Python pickles; torchvision verifies each file's MD5
+  against the official checksum before unpickling it, so only the genuine files load.
+- ``imagefolder:PATH``: a user's images in torchvision's ImageFolder layout
+  (``PATH/<class>/<image>``); all images must share one size.
+- ``npz:PATH``: a NumPy archive (loaded with ``allow_pickle=False``) holding ``x`` and
+  ``y``, or ``x_train``/``y_train`` and ``x_test``/``y_test``; images as uint8 in
+  [0, 255] or floats in [0, 1], laid out NHW, NHWC or NCHW.
+
+Splits: where a dataset has an official test set it is used as is; otherwise (digits,
+imagefolder, npz without a test part) a fixed 20% is held out with a seed that does
+not change, so every run sees the same test set. Validation is carved from the
+training data with the run's ``seed``; search looks only at validation, never at test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasbench.errors import UserError
+
+TORCHVISION_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
+BUILTIN_DATASETS = ("digits", *TORCHVISION_DATASETS)
+TEST_FRACTION = 0.2
+TEST_SPLIT_SEED = 20_000_101  # fixed: the held-out test set never depends on the run's seed
+
+
+@dataclass
+class Split:
+    """Images ``x`` (float32, NCHW, in [0, 1]) and labels ``y`` (int64)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    class_names: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
+
+    def summary(self) -> str:
+        c, h, w = self.input_shape
+        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test, "
+                f"{c}x{h}x{w}, {self.num_classes} classes")
+
+
+def load_dataset(name: str = "digits", data_dir: str | Path = "data", download: bool = False,
+                 seed: int = 0, val_fraction: float = 0.15) -> Dataset:
+    """Load ``name`` into memory and split it; see the module docstring for the names."""
+    if not 0.0 < val_fraction < 1.0:
+        raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    kind, _, path = name.partition(":")
+    if kind == "digits":
+        (x, y), test, class_names = _digits(), None, [str(d) for d in range(10)]
+    elif kind in TORCHVISION_DATASETS:
+        (x, y), test, class_names = _torchvision(kind, Path(data_dir), download)
+    elif kind == "imagefolder" and path:
+        x, y, class_names = _image_folder(Path(path))
+        test = None
+    elif kind == "npz" and path:
+        (x, y), test = _npz(Path(path))
+        class_names = None
+    else:
+        choices = ", ".join((*BUILTIN_DATASETS, "imagefolder:PATH", "npz:PATH"))
+        raise UserError(f"unknown dataset '{name}' (choose from {choices})")
+
+    if test is None:  # no official test set: hold out a fixed part
+        train_idx, test_idx = _split_indices(len(y), TEST_FRACTION, TEST_SPLIT_SEED)
+        test = (x[test_idx], y[test_idx])
+        x, y = x[train_idx], y[train_idx]
+    train_idx, val_idx = _split_indices(len(y), val_fraction, seed)
+    num_classes = int(max(y.max(), test[1].max())) + 1
+    train = Split(x[train_idx], y[train_idx])
+    mean = tuple(train.x.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(max(s, 1e-3) for s in train.x.std(dim=(0, 2, 3)).tolist())
+    return Dataset(
+        name=name,
+        train=train,
+        val=Split(x[val_idx], y[val_idx]),
+        test=Split(*test),
+        num_classes=num_classes,
+        class_names=class_names or [str(c) for c in range(num_classes)],
+        mean=mean,
+        std=std,
+    )
+
+
+def _split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded permutation cut in two: (the rest, ``fraction`` of ``n``)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    cut = max(1, int(round(n * fraction)))
+    return order[cut:], order[:cut]
+
+
+def _as_images(array: np.ndarray | torch.Tensor, layout: str) -> torch.Tensor:
+    """uint8 or float arrays in ``layout`` ("NHW", "NHWC" or "NCHW") -> float NCHW in [0, 1]."""
+    x = torch.as_tensor(np.asarray(array))
+    if layout == "NHW":
+        x = x.unsqueeze(1)
+    elif layout == "NHWC":
+        x = x.permute(0, 3, 1, 2)
+    x = x.contiguous()
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x.float()
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # 17 grey levels 0..16
+    return x, torch.as_tensor(bunch.target, dtype=torch.int64)
+
+
+def _torchvision(kind: str, root: Path, download: bool):
+    from torchvision import datasets
+
+    def load(train: bool):
+        try:
+            if kind == "mnist":
+                return datasets.MNIST(root, train=train, download=download)
+            if kind == "fashion-mnist":
+                return datasets.FashionMNIST(root, train=train, download=download)
+            if kind == "cifar10":
+                return datasets.CIFAR10(root, train=train, download=download)
+            if kind == "cifar100":
+                return datasets.CIFAR100(root, train=train, download=download)
+            return datasets.SVHN(root, split="train" if train else "test", download=download)
+        except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
+            hint = "" if download else " (pass --download to fetch it, or point --data-dir at it)"
+            raise UserError(f"{kind} in {root}: {error}{hint}") from None
+        except OSError as error:
+            raise UserError(f"{kind} in {root}: cannot read: {error}") from None
+
+    train, test = load(True), load(False)
+    if kind in ("mnist", "fashion-mnist"):
+        def split(ds):
+            return _as_images(ds.data, "NHW"), ds.targets.long()
+    elif kind in ("cifar10", "cifar100"):
+        def split(ds):
+            return _as_images(ds.data, "NHWC"), torch.as_tensor(ds.targets, dtype=torch.int64)
+    else:
+        def split(ds):
+            return _as_images(ds.data, "NCHW"), torch.as_tensor(ds.labels, dtype=torch.int64)
+    class_names = list(getattr(train, "classes", []) or [])
+    return split(train), split(test), [str(c) for c in class_names] or None
+
+
+def _image_folder(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    if not path.is_dir():
+        raise UserError(f"imagefolder: {path} is not a directory")
+    to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    try:
+        folder = datasets.ImageFolder(str(path), transform=to_tensor)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise UserError(f"imagefolder {path}: {error}") from None
+    images, labels = [], []
+    for index in range(len(folder)):
+        try:
+            image, label = folder[index]
+        except OSError as error:
+            raise UserError(f"imagefolder {path}: cannot read {folder.samples[index][0]}: {error}") from None
+        if images and image.shape != images[0].shape:
+            raise UserError(f"imagefolder {path}: images differ in size ({tuple(images[0].shape)} vs "
+                            f"{tuple(image.shape)} in {folder.samples[index][0]}); resize them to one size")
+        images.append(image)
+        labels.append(label)
+    if not images:
+        raise UserError(f"imagefolder {path}: no images found")
+    return torch.stack(images), torch.as_tensor(labels, dtype=torch.int64), list(folder.classes)
+
+
+def _npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise UserError(f"npz: no such file {path}") from None
+    except (OSError, ValueError) as error:  # includes object arrays, which would need pickle
+        raise UserError(f"npz {path}: not a readable .npz of plain arrays ({error})") from None
+
+    def images(key: str) -> torch.Tensor:
+        x = arrays[key]
+        if x.ndim == 3:
+            return _as_images(x, "NHW")
+        if x.ndim == 4:
+            return _as_images(x, "NCHW" if x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3) else "NHWC")
+        raise UserError(f"npz {path}: '{key}' must have 3 or 4 dimensions, has shape {x.shape}")
+
+    def labels(key: str) -> torch.Tensor:
+        y = arrays[key]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+            raise UserError(f"npz {path}: '{key}' must be a 1-d array of non-negative integer labels")
+        return torch.as_tensor(y, dtype=torch.int64)
+
+    if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
+        train, test = (images("x_train"), labels("y_train")), (images("x_test"), labels("y_test"))
+    elif {"x", "y"} <= arrays.keys():
+        train, test = (images("x"), labels("y")), None
+    else:
+        raise UserError(f"npz {path}: expected arrays 'x' and 'y' (or x_train/y_train/x_test/y_test), "
+                        f"found {sorted(arrays)}")
+    for x, y in [train] + ([test] if test else []):
+        if len(x) != len(y):
+            raise UserError(f"npz {path}: {len(x)} images but {len(y)} labels")
+        if x.min() < 0 or x.max() > 1:
+            raise UserError(f"npz {path}: float images must lie in [0, 1]")
+    return train, test

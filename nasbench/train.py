@@ -1,0 +1,221 @@
+"""The trainer: a short, explicit loop over in-memory tensors.
+
+The data already sits in memory as [0, 1] tensors (on the GPU when training there),
+so an epoch is a seeded permutation sliced into batches: no DataLoader, no worker
+processes, no per-sample Python transforms unless augmentation asks for them. On CUDA
+the loop runs in channels_last with bfloat16 autocast.
+
+Adversarial training (``cfg.adv``) replaces each batch by adversarial examples made
+by ``attacks.adversarial_batch`` (PGD-AT, Madry et al. 2018; FGSM with random start,
+Wong et al. 2020) before the update.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasbench.config import TrainConfig
+from nasbench.data import Dataset, Split
+
+
+class StopTraining(Exception):
+    """Raised by an ``on_epoch`` callback to end training early (a pruned trial)."""
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    val_acc: float = 0.0
+    test_acc: float | None = None
+    train_seconds: float = 0.0
+    device: str = "cpu"
+    stopped_early: bool = False
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def _autocast(device: torch.device):
+    """bfloat16 autocast on CUDA (no loss scaling needed); plain float32 on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels for ``x``, in eval mode, batched; on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    predictions = []
+    with _autocast(device):
+        for start in range(0, len(x), batch_size):
+            batch = x[start:start + batch_size].to(device, non_blocking=True)
+            if device.type == "cuda":
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            predictions.append(model(batch).argmax(dim=1))
+    model.train(was_training)
+    return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long, device=device)
+
+
+def evaluate_accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> float:
+    if len(split) == 0:
+        return float("nan")
+    predictions = predict(model, split.x, batch_size)
+    return (predictions == split.y.to(predictions.device)).float().mean().item()
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on biases and norm parameters (standard practice since Goyal et al. 2017).
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
+                                                   pct_start=0.25)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def make_augmentation(names: list[str], num_classes: int, image_size: tuple[int, int]) -> Callable | None:
+    """Batch augmentation from torchvision.transforms.v2, or None when there is none.
+
+    Crop (with padding of 1/8 of the side), flip and erasing draw their randomness per
+    image; mixup and cutmix mix within the batch and return soft labels.
+    """
+    if not names:
+        return None
+    from torchvision.transforms import v2
+
+    per_image = []
+    if "crop" in names:
+        per_image.append(v2.RandomCrop(size=image_size, padding=max(1, image_size[-1] // 8)))
+    if "flip" in names:
+        per_image.append(v2.RandomHorizontalFlip())
+    if "erase" in names:
+        per_image.append(v2.RandomErasing(p=0.5, scale=(0.02, 0.2)))
+    compose = v2.Compose(per_image) if per_image else None
+    mixers = [m(num_classes=num_classes) for name, m in (("mixup", v2.MixUp), ("cutmix", v2.CutMix))
+              if name in names]
+    mix = v2.RandomChoice(mixers) if mixers else None
+
+    def augment(x: torch.Tensor, y: torch.Tensor):
+        if compose is not None:
+            x = torch.stack([compose(image) for image in x])
+        if mix is not None:
+            x, y = mix(x, y)
+        return x, y
+
+    return augment
+
+
+def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
+                on_epoch: Callable[[dict], None] | None = None, evaluate_test: bool = True,
+                seed: int = 0, augment: list[str] | None = None) -> TrainResult:
+    """Train ``model`` on ``dataset.train``; validation accuracy after every epoch.
+
+    ``on_epoch`` receives ``{"epoch", "train_loss", "train_acc", "val_acc",
+    "epoch_seconds"}`` after each epoch and may raise :class:`StopTraining`.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(seed)
+    device = select_device(cfg.device)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    train, val = dataset.train.to(device), dataset.val.to(device)
+
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    optimizer = make_optimizer(model, cfg)
+    schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
+    augmentation = make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:])
+    perturb = None
+    if cfg.adv != "none":
+        from attacks import adversarial_batch
+
+        def perturb(x, y):
+            return adversarial_batch(model, x, y, method=cfg.adv, eps=cfg.adv_eps)
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    result = TrainResult(model=model, device=str(device))
+    started = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train), generator=generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            index = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x, y = train.x[index], train.y[index]
+            if perturb is not None:
+                x = perturb(x, y)
+            target = y
+            if augmentation is not None:
+                x, target = augmentation(x, y)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device):
+                logits = model(x)
+                loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            # Accumulate on the device; one sync per epoch instead of one per step.
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+        train_loss = loss_sum.item() / len(train)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training diverged: loss became {train_loss} in epoch {epoch}")
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": correct.item() / len(train),
+            "val_acc": evaluate_accuracy(model, val),
+            "epoch_seconds": time.perf_counter() - epoch_started,
+        }
+        result.history.append(metrics)
+        result.val_acc = metrics["val_acc"]
+        if on_epoch is not None:
+            try:
+                on_epoch(metrics)
+            except StopTraining:
+                result.stopped_early = True
+                break
+    result.train_seconds = time.perf_counter() - started
+    model.eval()
+    if evaluate_test and not result.stopped_early:
+        result.test_acc = evaluate_accuracy(model, dataset.test.to(device))
+    return result
