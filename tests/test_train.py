@@ -1,0 +1,119 @@
+"""The trainer and checkpoints: real accuracy on digits, determinism, safe loading."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from nasbench.checkpoint import load_checkpoint, save_checkpoint
+from nasbench.cli import main
+from nasbench.config import TrainConfig
+from nasbench.errors import UserError
+from nasbench.models import build_from_spec, wrap_normalized
+from nasbench.train import StopTraining, TrainingDiverged, train_model
+
+LENET = {"kind": "classic", "name": "lenet5"}
+
+
+def lenet(digits):
+    return wrap_normalized(build_from_spec(LENET, digits.input_shape, digits.num_classes), digits)
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    cfg = TrainConfig(epochs=15, batch_size=32, lr=1e-2)
+    return train_model(lenet(digits), digits, cfg, seed=0)
+
+
+def test_lenet5_reaches_95_percent_on_digits(trained):
+    assert trained.test_acc >= 0.95
+    assert len(trained.history) == 15
+    assert trained.history[-1]["train_loss"] < trained.history[0]["train_loss"]
+    assert set(trained.history[0]) == {"epoch", "train_loss", "train_acc", "val_acc", "epoch_seconds"}
+
+
+def test_training_is_deterministic_by_seed(digits):
+    cfg = TrainConfig(epochs=2)
+    torch.manual_seed(3)
+    first = train_model(lenet(digits), digits, cfg, seed=3)
+    torch.manual_seed(3)
+    second = train_model(lenet(digits), digits, cfg, seed=3)
+    assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
+    assert first.test_acc == second.test_acc
+
+
+def test_on_epoch_can_stop_training(digits):
+    seen = []
+
+    def stop_after_two(metrics):
+        seen.append(metrics["epoch"])
+        if metrics["epoch"] == 2:
+            raise StopTraining
+
+    result = train_model(lenet(digits), digits, TrainConfig(epochs=10), on_epoch=stop_after_two)
+    assert seen == [1, 2] and result.stopped_early and result.test_acc is None
+
+
+def test_nan_loss_is_reported_as_divergence(digits):
+    linear = torch.nn.Linear(64, 10)
+    torch.nn.init.constant_(linear.weight, 3e38)  # logits overflow to inf: the loss is NaN
+    overflowing = wrap_normalized(torch.nn.Sequential(torch.nn.Flatten(), linear), digits)
+    with pytest.raises(TrainingDiverged, match="diverged: loss became nan in epoch 1"):
+        train_model(overflowing, digits, TrainConfig(epochs=2))
+
+
+def test_augmentation_and_mixup_train(digits):
+    result = train_model(lenet(digits), digits, TrainConfig(epochs=1), augment=["crop", "erase", "mixup"])
+    assert 0.0 <= result.val_acc <= 1.0 and result.history[0]["train_loss"] > 0
+
+
+def test_checkpoint_round_trip(trained, digits, tmp_path):
+    meta = {"input_shape": list(digits.input_shape), "num_classes": 10, "mean": list(digits.mean),
+            "std": list(digits.std)}
+    save_checkpoint(tmp_path / "ckpt", trained.model, LENET, meta)
+    model, arch, loaded_meta = load_checkpoint(tmp_path / "ckpt")
+    assert arch == LENET and loaded_meta["num_classes"] == 10
+    with torch.no_grad():
+        assert torch.allclose(model(digits.test.x[:32]), trained.model.cpu()(digits.test.x[:32]), atol=1e-6)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_checkpoint_that_runs_code_on_load_is_refused(trained, digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    meta = {"input_shape": list(digits.input_shape), "num_classes": 10, "mean": list(digits.mean),
+            "std": list(digits.std)}
+    directory = save_checkpoint(tmp_path / "evil", trained.model, LENET, meta)
+    hostile = pickle.dumps({"weights": _RunsCode()})
+    (directory / "model.safetensors").write_bytes(hostile)
+    with pytest.raises(UserError, match="cannot be loaded safely"):
+        load_checkpoint(directory)
+    (directory / "model.safetensors").unlink()
+    (directory / "model.pt").write_bytes(hostile)
+    with pytest.raises(UserError, match="refused|cannot be loaded"):
+        load_checkpoint(directory)
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_corrupt_checkpoint_json(tmp_path):
+    (tmp_path / "arch.json").write_text("{not json")
+    (tmp_path / "meta.json").write_text("{}")
+    with pytest.raises(UserError, match="arch.json is not readable JSON"):
+        load_checkpoint(tmp_path)
+
+
+def test_train_command_writes_a_loadable_checkpoint(tmp_path, capsys, digits):
+    out = tmp_path / "lenet"
+    assert main(["train", "--model", "lenet5", "--epochs", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and str(out) in printed
+    meta = json.loads((out / "meta.json").read_text())
+    assert len(meta["history"]) == 2 and meta["dataset"] == "digits"
+    model, _, _ = load_checkpoint(out)
+    accuracy = (model(digits.test.x).argmax(1) == digits.test.y).float().mean().item()
+    assert accuracy == pytest.approx(meta["test_acc"], abs=1e-6)
