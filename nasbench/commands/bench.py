@@ -1,13 +1,326 @@
-"""nasbench bench: not available yet."""
+"""Query, rank, merge and publish the tabular benchmark that every search fills.
+
+  nasbench bench stats  --db bench.db
+  nasbench bench query  --db bench.db 3f9c2a... --dataset digits --epochs 10
+  nasbench bench query  --db bench.db arch.json --reduce none
+  nasbench bench top    --db bench.db -k 5 --by robust:pgd:Linf:0.1 --where budget=10
+  nasbench bench pareto --db bench.db val_acc:max params:min --dataset digits
+  nasbench bench export --db bench.db bench.parquet
+  nasbench bench import --db merged.db site-a.parquet site-b.parquet
+
+Metrics: train_acc, val_acc, test_acc, params, macs, latency_ms, train_seconds, or a
+robust accuracy robust:ATTACK:NORM:EPS; append :max or :min to choose the direction.
+Filters (--where, repeatable): COLUMN=VALUE (VALUE may be a comma list), COLUMN<=N,
+>=, <, >, !=. Add --json for output a program can read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
 
 from nasbench.errors import UserError
 
-HELP = "bench (not available yet)"
+HELP = "query, rank, export and import the tabular benchmark of evaluated architectures"
+
+_WHERE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 
 
-def add_arguments(parser):
-    pass
+# ------------------------------------------------------------------------ arguments
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="bench_command", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+
+    def action(name: str, help_text: str, *, creates: bool = False) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--db", type=Path, required=True, metavar="BENCH.db",
+                         help="benchmark database" + (" (created if absent)" if creates else ""))
+        sub.add_argument("--json", action="store_true", help="print JSON instead of tables")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of internal errors")
+        return sub
+
+    query = action("query", "what the benchmark knows about one architecture")
+    query.add_argument("arch", metavar="HASH|ARCH.json",
+                       help="architecture hash, or a JSON file holding the architecture")
+    query.add_argument("--dataset", help="only this dataset")
+    query.add_argument("--epochs", type=int, help="only this training budget (epochs)")
+    query.add_argument("--seed", type=int, help="only this seed (one run, no reduction)")
+    query.add_argument("--reduce", default="mean", choices=["mean", "median", "min", "max", "none"],
+                       help="how seeds are combined (default: mean; none lists every run)")
+
+    top = action("top", "the best runs (or seed-averaged architectures) by one metric")
+    top.add_argument("-k", "--k", type=int, default=10, help="how many (default: 10)")
+    top.add_argument("--by", default="val_acc", help="metric[:max|:min] (default: val_acc)")
+    top.add_argument("--dataset", help="only this dataset")
+    top.add_argument("--where", action="append", default=[], metavar="FILTER",
+                     help="COLUMN=VALUE, COLUMN<=N, ...; repeatable")
+    top.add_argument("--reduce", default="none", choices=["none", "mean", "min", "max"],
+                     help="combine each architecture's seeds before ranking (default: none)")
+
+    pareto = action("pareto", "runs no other run beats on every objective at once")
+    pareto.add_argument("objectives", nargs="+", metavar="METRIC:max|min",
+                        help="two or more objectives, e.g. val_acc:max params:min")
+    pareto.add_argument("--dataset", help="only this dataset")
+    pareto.add_argument("--where", action="append", default=[], metavar="FILTER",
+                        help="COLUMN=VALUE, COLUMN<=N, ...; repeatable")
+
+    action("stats", "how many runs, architectures, datasets, budgets, seeds")
+
+    export = action("export", "write every run to a Parquet file to publish or merge")
+    export.add_argument("output", type=Path, metavar="OUT.parquet")
+
+    imported = action("import", "merge runs from Parquet exports (rows already present are skipped)",
+                      creates=True)
+    imported.add_argument("inputs", type=Path, nargs="+", metavar="IN.parquet")
 
 
-def run(args):
-    raise UserError("'nasbench bench' is not available in this version yet")
+def parse_where(filters: list[str]) -> dict[str, Any]:
+    """``["budget=10", "params<=1e5", "space=macro,cell"]`` -> a ``where`` dict for the store."""
+    where: dict[str, Any] = {}
+    for text in filters:
+        match = _WHERE.match(text)
+        if match is None or not match.group(3):
+            raise UserError(f"bad filter {text!r}: write COLUMN=VALUE or COLUMN<=NUMBER "
+                            "(operators: = != < <= > >=)")
+        column, op, raw = match.groups()
+        if column in where:
+            raise UserError(f"column {column!r} is filtered twice; give one filter per column")
+        if op == "=" and "," in raw:
+            where[column] = [_value(part) for part in raw.split(",") if part.strip()]
+        elif op == "=":
+            where[column] = _value(raw)
+        else:
+            where[column] = (op, _value(raw))
+    return where
+
+
+def _value(text: str) -> int | float | str:
+    text = text.strip()
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+# --------------------------------------------------------------------------- output
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _console():
+    from rich.console import Console
+
+    # Wide enough that 64-character hashes and a handful of metrics fit when piped.
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if key.endswith("acc") or key.endswith("_std") or key.startswith("robust") or key == "accuracy":
+            return f"{value:.4f}"
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int) and key in ("params", "macs"):
+        return f"{value:,}"
+    return str(value)
+
+
+def _rows_table(title: str, rows: list[dict], columns: list[str]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    for column in columns:
+        numeric = column not in ("arch_hash", "dataset", "space", "status", "device")
+        table.add_column(column, justify="right" if numeric else "left",
+                         overflow="fold" if column == "arch_hash" else "ellipsis")
+    for rank, row in enumerate(rows, start=1):
+        table.add_row(str(rank), *(_fmt(column, row.get(column)) for column in columns))
+    return table
+
+
+def _show_record(console, record: dict, title: str) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{title}[/bold]", highlight=False)
+    scalars = Table(show_header=False)
+    scalars.add_column("field", style="bold")
+    scalars.add_column("value", overflow="fold")
+    for key, value in record.items():
+        if key in ("curves", "robust", "provenance", "arch"):
+            continue
+        scalars.add_row(key, _fmt(key, value) if not isinstance(value, list) else ", ".join(map(str, value)))
+    scalars.add_row("arch", json.dumps(record.get("arch"), sort_keys=True))
+    console.print(scalars)
+    curves = record.get("curves") or []
+    if curves:
+        names = sorted({name for entry in curves for name in entry if name != "epoch"})
+        table = Table(title="per-epoch curves", title_justify="left")
+        for name in ["epoch", *names]:
+            table.add_column(name, justify="right")
+        for entry in curves:
+            table.add_row(*(_fmt(name, entry.get(name)) for name in ["epoch", *names]))
+        console.print(table)
+    robust = record.get("robust") or []
+    if robust:
+        table = Table(title="robust accuracy", title_justify="left")
+        for name in ("attack", "norm", "eps", "accuracy"):
+            table.add_column(name, justify="left" if name in ("attack", "norm") else "right")
+        for item in robust:
+            table.add_row(item["attack"], item["norm"], f"{item['eps']:g}", _fmt("accuracy", item["accuracy"]))
+        console.print(table)
+
+
+# ------------------------------------------------------------------------- actions
+
+def _open(path: Path, *, create: bool = False):
+    from nasbench.store import Benchmark
+
+    return Benchmark(path, create=create)
+
+
+def _arch_argument(text: str) -> str | dict:
+    path = Path(text)
+    if text.endswith(".json") or path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except OSError as error:
+            raise UserError(f"cannot read architecture file {path}: {error.strerror or error}") from None
+        except json.JSONDecodeError as error:
+            raise UserError(f"architecture file {path} is not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"architecture file {path} must hold a JSON object")
+        return data
+    return text
+
+
+def _query(bench, args) -> int:
+    arch = _arch_argument(args.arch)
+    reduce = None if args.reduce == "none" else args.reduce
+    answer = bench.query(arch, dataset=args.dataset, epochs=args.epochs, seed=args.seed, reduce=reduce)
+    if not answer:
+        name = arch if isinstance(arch, str) else args.arch
+        narrowed = ", ".join(f"{key}={value}" for key, value in
+                             (("dataset", args.dataset), ("epochs", args.epochs), ("seed", args.seed))
+                             if value is not None)
+        raise UserError(f"{args.db} has no runs of architecture {name}" + (f" with {narrowed}" if narrowed else ""))
+    if args.json:
+        _print_json(answer)
+        return 0
+    console = _console()
+    for record in answer if isinstance(answer, list) else [answer]:
+        if "reduce" in record:
+            title = (f"{record['arch_hash']} on {record['dataset']}, {record['budget']} epochs: "
+                     f"{record['reduce']} of {record['n_seeds']} seed(s)")
+        else:
+            title = f"{record['arch_hash']} on {record['dataset']}, {record['budget']} epochs, seed {record['seed']}"
+        _show_record(console, record, title)
+    return 0
+
+
+def _top(bench, args) -> int:
+    from nasbench.store import parse_objective
+
+    reduce = None if args.reduce == "none" else args.reduce
+    rows = bench.top(args.k, by=args.by, where=parse_where(args.where), dataset=args.dataset, reduce=reduce)
+    if args.json:
+        _print_json(rows)
+        return 0
+    metric, _ = parse_objective(args.by)
+    columns = ["arch_hash", "dataset", "budget", "n_seeds" if reduce else "seed", "space",
+               "val_acc", "test_acc", "params", "macs", "latency_ms"]
+    if metric not in columns:
+        columns.append(metric)
+    _console().print(_rows_table(f"top {args.k} by {args.by}" + (f" ({reduce} over seeds)" if reduce else ""),
+                                 rows, columns))
+    if not rows:
+        print("no finished runs match", file=sys.stderr)
+    return 0
+
+
+def _pareto(bench, args) -> int:
+    from nasbench.store import parse_objective
+
+    objectives = [part for text in args.objectives for part in text.split(",") if part.strip()]
+    rows = bench.pareto(objectives, dataset=args.dataset, where=parse_where(args.where))
+    if args.json:
+        _print_json(rows)
+        return 0
+    names = [parse_objective(text)[0] for text in objectives]
+    columns = ["arch_hash", "dataset", "budget", "seed", *names]
+    _console().print(_rows_table(f"Pareto front of {', '.join(objectives)}: {len(rows)} run(s)", rows, columns))
+    return 0
+
+
+def _stats(bench, args) -> int:
+    from rich.table import Table
+
+    stats = bench.stats()
+    if args.json:
+        _print_json(stats)
+        return 0
+    console = _console()
+    summary = Table(title=f"benchmark {stats['path']}", title_justify="left", show_header=False)
+    summary.add_column("field", style="bold")
+    summary.add_column("value")
+    for key in ("schema_version", "rows", "architectures", "robust_results", "robust_settings", "bytes"):
+        summary.add_row(key, f"{stats[key]:,}")
+    summary.add_row("by status", ", ".join(f"{k}: {v:,}" for k, v in stats["by_status"].items()))
+    summary.add_row("by space", ", ".join(f"{k}: {v:,}" for k, v in stats["by_space"].items()) or "-")
+    summary.add_row("budgets", ", ".join(map(str, stats["budgets"])) or "-")
+    summary.add_row("seeds", ", ".join(map(str, stats["seeds"])) or "-")
+    console.print(summary)
+    if stats["by_dataset"]:
+        table = Table(title="by dataset", title_justify="left")
+        for name in ("dataset", "rows", "ok", "architectures", "best_val_acc"):
+            table.add_column(name, justify="left" if name == "dataset" else "right")
+        for dataset, counts in stats["by_dataset"].items():
+            table.add_row(dataset, *(_fmt(name, counts[name]) for name in ("rows", "ok", "architectures",
+                                                                           "best_val_acc")))
+        console.print(table)
+    return 0
+
+
+def _export(bench, args) -> int:
+    written = bench.export_parquet(args.output)
+    if args.json:
+        _print_json({"output": str(args.output), "rows": written})
+    else:
+        print(f"exported {written:,} run(s) to {args.output}")
+    return 0
+
+
+def _import(bench, args) -> int:
+    report = []
+    for source in args.inputs:
+        added = bench.import_parquet(source)
+        report.append({"input": str(source), "added": added})
+        if not args.json:
+            print(f"imported {added:,} new run(s) from {source}")
+    if args.json:
+        _print_json({"db": str(args.db), "imports": report, "rows": len(bench)})
+    else:
+        print(f"{args.db} now holds {len(bench):,} run(s)")
+    return 0
+
+
+_ACTIONS = {"query": _query, "top": _top, "pareto": _pareto, "stats": _stats,
+            "export": _export, "import": _import}
+
+
+def run(args: argparse.Namespace) -> int:
+    bench = _open(args.db, create=args.bench_command == "import")
+    try:
+        return _ACTIONS[args.bench_command](bench, args)
+    finally:
+        bench.close()
