@@ -1,13 +1,131 @@
-"""nasbench describe: not available yet."""
+"""Profile a model layer by layer: output shape, parameters, multiply-accumulates and
+receptive field, with totals; optionally the measured inference latency of a batch.
+
+MODEL is a classic model name (lenet5, alexnet, vgg11, vgg16, resnet18, resnet20,
+googlenet), an architecture JSON file (macro or cell spec), or a NAS-Bench-201 arch
+string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'.
+
+examples:
+  nasbench describe --model lenet5 --input 1x32x32
+  nasbench describe --model arch.json --input 192x28x28 --json
+  nasbench describe --model resnet20 --input 3x32x32 --latency --batch-size 128
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
 
 from nasbench.errors import UserError
 
-HELP = "describe (not available yet)"
+HELP = "per-layer shapes, parameters, MACs and receptive field of a model or architecture"
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("--model", required=True, metavar="NAME|ARCH.json",
+                        help="classic model name, architecture JSON file, or NAS-Bench-201 arch string")
+    parser.add_argument("--input", required=True, metavar="CxHxW", help="input shape, e.g. 1x8x8 or 3x32x32")
+    parser.add_argument("--classes", type=int, default=10, metavar="N", help="number of classes (default 10)")
+    parser.add_argument("--variant", choices=("auto", "paper", "small"), default="auto",
+                        help="classic models: paper shapes or the small-input variant (default: auto)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--latency", action="store_true", help="also measure inference latency of one batch")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="latency batch size (default 32)")
+    parser.add_argument("--repeats", type=int, default=10, metavar="N", help="timed latency runs (default 10)")
+    parser.add_argument("--device", default="auto", help="latency device: auto, cpu, cuda, cuda:1 (default auto)")
 
 
-def run(args):
-    raise UserError("'nasbench describe' is not available in this version yet")
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
+    if not match or min(int(g) for g in match.groups()) < 1:
+        raise UserError(f"--input must be CxHxW with positive sizes, e.g. 3x32x32; got {text!r}")
+    return tuple(int(g) for g in match.groups())
+
+
+def _load_target(model: str):
+    """A classic model name, a NAS-Bench-201 string, or an Arch read from a JSON file."""
+    from search_spaces import InvalidArchitecture, arch_from_json, list_models
+
+    if model.startswith("|"):
+        return model
+    path = Path(model)
+    if model in list_models() and not path.exists():
+        return model
+    if path.suffix.lower() == ".json" or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise UserError(f"cannot read architecture {path}: {error.strerror or error}") from None
+        try:
+            return arch_from_json(text)
+        except InvalidArchitecture as error:
+            raise UserError(f"architecture {path}: {error}") from None
+    raise UserError(f"unknown model {model!r}: not a file, and not one of {', '.join(list_models())}")
+
+
+def _format_shape(shape) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+def _print_table(description) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{description.name} on {_format_shape(description.input_shape)} input",
+                  show_footer=True, header_style="bold")
+    totals = description.totals
+    table.add_column("#", justify="right", footer="")
+    table.add_column("layer", footer="total")
+    table.add_column("type", footer="")
+    table.add_column("output", justify="right", footer=_format_shape(totals["output_shape"]))
+    table.add_column("params", justify="right", footer=f"{totals['params']:,}")
+    table.add_column("MACs", justify="right", footer=f"{totals['macs']:,}")
+    table.add_column("receptive field", justify="right", footer="")
+    for i, row in enumerate(description.rows):
+        rf = "" if row.receptive_field is None else f"{row.receptive_field[0]}x{row.receptive_field[1]}"
+        table.add_row(str(i), row.name, row.type, _format_shape(row.output_shape), f"{row.params:,}",
+                      f"{row.macs:,}", rf)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    console.print(f"parameters: {totals['params']:,} ({totals['trainable_params']:,} trainable)   "
+                  f"MACs per image: {totals['macs']:,} ({totals['macs'] / 1e6:,.1f} M)")
+    latency = description.latency
+    if latency is not None:
+        console.print(f"latency on {latency.device}: {latency.mean_ms:.2f} ms per batch of {latency.batch_size} "
+                      f"(± {latency.std_ms:.2f}, min {latency.min_ms:.2f}; {latency.per_image_ms:.3f} ms/image, "
+                      f"{latency.images_per_s:,.0f} images/s)")
+
+
+def run(args) -> int:
+    input_shape = parse_input_shape(args.input)
+    if args.classes < 1:
+        raise UserError(f"--classes must be at least 1, got {args.classes}")
+    if args.latency and (args.batch_size < 1 or args.repeats < 1):
+        raise UserError("--batch-size and --repeats must be at least 1")
+    target = _load_target(args.model)
+
+    import torch
+
+    from search_spaces import InvalidArchitecture, describe, measure_latency
+    from search_spaces.describe import resolve_device, resolve_model
+
+    try:
+        name, model = resolve_model(target, input_shape, args.classes, args.variant)
+        description = describe(model, input_shape, args.classes, name=name)
+    except InvalidArchitecture as error:
+        raise UserError(str(error)) from None
+    if args.latency:
+        try:
+            device = resolve_device(args.device)
+        except RuntimeError as error:
+            raise UserError(f"--device {args.device!r}: {error}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device!r}: no CUDA device is available here")
+        description.latency = measure_latency(model, input_shape, args.batch_size, device, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(description.to_dict(), indent=2))
+    else:
+        _print_table(description)
+    return 0
