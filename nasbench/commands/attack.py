@@ -1,13 +1,318 @@
-"""nasbench attack: not available yet."""
+"""Attack trained models and measure their robust accuracy.
 
+For every attack and eps: robust accuracy, attack success rate, mean and median
+L2/Linf perturbation and time per example; per eps the per-example worst case over
+all attacks (the number to report); sanity checks after Carlini et al. 2019. Each
+model's evaluation bundle (evaluation.json, adversarial examples as safetensors, a
+PNG grid) goes to experiments/<NAME>/evaluations/<model>/, and is logged to MLflow.
+
+--model takes a checkpoint directory, a classic model name (trained on the dataset
+for --epochs first, then reused), runs:/RUN_ID or models:/NAME@ALIAS; several
+comma-separated models also give a transferability matrix.
+
+Examples:
+  nasbench attack --model lenet5 --attacks fgsm,pgd,square --eps 0,0.05,0.1,0.2,0.3
+  nasbench attack --model experiments/models/lenet5-digits --n 300 --targeted
+  nasbench attack --model lenet5,resnet20 --dataset cifar10 --data-dir ~/data --eps 0,1/255,2/255,4/255,8/255
+  nasbench attack --model models:/nasbench-exp1@best-robust --experiment exp1
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from nasbench.commands.train import add_data_arguments
+from nasbench.config import DataConfig, add_config_argument, resolve, split_list
 from nasbench.errors import UserError
 
-HELP = "attack (not available yet)"
+HELP = "attack trained models: robust accuracy per attack and eps, worst case, checks, example grids"
 
 
-def add_arguments(parser):
-    pass
+class AttackCommandConfig(DataConfig):
+    model: list[str] = ["lenet5"]
+    attacks: list[str] = ["fgsm", "pgd", "square"]
+    eps: list[str] | None = None  # default: by dataset (nasbench.evaluation.default_eps)
+    eps_l2: list[str] | None = None
+    n: int = Field(1000, ge=1, le=10_000_000)
+    targeted: bool = False
+    steps: int | None = Field(None, ge=1, le=100_000)
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(256, ge=1, le=65_536)
+    keep_examples: int = Field(16, ge=1, le=1024)
+    device: str = "auto"
+    checks: bool = True
+    transfer_attack: str | None = None
+    transfer_eps: str | None = None
+    experiment: str = "default"
+    experiments_dir: Path = Path("experiments")
+    tracking_uri: str | None = None
+    no_tracking: bool = False
+
+    @field_validator("model", "attacks", "eps", "eps_l2", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        """YAML may give ``pgd,fgsm`` as one string or as a list; numbers stay exact text."""
+        if isinstance(value, str):
+            return split_list(value)
+        if isinstance(value, (int, float)):
+            return [str(value)]
+        if isinstance(value, list):
+            return [str(item) for item in value]
+        return value
 
 
-def run(args):
-    raise UserError("'nasbench attack' is not available in this version yet")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--model", type=split_list, metavar="NAME|CHECKPOINT|runs:/ID|models:/NAME@ALIAS",
+                        help="model(s) to attack, comma-separated (default lenet5)")
+    group = parser.add_argument_group("attacks")
+    group.add_argument("--attacks", type=split_list,
+                       help="comma-separated, cheapest run first: fgsm, bim, pgd, mifgsm, pgdl2, apgd, apgd-t, "
+                            "fab, square, autoattack, cw, deepfool, gaussian; options after colons, e.g. "
+                            "pgd:steps=20:restarts=2 (default fgsm,pgd,square)")
+    group.add_argument("--eps", type=split_list,
+                       help="Linf radii, e.g. 0,1/255,2/255,4/255,8/255 (default 0,0.05,0.1,0.2,0.3 on digits, "
+                            "mnist and fashion-mnist, else 0,1/255,2/255,4/255,8/255)")
+    group.add_argument("--eps-l2", type=split_list, help="L2 radii for L2 attacks (default: --eps)")
+    group.add_argument("--n", type=int, help="test points to attack, a seeded subset (default 1000)")
+    group.add_argument("--targeted", action="store_true", default=None,
+                       help="aim at one random wrong class per point (attacks that support it)")
+    group.add_argument("--steps", type=int, help="override the steps of every iterative attack")
+    group.add_argument("--batch-size", type=int, help="attack batch size (default 256)")
+    group.add_argument("--keep-examples", type=int, help="adversarial examples kept per eps (default 16)")
+    group.add_argument("--no-checks", dest="checks", action="store_false", default=None,
+                       help="skip the sanity checks and their probe attacks")
+    group.add_argument("--transfer-attack", help="attack of the transfer matrix (default: the first iterative one)")
+    group.add_argument("--transfer-eps", help="eps of the transfer matrix (default: where models are half broken)")
+    group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    group = parser.add_argument_group("models and experiment")
+    group.add_argument("--epochs", type=int, help="training epochs for a classic model name (default 10)")
+    group.add_argument("--experiment", help="experiment name: files go to <experiments-dir>/<NAME> (default: default)")
+    group.add_argument("--experiments-dir", type=Path, help="root of the experiments (default: experiments)")
+    group.add_argument("--tracking-uri", help="MLflow tracking URI (default: the experiment's mlflow.db)")
+    group.add_argument("--no-tracking", action="store_true", default=None, help="do not log to MLflow")
+    add_data_arguments(parser)
+
+
+def _parse_eps(config: AttackCommandConfig):
+    from attacks import AttackConfigError, parse_eps_list
+
+    from nasbench.evaluation import default_eps
+
+    try:
+        linf = parse_eps_list(config.eps if config.eps is not None else default_eps(config.dataset), "Linf")
+        if config.eps_l2 is None:
+            return linf
+        return {"Linf": linf, "L2": parse_eps_list(config.eps_l2, "L2")}
+    except AttackConfigError as error:
+        raise UserError(str(error)) from None
+
+
+def _parse_attacks(config: AttackCommandConfig):
+    from attacks import AttackConfigError, parse_attacks
+
+    try:
+        return parse_attacks(config.attacks, targeted=config.targeted or None, steps=config.steps)
+    except AttackConfigError as error:
+        raise UserError(str(error)) from None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _eps_text(value: float) -> str:
+    if value == float("inf"):
+        return "unbounded"
+    short = f"{value:g}"
+    numerator = value * 255
+    if len(short) > 5 and abs(numerator - round(numerator)) < 1e-6:  # 0.0313725 reads better as 8/255
+        return f"{round(numerator)}/255"
+    return short
+
+
+def print_evaluation(console, evaluation) -> None:
+    """Robust accuracy per attack x eps with the worst case, the details, and the checks."""
+    from rich.table import Table
+
+    report = evaluation.report
+    model = evaluation.record["model"]
+    console.print(f"\n[bold]{evaluation.label}[/] ({model['kind']}, {model['params']:,} params, "
+                  f"{model['macs']:,} MACs, {model['latency_ms']:.2f} ms/image best of 20): clean accuracy "
+                  f"[bold]{_pct(report.clean_accuracy)}[/] on {report.n} test points")
+    for norm in dict.fromkeys(r.norm for r in report.results):
+        rows = [r for r in report.results if r.norm == norm]
+        eps_values = sorted({r.eps for r in rows})
+        kind = "noise std" if norm == "gaussian" else f"{norm} eps"
+        table = Table(title=f"robust accuracy, {kind}", header_style="bold")
+        table.add_column("attack")
+        for value in eps_values:
+            table.add_column(_eps_text(value), justify="right")
+        for attack in dict.fromkeys(r.attack for r in rows):
+            cells = {r.eps: r for r in rows if r.attack == attack}
+            scope = " (cascade)" if any(r.scope == "cascade" for r in cells.values()) else ""
+            table.add_row(attack + scope, *[_pct(cells[v].robust_accuracy) if v in cells else "" for v in eps_values])
+        worst = {w.eps: w for w in report.worst_case if w.norm == norm}
+        if worst:
+            table.add_row("[bold]worst case[/]", *[f"[bold]{_pct(worst[v].robust_accuracy)}[/]" if v in worst else ""
+                                                   for v in eps_values])
+        console.print(table)
+    details = Table(title="per attack and eps", header_style="bold")
+    for column in ("attack", "norm", "eps", "success", "broken", "mean L2", "med L2", "mean Linf",
+                   "med Linf", "ms/ex"):
+        details.add_column(column, justify="left" if column in ("attack", "norm") else "right")
+
+    def number(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    for r in report.results:
+        if r.eps == 0:
+            continue
+        details.add_row(r.attack, r.norm, _eps_text(r.eps), _pct(r.success_rate), str(r.n_broken),
+                        number(r.mean_l2), number(r.median_l2), number(r.mean_linf), number(r.median_linf),
+                        f"{1000 * r.seconds_per_example:.2f}")
+    console.print(details)
+    if report.checks:
+        checks = Table(title="sanity checks (Carlini et al. 2019)", header_style="bold")
+        checks.add_column("check")
+        checks.add_column("verdict")
+        checks.add_column("detail")
+        for check in report.checks:
+            verdict = {True: "[green]PASS[/]", False: "[bold red]FAIL[/]", None: "[dim]n/a[/]"}[check.passed]
+            detail = f"[red]{check.detail}[/]" if check.passed is False else check.detail
+            checks.add_row(check.name, verdict, detail)
+        console.print(checks)
+        if report.failed_checks:
+            console.print(f"[bold red]{len(report.failed_checks)} sanity check(s) FAILED[/]: the evaluation may "
+                          "be too weak (see the details above)")
+
+
+def print_transfer(console, matrix: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"transfer: accuracy of target (column) on {matrix['attack_label']} examples made on "
+                        f"source (row), {matrix['norm']} eps {_eps_text(matrix['eps'])}", header_style="bold")
+    table.add_column("source \\ target")
+    for target in matrix["targets"]:
+        table.add_column(target, justify="right")
+    table.add_row("[dim]clean[/]", *[f"[dim]{_pct(matrix['clean_accuracy'][t])}[/]" for t in matrix["targets"]])
+    for source in matrix["sources"]:
+        table.add_row(source, *[_pct(matrix["robust_accuracy"][source][t]) for t in matrix["targets"]])
+    console.print(table)
+
+
+@contextmanager
+def attack_progress(console):
+    """A progress bar per model over attack batches; yields the engine's ``progress`` callable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("batches"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int, description: str) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total, description=f"{label}: {description}")
+
+        yield progress
+
+
+def _reconstruct(config: AttackCommandConfig) -> str:
+    """The resolved options as one command line (used when the typed one is unknown)."""
+    import shlex
+
+    words = ["nasbench", "attack", "--model", ",".join(config.model), "--dataset", config.dataset,
+             "--attacks", ",".join(config.attacks), "--n", str(config.n), "--seed", str(config.seed),
+             "--epochs", str(config.epochs), "--experiment", config.experiment]
+    if config.eps is not None:
+        words += ["--eps", ",".join(config.eps)]
+    if config.eps_l2 is not None:
+        words += ["--eps-l2", ",".join(config.eps_l2)]
+    if config.targeted:
+        words.append("--targeted")
+    if config.steps is not None:
+        words += ["--steps", str(config.steps)]
+    if config.data_dir != Path("data"):
+        words += ["--data-dir", str(config.data_dir)]
+    if config.experiments_dir != Path("experiments"):
+        words += ["--experiments-dir", str(config.experiments_dir)]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve(AttackCommandConfig, args)
+
+    import json
+
+    from rich.console import Console
+    from nasbench.data import load_dataset
+    from nasbench.evaluation import command_line, evaluate_models, experiment_path, load_models
+
+    specs = _parse_attacks(config)
+    eps = _parse_eps(config)
+    transfer_eps = None
+    if config.transfer_eps is not None:
+        from attacks import AttackConfigError, parse_eps
+
+        try:
+            transfer_eps = float(parse_eps(config.transfer_eps, "L2"))
+        except (AttackConfigError, TypeError) as error:
+            raise UserError(f"--transfer-eps: {error}") from None
+    experiment_dir = experiment_path(config.experiment, config.experiments_dir)
+    console = Console(stderr=True)
+    dataset = load_dataset(config.dataset, config.data_dir, config.download, config.seed, config.val_fraction)
+    console.print(f"[bold]data[/] {dataset.summary()}")
+
+    tracking = None
+    if not config.no_tracking:
+        from nasbench.tracking import TrackingConfig, default_tracking_uri
+
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        tracking = TrackingConfig(config.tracking_uri or default_tracking_uri(experiment_dir), config.experiment)
+
+    def show_epoch(metrics: dict) -> None:
+        console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
+                      f"val {metrics['val_acc']:.2%}")
+
+    models = load_models(config.model, dataset, experiment_dir=experiment_dir, epochs=config.epochs,
+                         seed=config.seed, device=config.device,
+                         tracking_uri=tracking.tracking_uri if tracking else None, on_epoch=show_epoch)
+    if config.n > len(dataset.test):
+        console.print(f"[yellow]note[/]: the {dataset.name} test split has {len(dataset.test)} points; "
+                      f"attacking all of them (asked for {config.n})")
+
+    with attack_progress(console) as progress:
+        evaluations = evaluate_models(
+            models, dataset, specs, eps, config.n, config.targeted, config.seed, experiment_dir, tracking,
+            batch_size=config.batch_size, device=config.device, keep_examples=config.keep_examples,
+            checks=config.checks, command=command_line(getattr(args, "argv", None)) or _reconstruct(config),
+            transfer_attack=config.transfer_attack, transfer_eps=transfer_eps, progress=progress)
+
+    out = Console()
+    for evaluation in evaluations:
+        print_evaluation(out, evaluation)
+    transfer_path = experiment_dir / "evaluations" / "transfer.json"
+    if len(evaluations) > 1 and transfer_path.is_file():
+        print_transfer(out, json.loads(transfer_path.read_text()))
+    # Paths are printed unwrapped so they can be copied.
+    out.print("\n[bold]files[/]")
+    for evaluation in evaluations:
+        files = ", ".join(name for name in ("evaluation.json", "examples.safetensors", "grid.png")
+                          if (evaluation.directory / name).is_file())
+        out.print(f"  {evaluation.directory}/ ({files})", soft_wrap=True, highlight=False)
+        if evaluation.mlflow_run_id:
+            out.print(f"    MLflow run {evaluation.mlflow_run_id} ({tracking.tracking_uri})", soft_wrap=True,
+                      highlight=False)
+        if evaluation.info.store_key is not None:
+            out.print(f"    benchmark store: {evaluation.store_status}", soft_wrap=True, highlight=False)
+    if len(evaluations) > 1 and transfer_path.is_file():
+        out.print(f"  {transfer_path}", soft_wrap=True, highlight=False)
+    out.print(f"report: nasbench report --experiment {config.experiment}"
+              + (f" --experiments-dir {config.experiments_dir}" if config.experiments_dir != Path("experiments")
+                 else ""), soft_wrap=True, highlight=False)
+    return 0

@@ -1,13 +1,103 @@
-"""nasbench report: not available yet."""
+"""Write the robustness report of an experiment: one self-contained HTML file (plots
+embedded, opens without a network) and a JSON summary of every number in it.
 
+The report reads the evaluation bundles that 'nasbench attack' wrote under
+experiments/<NAME>/evaluations/ and, when present, the search's benchmark.db for the
+Pareto context. It shows the threat model, a table of the models, robust accuracy vs
+eps curves, the Pareto front of clean accuracy, robust accuracy and size, the
+transferability heatmap, adversarial example grids, every sanity check's verdict
+(failures at the top) and a reproducibility block. It is also logged to MLflow as the
+artifacts of a run tagged with the evaluation runs it covers.
+
+Examples:
+  nasbench report --experiment default --out report.html
+  nasbench report --experiment exp1 --models lenet5,macro-08efee6f53 --attacks pgd-10 --out exp1.html
+  nasbench report --experiment exp1 --format md --out appendix.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator
+
+from nasbench.config import StrictModel, add_config_argument, resolve, split_list
 from nasbench.errors import UserError
 
-HELP = "report (not available yet)"
+HELP = "robustness report of an experiment as self-contained HTML (or Markdown) plus JSON"
 
 
-def add_arguments(parser):
-    pass
+class ReportCommandConfig(StrictModel):
+    experiment: str = "default"
+    experiments_dir: Path = Path("experiments")
+    out: Path | None = None
+    format: Literal["html", "md"] = "html"
+    models: list[str] | None = None
+    attacks: list[str] | None = None
+    headline_eps: str | None = None
+    tracking_uri: str | None = None
+    no_tracking: bool = False
+
+    @field_validator("models", "attacks", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        return split_list(value) if isinstance(value, str) else value
 
 
-def run(args):
-    raise UserError("'nasbench report' is not available in this version yet")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--experiment", help="experiment name (default: default)")
+    parser.add_argument("--experiments-dir", type=Path, help="root of the experiments (default: experiments)")
+    parser.add_argument("--out", type=Path, help="report file (default: <experiment dir>/report.html or .md)")
+    parser.add_argument("--format", help="html (default) or md: Markdown with the images in a folder beside it")
+    parser.add_argument("--models", type=split_list, help="only these model labels, comma-separated")
+    parser.add_argument("--attacks", type=split_list, help="only these attacks (names or labels such as pgd-10)")
+    parser.add_argument("--headline-eps", help="eps of the summary column and the Pareto plot, e.g. 0.1 or 8/255 "
+                                               "(default: where the models' robust accuracy is about half the clean)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the experiment's mlflow.db, if any)")
+    parser.add_argument("--no-tracking", action="store_true", default=None, help="do not log the report to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve(ReportCommandConfig, args)
+
+    from rich.console import Console
+
+    from nasbench.evaluation import experiment_path
+    from nasbench.report import build_report
+
+    experiment_dir = experiment_path(config.experiment, config.experiments_dir)
+    if not experiment_dir.is_dir():
+        raise UserError(f"no experiment '{config.experiment}' in {config.experiments_dir} "
+                        f"(run 'nasbench attack --experiment {config.experiment}' first)")
+    headline = None
+    if config.headline_eps is not None:
+        from attacks import AttackConfigError, parse_eps
+
+        try:
+            headline = float(parse_eps(config.headline_eps, "L2"))
+        except (AttackConfigError, TypeError) as error:
+            raise UserError(f"--headline-eps: {error}") from None
+    tracking = None
+    if not config.no_tracking:
+        from nasbench.tracking import TrackingConfig
+
+        if config.tracking_uri:
+            tracking = TrackingConfig(config.tracking_uri, config.experiment)
+        elif (experiment_dir / "mlflow.db").is_file():  # only where the evaluations were tracked
+            from nasbench.tracking import default_tracking_uri
+
+            tracking = TrackingConfig(default_tracking_uri(experiment_dir), config.experiment)
+    out = config.out or experiment_dir / f"report.{config.format}"
+    result = build_report(experiment_dir, out, format=config.format, models=config.models, attacks=config.attacks,
+                          tracking=tracking, headline_eps=headline)
+    console = Console()
+    if result.failed_checks:
+        console.print(f"[bold red]{result.failed_checks} sanity check(s) FAILED[/] (shown at the top of the report)")
+    console.print(f"report: {result.path}")
+    console.print(f"summary: {result.json_path}")
+    if result.mlflow_run_id:
+        console.print(f"MLflow run: {result.mlflow_run_id} ({tracking.tracking_uri})")
+    return 0
