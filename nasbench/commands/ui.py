@@ -1,13 +1,184 @@
-"""nasbench ui: not available yet."""
+"""nasbench ui: serve the MLflow dashboard over an experiment's tracking store.
+
+Runs ``mlflow server`` on 127.0.0.1 (another interface only when --host says so) over
+``experiments/<NAME>/mlflow.db``, the store ``nasbench search --experiment NAME`` fills,
+or over any store given with --tracking-uri. The experiment, its search run with the
+nested trial runs, their curves and artifacts are then at the printed URL. Ctrl-C stops
+the server.
+
+Examples:
+  nasbench ui --experiment demo
+  nasbench ui --experiment demo --port 5001
+  nasbench ui --tracking-uri sqlite:////data/runs/mlflow.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from nasbench.errors import UserError
 
-HELP = "ui (not available yet)"
+HELP = "serve the MLflow dashboard (runs, curves, models) of an experiment"
+
+STARTUP_SECONDS = 180  # a cold start imports MLflow's server stack; slow on a busy 2-core box
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--experiment", metavar="NAME",
+                        help="experiment directory under --experiments-dir (default: the only one there)")
+    source.add_argument("--tracking-uri", metavar="URI",
+                        help="serve this MLflow backend store instead, e.g. sqlite:////abs/path/mlflow.db")
+    parser.add_argument("--experiments-dir", type=Path, default=Path("experiments"), metavar="DIR",
+                        help="where experiments live (default: ./experiments)")
+    parser.add_argument("--port", type=int, default=5000,
+                        help="port to listen on (default: 5000; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, this machine only)")
 
 
-def run(args):
-    raise UserError("'nasbench ui' is not available in this version yet")
+def resolve_store(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The backend store URI to serve and the experiment directory (None for --tracking-uri)."""
+    from nasbench.tracking import default_tracking_uri
+
+    if args.tracking_uri:
+        uri = args.tracking_uri
+        if uri.startswith(("http://", "https://")):
+            raise UserError(f"{uri} is already a tracking server: open it in a browser "
+                            "(nasbench ui serves a local store such as sqlite:///path/mlflow.db)")
+        if uri.startswith("sqlite:///"):
+            path = Path(uri.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise UserError(f"no MLflow store at {path} (from --tracking-uri {uri})")
+            return uri, path.parent
+        return uri, None
+
+    root: Path = args.experiments_dir
+    if args.experiment is None:
+        found = sorted(p.parent.name for p in root.glob("*/mlflow.db")) if root.is_dir() else []
+        if len(found) != 1:
+            listing = f": choose one of {', '.join(found)}" if found else \
+                f"; none found in {root}/ (run 'nasbench search' first, or give --tracking-uri)"
+            raise UserError(f"which experiment? give --experiment NAME{listing}")
+        args.experiment = found[0]
+    directory = root / args.experiment
+    if not (directory / "mlflow.db").is_file():
+        known = sorted(p.parent.name for p in root.glob("*/mlflow.db")) if root.is_dir() else []
+        hint = f" (experiments with a store: {', '.join(known)})" if known else \
+            f" (run 'nasbench search --experiment {args.experiment}' first)"
+        raise UserError(f"no MLflow store at {directory / 'mlflow.db'}{hint}")
+    return default_tracking_uri(directory), directory
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one clear line if ``host:port`` cannot be bound (taken, or no such address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "is already in use" if error.errno in (98, 48) else f"cannot be used ({error.strerror})"
+            raise UserError(f"port {port} on {host} {reason}; pick another with --port") from None
+
+
+def server_command(store_uri: str, host: str, port: int, artifacts_dir: Path | None) -> list[str]:
+    """``mlflow server`` over ``store_uri``; one worker is plenty for one person's browser."""
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri,
+               "--host", host, "--port", str(port), "--workers", "1"]
+    if artifacts_dir is not None:
+        # Artifacts of runs logged by nasbench already sit next to the store (file URIs);
+        # this only keeps anything uploaded through the UI there too, not in the cwd.
+        command += ["--artifacts-destination", str((artifacts_dir / "mlartifacts").resolve())]
+    return command
+
+
+def server_environment() -> dict[str, str]:
+    """The server's environment; the user's own settings for these win.
+
+    MLflow's job runner serves GenAI judges and scheduled trace jobs, none of which a
+    nasbench experiment has: skipping it saves a second Python process and seconds of
+    start-up. Usage telemetry stays off (a local dashboard has no business phoning home).
+    """
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+            **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Poll ``url/health`` until it answers; False if the server died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    store_uri, directory = resolve_store(args)
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    port = args.port or free_port(args.host)
+    check_port(args.host, port)
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown_host}:{port}"
+
+    # A plain `kill` (SIGTERM) must stop the server too, not orphan it: unwind through
+    # the `finally` below like Ctrl-C does.
+    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # Its own process group: `mlflow server` starts uvicorn as a child, and stopping the
+    # group stops both (terminating only the parent would leave the port held).
+    process = subprocess.Popen(server_command(store_uri, args.host, port, directory),
+                               env=server_environment(), start_new_session=True)
+    try:
+        if not wait_until_up(url, process, STARTUP_SECONDS):
+            code = process.poll()
+            if code is None:
+                raise UserError(f"the MLflow server did not answer at {url} within {STARTUP_SECONDS} s")
+            raise UserError(f"the MLflow server exited with status {code} (its messages are above)")
+        label = args.experiment or store_uri
+        print(f"MLflow UI for {label}: {url}  (Ctrl-C to stop)", flush=True)
+        return_code = process.wait()
+        return 0 if return_code in (0, -15) else 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(process)
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it lingers."""
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue

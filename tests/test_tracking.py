@@ -1,0 +1,311 @@
+"""MLflow tracking: parent and nested trial runs, batching, resume, models, evaluations.
+
+Everything runs against a real MLflow SQLite store in a temporary directory; one store
+is shared by the module (creating its tables costs seconds) and each test uses its own
+experiment name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from nasbench.tracking import (
+    TAG_ARCH_HASH,
+    TAG_MODEL_RUN,
+    TAG_PARENT_RUN,
+    TAG_REASON,
+    TAG_STATUS,
+    TrackingConfig,
+    SearchRun,
+    dataset_digest,
+    default_tracking_uri,
+    download_logged_model,
+    evaluation_run,
+    flatten,
+    load_logged_model,
+    log_model,
+    registered_model_name,
+    robust_metric_name,
+    trial_run,
+)
+
+MACRO_ARCH = {"kind": "macro", "layers": [{"kernel_h": 3, "kernel_w": 5, "stride": 1, "filters": 16,
+                                           "skip": [0]}], "head": {"pool": "avg"}}
+TRAIN = {"epochs": 3, "lr": 0.003, "optimizer": "adamw"}
+
+
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory) -> str:
+    return default_tracking_uri(tmp_path_factory.mktemp("experiment"))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from nasbench.data import load_dataset
+
+    return load_dataset("digits", seed=0)
+
+
+def client_for(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def read_artifact_json(client, run_id: str, path: str, tmp_path: Path):
+    return json.loads(Path(client.download_artifacts(run_id, path, str(tmp_path))).read_text())
+
+
+# -- pure functions -----------------------------------------------------------------------
+
+
+def test_default_tracking_uri_is_the_sqlite_file_inside_the_experiment_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = default_tracking_uri("experiments/demo")
+    assert uri == f"sqlite:///{tmp_path.resolve()}/experiments/demo/mlflow.db"
+    assert uri.startswith("sqlite:////")  # absolute: Ray workers run in other directories
+
+
+def test_flatten_gives_readable_param_names():
+    flat = flatten({"layers": [{"kernel_h": 3, "skip": [0, 2]}, {"kernel_h": 5, "skip": []}],
+                    "head": {"pool": "avg"}, "lr": 0.1, "augment": ["crop", "flip"]})
+    assert flat == {"layers.0.kernel_h": "3", "layers.0.skip": "[0, 2]", "layers.1.kernel_h": "5",
+                    "layers.1.skip": "[]", "head.pool": "avg", "lr": "0.1",
+                    "augment": '["crop", "flip"]'}
+
+
+def test_robust_metric_names_sort_by_eps_and_normalise_norms():
+    assert robust_metric_name("PGD", "Linf", 8 / 255) == "robust_acc.pgd.linf.eps_0.0314"
+    assert robust_metric_name("autoattack", "L2", 0.5) == "robust_acc.autoattack.l2.eps_0.5000"
+    eps_values = [0.3, 0.01, 0.1, 0.05, 0.2]
+    names = [robust_metric_name("fgsm", "inf", eps) for eps in eps_values]
+    assert sorted(names) == [robust_metric_name("fgsm", "linf", eps) for eps in sorted(eps_values)]
+    for bad in [("pgd", "l3", 0.1), ("pgd", "linf", -0.1), ("pgd", "linf", math.nan), ("!!", "l2", 1)]:
+        with pytest.raises(ValueError):
+            robust_metric_name(*bad)
+
+
+# -- a search: parent run, nested trial runs -----------------------------------------------
+
+
+def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri, digits, tmp_path):
+    cfg = TrackingConfig(store_uri, "nesting")
+    config = {"space": "macro", "sampler": {"name": "tpe", "seed": 0}, "trials": 3}
+    search = SearchRun(cfg, config)
+    with trial_run(cfg, search.run_id, "0", arch=MACRO_ARCH, arch_hash="h0", train_config=TRAIN,
+                   dataset=digits) as ok:
+        for epoch in (1, 2, 3):
+            ok.log_epoch(epoch, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.25 * epoch})
+        ok.log_metrics({"params": 1234, "macs": 56789, "latency_ms": 0.42, "test_acc": None})
+    with trial_run(cfg, search.run_id, "1", arch=MACRO_ARCH, arch_hash="h1", train_config=TRAIN,
+                   dataset=digits) as pruned:
+        pruned.log_epoch(1, {"val_acc": 0.1})
+        pruned.set_status("pruned", "ASHA stopped it at epoch 1")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with trial_run(cfg, search.run_id, "2", arch=MACRO_ARCH, arch_hash="h2", train_config=TRAIN,
+                       dataset=digits) as failed:
+            raise RuntimeError("CUDA out of memory")
+    search.log_summary({"trials_done": 3, "best_val_acc": 0.75},
+                       [{"arch_hash": "h0", "val_acc": 0.75, "arch": MACRO_ARCH},
+                        {"arch_hash": "h1", "val_acc": 0.1, "params": 99}])
+    search.end()
+
+    client = client_for(store_uri)
+    parent = client.get_run(search.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sampler.name"] == "tpe" and parent.data.params["trials"] == "3"
+    assert parent.data.metrics["best_val_acc"] == 0.75
+    assert read_artifact_json(client, search.run_id, "config.json", tmp_path) == config
+    table = read_artifact_json(client, search.run_id, "best_architectures.json", tmp_path)
+    assert table["columns"] == ["arch_hash", "val_acc", "arch", "params"]
+    assert [row[0] for row in table["data"]] == ["h0", "h1"]
+    assert json.loads(table["data"][0][2]) == MACRO_ARCH
+
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")
+    by_hash = {run.data.tags[TAG_ARCH_HASH]: run for run in children}
+    assert sorted(by_hash) == ["h0", "h1", "h2"]
+    assert {h: (r.info.status, r.data.tags[TAG_STATUS]) for h, r in by_hash.items()} == {
+        "h0": ("FINISHED", "ok"), "h1": ("KILLED", "pruned"), "h2": ("FAILED", "failed")}
+    assert by_hash["h1"].data.tags[TAG_REASON] == "ASHA stopped it at epoch 1"
+    assert by_hash["h2"].data.tags[TAG_REASON] == "RuntimeError: CUDA out of memory"
+
+    run = by_hash["h0"]
+    assert run.info.run_name == "trial-0"
+    assert run.data.params["arch.layers.0.kernel_w"] == "5"
+    assert run.data.params["arch.layers.0.skip"] == "[0]"
+    assert run.data.params["train.optimizer"] == "adamw"
+    assert run.data.metrics["params"] == 1234 and run.data.metrics["latency_ms"] == 0.42
+    assert "test_acc" not in run.data.metrics and "epoch" not in run.data.metrics
+    history = client.get_metric_history(run.info.run_id, "val_acc")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (1, 0.25), (2, 0.5), (3, 0.75)]
+    assert read_artifact_json(client, run.info.run_id, "arch.json", tmp_path) == MACRO_ARCH
+    [dataset_input] = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "digits"
+    assert dataset_input.dataset.digest == dataset_digest(digits)
+    assert json.loads(dataset_input.dataset.profile)["num_train"] == len(digits.train)
+
+
+def test_dataset_digest_tells_splits_apart(digits):
+    from nasbench.data import load_dataset
+
+    assert dataset_digest(digits) == dataset_digest(load_dataset("digits", seed=0))
+    assert dataset_digest(digits) != dataset_digest(load_dataset("digits", seed=1))
+
+
+def test_epoch_metrics_are_buffered_and_written_in_batches(store_uri, digits):
+    cfg = TrackingConfig(store_uri, "batching")
+    search = SearchRun(cfg, {"trials": 1})
+    client = client_for(store_uri)
+    with trial_run(cfg, search.run_id, "0", arch=MACRO_ARCH, arch_hash="h", train_config=TRAIN,
+                   dataset=digits, flush_seconds=math.inf) as recorder:
+        for epoch in range(1, 26):
+            recorder.log_epoch(epoch, {"train_loss": 1 / epoch, "train_acc": 0.01 * epoch,
+                                       "val_acc": 0.02 * epoch})
+        assert client.get_metric_history(recorder.run_id, "val_acc") == []  # nothing written yet
+        batches_before_exit = recorder._writer.batches_written
+    history = client.get_metric_history(recorder.run_id, "val_acc")
+    assert sorted(m.step for m in history) == list(range(1, 26))
+    assert len(client.get_metric_history(recorder.run_id, "train_loss")) == 25
+    # 75 values, one log_batch on exit (the metrics plus the final status tag)
+    assert recorder._writer.batches_written - batches_before_exit == 1
+    search.end()
+
+
+def test_resumed_search_reuses_its_parent_and_trial_runs(store_uri, digits):
+    cfg = TrackingConfig(store_uri, "resume")
+    search = SearchRun(cfg, {"trials": 2})
+    with trial_run(cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN,
+                   dataset=digits) as first:
+        first.log_epoch(1, {"val_acc": 0.5})
+        first.set_status("pruned")
+    search.end("KILLED")
+
+    resumed = SearchRun(cfg, {"trials": 2}, resume_run_id=search.run_id)
+    client = client_for(store_uri)
+    assert resumed.run_id == search.run_id
+    assert client.get_run(search.run_id).info.status == "RUNNING"
+    with trial_run(cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN,
+                   dataset=digits) as again:
+        again.log_epoch(2, {"val_acc": 0.6})
+    resumed.end()
+
+    assert again.run_id == first.run_id
+    children = client.search_runs([resumed.experiment_id],
+                                  filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")
+    assert len(children) == 1
+    assert children[0].info.status == "FINISHED" and children[0].data.tags[TAG_STATUS] == "ok"
+    assert len(children[0].inputs.dataset_inputs) == 1
+    history = client.get_metric_history(first.run_id, "val_acc")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.5), (2, 0.6)]
+    with pytest.raises(ValueError, match="cannot resume"):
+        SearchRun(cfg, {}, resume_run_id="0123456789abcdef0123456789abcdef")
+
+
+def _trial_in_fresh_process(cfg: TrackingConfig, parent_run_id: str, queue) -> None:
+    """What a Ray worker does: nothing but the pickled config, no MLflow environment."""
+    for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
+        del os.environ[key]
+    with trial_run(cfg, parent_run_id, "remote-0", arch=MACRO_ARCH, arch_hash="hr",
+                   train_config=TRAIN, dataset=None) as recorder:
+        recorder.log_epoch(1, {"val_acc": 0.9})
+    queue.put(recorder.run_id)
+
+
+def test_trial_run_works_in_a_fresh_worker_process(store_uri):
+    cfg = TrackingConfig(store_uri, "workers")
+    search = SearchRun(cfg, {"trials": 1})
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_trial_in_fresh_process, args=(cfg, search.run_id, queue))
+    worker.start()
+    worker.join(timeout=240)
+    assert worker.exitcode == 0
+    run = client_for(store_uri).get_run(queue.get(timeout=5))
+    assert run.data.tags[TAG_PARENT_RUN] == search.run_id
+    assert run.info.experiment_id == search.experiment_id
+    assert run.data.metrics["val_acc"] == 0.9
+    search.end()
+
+
+# -- evaluations and models ----------------------------------------------------------------
+
+
+def test_evaluation_run_links_its_model_run_and_logs_the_worst_case(store_uri, tmp_path):
+    cfg = TrackingConfig(store_uri, "evaluations")
+    report = tmp_path / "report.md"
+    report.write_text("# robustness\n")
+    with evaluation_run(cfg, model_run_id="abc123", name="attack pgd",
+                        params={"attacks": ["pgd", "fgsm"], "steps": 10}) as recorder:
+        logged = recorder.log_robustness([
+            {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.41},
+            {"attack": "fgsm", "norm": "linf", "eps": 8 / 255, "accuracy": 0.63},
+            {"attack": "pgd", "norm": "linf", "eps": 16 / 255, "accuracy": 0.12},
+        ])
+        recorder.log_metrics({"clean_acc": 0.97})
+        recorder.log_artifact(report)
+    client = client_for(store_uri)
+    run = client.get_run(recorder.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[TAG_MODEL_RUN] == "abc123"
+    assert run.data.metrics == logged | {"clean_acc": 0.97}
+    assert run.data.metrics["robust_acc.worst.linf.eps_0.0314"] == 0.41
+    assert run.data.metrics["robust_acc.worst.linf.eps_0.0627"] == 0.12
+    assert run.data.params["steps"] == "10"
+    assert [f.path for f in client.list_artifacts(recorder.run_id)] == ["report.md"]
+    linked = client.search_runs([run.info.experiment_id],
+                                filter_string=f"tags.`{TAG_MODEL_RUN}` = 'abc123'")
+    assert [r.info.run_id for r in linked] == [recorder.run_id]
+
+
+def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, digits, tmp_path):
+    from mlflow.models import Model
+
+    from nasbench.models import build_from_spec, wrap_normalized
+
+    torch.manual_seed(0)
+    cfg = TrackingConfig(store_uri, "models")
+    spec = {"kind": "classic", "name": "lenet5"}
+    model = wrap_normalized(build_from_spec(spec, digits.input_shape, digits.num_classes), digits)
+    search = SearchRun(cfg, {"trials": 1})
+    with trial_run(cfg, search.run_id, "0", arch=spec, arch_hash="lenet", train_config=TRAIN,
+                   dataset=digits) as recorder:
+        pass
+    name = registered_model_name(cfg)
+    uri = log_model(cfg, recorder.run_id, model, digits.val.x[:4], name, ["best-val", "best-robust"],
+                    meta={"mean": digits.mean, "std": digits.std})
+    search.end()
+
+    client = client_for(store_uri)
+    version = client.get_model_version_by_alias(name, "best-val")
+    assert client.get_model_version_by_alias(name, "best-robust").version == version.version
+    assert version.run_id == recorder.run_id
+    assert client.get_run(recorder.run_id).data.tags["nasbench.model_uri"] == uri
+
+    images = digits.test.x[:16]
+    expected = model.eval()(images)
+    for source in (uri, f"models:/{name}@best-val"):
+        restored = load_logged_model(source, store_uri)
+        assert isinstance(restored, torch.nn.Sequential) and not restored.training
+        torch.testing.assert_close(restored(images), expected)
+
+    local = download_logged_model(uri, store_uri, tmp_path)
+    files = {path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file()}
+    assert {"MLmodel", "data/model.pt2", "extra_files/model.safetensors", "extra_files/arch.json",
+            "extra_files/meta.json"} <= files
+    assert not any(f.endswith(".pth") or "pickle" in f for f in files)  # no pickled module
+    signature = Model.load(local / "MLmodel").signature
+    assert signature.inputs.inputs[0].shape == (-1, 1, 8, 8)
+    assert signature.outputs.inputs[0].shape == (-1, 10)
+    # filed under the run's experiment and artifact root, not MLflow's default ./mlruns
+    logged = client.get_logged_model(uri.removeprefix("models:/"))
+    assert logged.experiment_id == search.experiment_id
+    assert logged.artifact_location.startswith(Path(store_uri.removeprefix("sqlite:///")).parent.as_uri())
