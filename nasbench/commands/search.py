@@ -1,13 +1,128 @@
-"""nasbench search: not available yet."""
+"""nasbench search: search CNN architectures with Ray Tune + Optuna.
 
-from nasbench.errors import UserError
+Examples:
+  nasbench search --space macro --dataset digits --trials 40 --concurrency 2 --epochs 3
+  nasbench search --objectives val_acc,params --sampler nsga2 --scheduler asha
+  nasbench search --objectives val_acc,robust_acc --robust-attack pgd --robust-eps 0.1
+  nasbench search --experiment exp1 --resume           # after a crash or Ctrl-C
+  nasbench search --address 127.0.0.1:6379             # on an existing Ray cluster
+  nasbench search --replay benchmark.db --trials 500   # answer from a recorded benchmark
 
-HELP = "search (not available yet)"
+Every option may also come from a YAML file given with --config; flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nasbench.config import add_config_argument, split_list
+
+HELP = "search architectures (Ray Tune + Optuna, resumable, multi-objective)"
+
+_SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc")
+_SCHEDULERS = ("fifo", "asha", "hyperband")
+_OBJECTIVES = ("val_acc", "robust_acc", "params", "macs", "latency")
 
 
-def add_arguments(parser):
-    pass
+def _flag(parser, name: str, **kwargs) -> None:
+    parser.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None, **kwargs)
 
 
-def run(args):
-    raise UserError("'nasbench search' is not available in this version yet")
+def _bool(parser, name: str, help: str) -> None:
+    parser.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None,
+                        action=argparse.BooleanOptionalAction, help=help)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    what = parser.add_argument_group("what to search")
+    _flag(what, "space", choices=("macro", "cell"), help="search space (default macro)")
+    _flag(what, "dataset", help="digits (default), mnist, fashion-mnist, cifar10, cifar100, svhn, a folder or .npz")
+    _flag(what, "data-dir", type=Path, help="where datasets live (default ./data)")
+    _flag(what, "trials", type=int, help="number of architectures to evaluate (default 20)")
+    _flag(what, "objectives", type=split_list, metavar="LIST",
+          help=f"comma-separated, any of {', '.join(_OBJECTIVES)}; several give a Pareto front")
+    _flag(what, "sampler", choices=_SAMPLERS, help="Optuna sampler (default tpe)")
+    _flag(what, "seed", type=int, help="seed of the sampler, the data split and training (default 0)")
+    _flag(what, "replay", type=Path, metavar="BENCH.db",
+          help="answer trials from a recorded benchmark with simulated training time")
+
+    train = parser.add_argument_group("training of each trial")
+    _flag(train, "epochs", type=int, help="training budget per trial (default 3)")
+    _flag(train, "batch-size", type=int)
+    _flag(train, "optimizer", choices=("sgd", "adamw"))
+    _flag(train, "lr", type=float)
+    _flag(train, "adv", choices=("none", "pgd", "fgsm-rs"), help="adversarial training in each trial")
+    _flag(train, "adv-eps", type=float)
+    _flag(train, "scheduler", choices=_SCHEDULERS,
+          help="fifo (default), asha or hyperband: stop weak trials after an epoch (told to Optuna as pruned)")
+    _flag(train, "grace-period", type=int, help="ASHA: epochs before a trial may be stopped (default 1)")
+    _flag(train, "reduction-factor", type=int, help="ASHA/HyperBand: keep 1 in this many (default 3)")
+
+    robust = parser.add_argument_group("robustness in the loop (objective robust_acc)")
+    _flag(robust, "robust-attack", choices=("fgsm", "pgd"), help="cheap attack on the validation split")
+    _flag(robust, "robust-eps", type=float, help="Linf budget in [0, 1] pixel units (default 0.1)")
+    _flag(robust, "robust-steps", type=int, help="PGD steps (default 10)")
+    _flag(robust, "robust-samples", type=int, help="validation images attacked (default 256)")
+
+    run = parser.add_argument_group("where and how to run")
+    _flag(run, "concurrency", type=int, help="trials at a time (default 2)")
+    _flag(run, "cpus-per-trial", type=float, help="CPUs per trial; torch threads follow it (default 1)")
+    _flag(run, "gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (default 0)")
+    _flag(run, "device", help="auto (default), cpu, cuda")
+    _flag(run, "address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379) instead of starting one")
+    _flag(run, "experiment", metavar="NAME", help="experiment name (default <space>-<dataset>-<time>)")
+    _flag(run, "experiments-dir", type=Path, help="where experiments live (default ./experiments)")
+    parser.add_argument("--resume", dest="resume", action="store_true", default=None,
+                        help="continue the experiment NAME where it stopped")
+    _flag(run, "store", type=Path, metavar="BENCH.db", help="benchmark store (default <experiment>/benchmark.db)")
+    _flag(run, "tracking-uri", help="MLflow tracking URI (default sqlite in the experiment folder)")
+    _flag(run, "export-top", type=int, help="best architectures exported as arch JSON + weights (default 5)")
+    _bool(run, "register-models", "register the best models in MLflow with aliases best-val/best-robust")
+    _bool(run, "progress", "show the live progress line")
+
+
+def _print_summary(summary, console) -> None:
+    from rich.table import Table
+
+    title = "Pareto front" if summary.pareto else "Best architectures"
+    table = Table(title=f"{title} ({summary.experiment})")
+    columns = ["rank", "trial", "arch_hash"] + [k for k in (summary.best[0] if summary.best else {})
+                                                if k not in ("rank", "trial", "arch_hash", "arch")]
+    for column in columns:
+        table.add_column(column, justify="right" if column not in ("arch_hash", "status") else "left")
+    for row in summary.best[:10]:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if column == "arch_hash":
+                value = str(value)[:12]
+            elif isinstance(value, float):
+                value = f"{value:.4g}"
+            cells.append("" if value is None else str(value))
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"{summary.finished}/{summary.requested} trials finished: {summary.complete} complete "
+                  f"({summary.deduplicated} answered from the store), {summary.pruned} pruned, "
+                  f"{summary.failed} failed, in {summary.seconds:.1f} s")
+    for number, reason in list(summary.failures.items())[:5]:
+        console.print(f"  trial {number} failed: {reason}")
+    if summary.exported:
+        console.print(f"exported {len(summary.exported)} architectures to {summary.exported[0].parent}")
+    console.print(f"experiment folder: {summary.experiment_dir}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nasbench.config import resolve
+    from nasbench.search import SearchConfig, run_search
+
+    config = resolve(SearchConfig, args)
+    summary = run_search(config)
+    _print_summary(summary, Console())
+    if summary.interrupted:
+        print(f"search interrupted: resume with 'nasbench search --experiment {summary.experiment} --resume'")
+        return 130
+    return 0

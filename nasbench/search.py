@@ -1,0 +1,803 @@
+"""Distributed architecture search: Ray Tune runs the trials, Optuna proposes them.
+
+One search is one *experiment directory*::
+
+    experiments/<NAME>/
+        config.yaml        the SearchConfig (a resumed search reads it back)
+        optuna.journal     Optuna's study (JournalStorage, append-only, resumable)
+        ray/               Ray Tune's per-run folders
+        search.log         one JSON line per finished trial
+        mlflow.db          MLflow (unless --tracking-uri), mlflow_run_id: the parent run
+        benchmark.db       the tabular benchmark (unless --store)
+        checkpoints/       safetensors weights of every trained architecture
+        best/<rank>-<hash>/{model.safetensors, arch.json, meta.json}
+
+Why it looks the way it does:
+
+- Optuna proposes architectures define-by-run through Ray's ``OptunaSearch`` (Akiba
+  et al. 2019). :class:`NasOptunaSearch` fixes how trials end: a trial stopped by
+  ASHA/HyperBand (Li et al. 2020) is told to Optuna as PRUNED -- Ray's own class tells
+  it COMPLETE with its low-fidelity score, which biases TPE towards architectures that
+  learn fast in one epoch -- and a trial that failed is told FAIL with its reason.
+- Resume is built on the Optuna study, not on Ray's experiment state (which a
+  ``kill -9`` can leave half written): trials already COMPLETE/PRUNED/FAIL count as
+  done; trials left RUNNING by the dead driver are run again *as the same Optuna trial*
+  (same number, same architecture, same MLflow child run, and the store never holds a
+  key twice), so a search ends with exactly the requested number of trials.
+- Orchestration overhead is a first-class cost (measured by
+  ``benchmarks/trial_overhead.py``): actors are reused, Ray's automatic loggers,
+  dashboard and checkpoint syncing are off, the Optuna storage is a journal file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from nasbench.config import DataConfig, TrainConfig
+from nasbench.errors import UserError
+from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
+
+SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc")
+SCHEDULERS = ("fifo", "asha", "hyperband")
+SPACES = ("macro", "cell")
+# Flags that only say how to run, not what to search: a resumed search takes them anew.
+RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume",
+                  "progress", "threads", "device")
+STUDY_NAME = "search"
+
+
+class SearchConfig(DataConfig, TrainConfig):
+    """Every option of ``nasbench search`` (data and training options included)."""
+
+    space: Literal["macro", "cell"] = "macro"
+    epochs: int = Field(3, ge=1, le=10_000)
+    trials: int = Field(20, ge=1, le=1_000_000)
+    concurrency: int = Field(2, ge=1, le=4096)
+    sampler: Literal["tpe", "random", "nsga2", "gp", "qmc"] = "tpe"
+    objectives: list[Literal["val_acc", "robust_acc", "params", "macs", "latency"]] = ["val_acc"]
+    scheduler: Literal["fifo", "asha", "hyperband"] = "fifo"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0)
+    address: str | None = None
+    experiment: str | None = None
+    experiments_dir: Path = Path("experiments")
+    resume: bool = False
+    store: Path | None = None
+    tracking_uri: str | None = None
+    replay: Path | None = None
+    robust_attack: Literal["fgsm", "pgd"] = "fgsm"
+    robust_eps: float = Field(0.1, gt=0.0, le=1.0)
+    robust_steps: int = Field(10, ge=1, le=1000)
+    robust_samples: int = Field(256, ge=1)
+    export_top: int = Field(5, ge=0)
+    register_models: bool = True
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "SearchConfig":
+        if not self.objectives:
+            raise ValueError("give at least one objective")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError("an objective is listed twice")
+        if self.experiment is not None and (not self.experiment.strip() or "/" in self.experiment
+                                            or self.experiment in (".", "..")):
+            raise ValueError("experiment must be a plain folder name")
+        return self
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def train_config(self) -> TrainConfig:
+        values = {name: getattr(self, name) for name in TrainConfig.model_fields}
+        if values["threads"] is None:  # torch threads follow the CPUs given to a trial
+            values["threads"] = max(1, int(self.cpus_per_trial))
+        return TrainConfig(**values)
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(**{name: getattr(self, name) for name in DataConfig.model_fields})
+
+
+@dataclass
+class SearchSummary:
+    """What a search found and what it cost."""
+
+    experiment: str
+    experiment_dir: Path
+    requested: int
+    finished: int                  # Optuna trials COMPLETE + PRUNED + FAIL
+    complete: int
+    pruned: int
+    failed: int
+    deduplicated: int
+    interrupted: bool
+    seconds: float
+    best: list[dict] = field(default_factory=list)        # ranked rows (or the Pareto front)
+    pareto: bool = False
+    mlflow_run_id: str | None = None
+    exported: list[Path] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)  # trial number -> reason
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items()}
+        data["experiment_dir"] = str(self.experiment_dir)
+        data["exported"] = [str(p) for p in self.exported]
+        return data
+
+
+# --------------------------------------------------------------------------- experiment dir
+
+def experiment_dir(config: SearchConfig) -> Path:
+    name = config.experiment or f"{config.space}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    return Path(config.experiments_dir).expanduser().resolve() / name
+
+
+def _config_to_yaml(config: SearchConfig) -> str:
+    return yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=True)
+
+
+def prepare_experiment(config: SearchConfig) -> tuple[SearchConfig, Path]:
+    """Create (or, with ``resume``, reopen) the experiment directory; the config to use.
+
+    A resumed search takes what it searches from ``config.yaml`` and only the runtime
+    options (trials, concurrency, resources, address) from ``config``.
+    """
+    directory = experiment_dir(config)
+    saved = directory / "config.yaml"
+    if config.resume:
+        if not saved.is_file():
+            raise UserError(f"nothing to resume: {directory} holds no config.yaml "
+                            "(give the --experiment NAME of an earlier search)")
+        from nasbench.config import read_yaml, validate
+
+        values = read_yaml(saved)
+        given = config.model_dump(include=set(RUNTIME_FIELDS), exclude_unset=True)
+        values.update(given)
+        values["resume"] = True
+        values["experiment"] = directory.name
+        values["experiments_dir"] = str(directory.parent)
+        return validate(SearchConfig, values, source=str(saved)), directory
+    if saved.exists():
+        raise UserError(f"experiment {directory.name!r} exists in {directory.parent}; "
+                        "add --resume to continue it or choose another --experiment")
+    directory.mkdir(parents=True, exist_ok=True)
+    config = config.model_copy(update={"experiment": directory.name})
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_text(_config_to_yaml(config))
+    os.replace(tmp, saved)
+    return config, directory
+
+
+def repair_journal(path: Path) -> None:
+    """Make a journal left by a killed process readable again.
+
+    Optuna appends one JSON line per operation; a process killed mid-write can leave a
+    partial last line, which a later append would glue to a valid one. Cut it off, and
+    drop the lock a killed writer may have left.
+    """
+    lock = Path(f"{path}.lock")
+    if lock.is_symlink() or lock.exists():
+        lock.unlink()
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def optuna_storage(directory: Path):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = directory / "optuna.journal"
+    repair_journal(path)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def make_sampler(name: str, seed: int, multi_objective: bool):
+    """The Optuna sampler for ``--sampler``; every one is seeded."""
+    import optuna
+
+    if name == "tpe":
+        # multivariate + group model dependencies between define-by-run parameters
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=True, n_startup_trials=5)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+    raise UserError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+
+
+# --------------------------------------------------------------------------- the searcher
+
+def _searcher_class():
+    """Defined lazily: Ray is imported only when a search runs."""
+    from optuna.trial import Trial, TrialState
+    from ray.tune.search.optuna import OptunaSearch
+
+    class NasOptunaSearch(OptunaSearch):
+        """``OptunaSearch`` that tells Optuna how each trial really ended and resumes
+        trials a dead driver left RUNNING.
+
+        Ray's ``on_trial_complete`` tells COMPLETE whenever the last result holds the
+        metric -- also for a trial ASHA stopped after one epoch. Here a trial is COMPLETE
+        only if its last result says ``trial_complete``; a trial without it was stopped
+        by the scheduler (PRUNED); ``status == "failed"`` or a crashed worker is FAIL.
+        """
+
+        def __init__(self, *args, resume_numbers: list[int] = (), **kwargs):
+            super().__init__(*args, **kwargs)
+            self._resume_numbers = list(resume_numbers)
+
+        def suggest(self, trial_id: str):
+            if self._resume_numbers:
+                number = self._resume_numbers.pop(0)
+                storage = self._ot_study._storage
+                frozen = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
+                    self._ot_study._study_id, number))
+                ot_trial = Trial(self._ot_study, frozen._trial_id)
+                self._ot_trials[trial_id] = ot_trial
+                if "arch" not in frozen.user_attrs:
+                    # the dead driver was still sampling it: finish sampling the same trial
+                    # (parameters it already has keep their values)
+                    config = self._suggest_from_define_by_run_func(self._space, ot_trial)
+                    return {**config, "trial_number": number}
+                return {**frozen.params, "arch": frozen.user_attrs["arch"],
+                        "arch_hash": frozen.user_attrs["arch_hash"], "trial_number": number}
+            config = super().suggest(trial_id)
+            if config is not None:
+                config["trial_number"] = self._ot_trials[trial_id].number
+            return config
+
+        def on_trial_result(self, trial_id: str, result: dict):
+            if isinstance(self.metric, list) or trial_id in self._completed_trials:
+                return  # Optuna keeps no intermediate values for several objectives
+            if "epoch" in result and self.metric in result and not result.get("trial_complete"):
+                self._ot_trials[trial_id].report(float(result[self.metric]), int(result["epoch"]))
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+                return
+            ot_trial = self._ot_trials[trial_id]
+            result = result or {}
+            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+            values = [result.get(name) for name in metrics]
+            if error or result.get("status") == "failed":
+                state, values, status = TrialState.FAIL, None, "failed"
+                reason = result.get("reason") or "the trial's worker crashed"
+            elif not result.get("trial_complete"):
+                state, values, status = TrialState.PRUNED, None, "pruned"
+                reason = f"stopped early after epoch {result.get('epoch', 0)}"
+            elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                state, values, status = TrialState.FAIL, None, "failed"
+                reason = f"objective values missing or not finite: {dict(zip(metrics, values))}"
+            else:
+                state, status, reason = TrialState.COMPLETE, result.get("status", "ok"), None
+                values = [float(v) for v in values]
+            ot_trial.set_user_attr("status", status)
+            if reason:
+                ot_trial.set_user_attr("reason", reason)
+            if state == TrialState.PRUNED and "val_acc" in result:
+                # PRUNED keeps the last intermediate value; Optuna wants a single one
+                values = None
+            self._ot_study.tell(ot_trial, values if values is None or len(values) > 1 else values[0],
+                                state=state)
+            self._completed_trials.add(trial_id)
+
+        # Ray's experiment snapshots would pickle the study; the journal already is the
+        # searcher's durable state.
+        def save(self, checkpoint_path: str):
+            return None
+
+        def restore(self, checkpoint_path: str):
+            return None
+
+        def save_to_dir(self, *args, **kwargs):
+            return None
+
+        def restore_from_dir(self, *args, **kwargs):
+            return None
+
+    return NasOptunaSearch
+
+
+def study_progress(study) -> dict:
+    """Counts of a study's trials by how they ended, plus those left RUNNING."""
+    from optuna.trial import TrialState
+
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "deduplicated": 0, "running": []}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+            counts["deduplicated"] += trial.user_attrs.get("status") == "deduplicated"
+        elif trial.state == TrialState.PRUNED:
+            counts["pruned"] += 1
+        elif trial.state == TrialState.FAIL:
+            counts["failed"] += 1
+        else:  # RUNNING/WAITING: left by a driver that died; run again as the same trial
+            counts["running"].append(trial.number)
+    counts["finished"] = counts["complete"] + counts["pruned"] + counts["failed"]
+    return counts
+
+
+# --------------------------------------------------------------------------- the driver ledger
+
+def _ledger_class():
+    from ray.tune import Callback
+
+    class TrialLedger(Callback):
+        """On the driver: the search log, and the bookkeeping of trials that could not do
+        their own (stopped by the scheduler, or their worker died): a store row with
+        status pruned/failed and the MLflow child run ended."""
+
+        def __init__(self, directory: Path, context: TrialContext, scheduler: str):
+            self.log_path = directory / "search.log"
+            self.context = context
+            self.scheduler = scheduler
+            self.curves: dict[str, list[dict]] = {}
+            self.started: dict[str, dict] = {}
+            self.finished: set[str] = set()
+
+        def _log(self, entry: dict) -> None:
+            with open(self.log_path, "a") as handle:
+                handle.write(json.dumps(entry, default=str) + "\n")
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started[trial.trial_id] = trial.config
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "epoch" in result and "val_acc" in result:
+                self.curves.setdefault(trial.trial_id, []).append(
+                    {k: result[k] for k in ("epoch", "train_loss", "train_acc", "val_acc") if k in result})
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._finish(trial, trial.last_result or {}, error=False)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._finish(trial, trial.last_result or {}, error=True)
+
+        def _finish(self, trial, result: dict, error: bool) -> None:
+            if trial.trial_id in self.finished:
+                return
+            self.finished.add(trial.trial_id)
+            config = trial.config
+            if error:
+                status, reason = "failed", f"the trial's worker crashed: {_first_line(trial.error_file)}"
+            elif result.get("status") == "failed":
+                status, reason = "failed", result.get("reason")
+            elif not result.get("trial_complete"):
+                status = "pruned"
+                reason = (f"stopped by {self.scheduler} after epoch {result.get('epoch', 0)} "
+                          f"of {self.context.budget}")
+            else:
+                status, reason = result.get("status", "ok"), None
+            if status == "pruned" or error:
+                self._record_unfinished(config, status, reason, result, self.curves.get(trial.trial_id, []))
+            entry = {"trial": config.get("trial_number"), "arch_hash": config.get("arch_hash"),
+                     "status": status, "reason": reason, "time": time.time()}
+            entry.update({k: result.get(k) for k in ("epoch", "val_acc", "robust_acc", "params", "macs",
+                                                      "latency_ms", "mlflow_run_id") if k in result})
+            self._log(entry)
+
+        def _record_unfinished(self, config, status, reason, result, curves) -> None:
+            context = self.context
+            if context.store_path is not None and context.replay_path is None:
+                from nasbench.store import Benchmark
+
+                row = {"arch_hash": config["arch_hash"], "dataset": context.dataset,
+                       "budget": context.budget, "seed": context.seed, "space": context.space,
+                       "arch": config["arch"], "status": status, "reason": reason, "curves": curves,
+                       "mlflow_run_id": result.get("mlflow_run_id")}
+                if curves:
+                    row["val_acc"] = curves[-1].get("val_acc")
+                with Benchmark(context.store_path) as store:
+                    store.record(row)
+            if context.tracking is None or context.parent_run_id is None:
+                return
+            run_id = result.get("mlflow_run_id") or _find_child_run(  # a worker that died reported nothing
+                context.tracking, context.parent_run_id, config["trial_number"])
+            if run_id:
+                end_trial_run(context.tracking, run_id, status, reason)
+
+        def interrupted_trials(self) -> list[dict]:
+            return [config for trial_id, config in self.started.items() if trial_id not in self.finished]
+
+    return TrialLedger
+
+
+def _first_line(path) -> str:
+    try:
+        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+        return lines[-1][:300] if lines else "no error file"
+    except (OSError, TypeError):
+        return "no error file"
+
+
+def end_trial_run(tracking, run_id: str, status: str, reason: str | None) -> None:
+    """End a trial's MLflow child run from the driver (its worker could not)."""
+    from nasbench.tracking import TAG_REASON, TAG_STATUS, _client
+
+    client = _client(tracking.tracking_uri)
+    client.set_tag(run_id, TAG_STATUS, status)
+    if reason:
+        client.set_tag(run_id, TAG_REASON, reason[:5000])
+    mlflow_status = {"pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}.get(status, "FINISHED")
+    client.set_terminated(run_id, status=mlflow_status)
+
+
+def _find_child_run(tracking, parent_run_id: str, number: int) -> str | None:
+    from nasbench.tracking import TAG_PARENT_RUN, TAG_TRIAL_ID, _client
+
+    client = _client(tracking.tracking_uri)
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
+                                            f"and tags.`{TAG_TRIAL_ID}` = '{number}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+# --------------------------------------------------------------------------- Ray
+
+def _configure_ray_environment() -> None:
+    """Before Ray Tune is imported: no automatic CSV/JSON/TensorBoard loggers per result,
+    the classic (quiet) output engine, no strict metric checks (failed trials report no
+    objective), no trial-level checkpoint syncing."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000000")
+
+
+def ensure_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+    """Join ``address`` or start the embedded runtime; False if Ray was already running."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
+                                  logging_level="ERROR")
+    if address:
+        host = address.split("://")[-1].rsplit(":", 1)[0]
+        if host in ("127.0.0.1", "localhost"):
+            # a head bound to loopback: this driver's node is loopback too, not the
+            # machine's outward address Ray would otherwise pick
+            kwargs["_node_ip_address"] = "127.0.0.1"
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise UserError(f"cannot join the Ray cluster at {address}: {_short(error)}") from None
+    else:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    return True
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+def _make_scheduler(config: SearchConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+
+    # the per-epoch fidelity is validation accuracy, whatever the objectives
+    if config.scheduler == "asha":
+        return ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
+                             grace_period=min(config.grace_period, config.epochs),
+                             reduction_factor=config.reduction_factor)
+    if config.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
+                                  reduction_factor=config.reduction_factor)
+    return FIFOScheduler()
+
+
+# --------------------------------------------------------------------------- the search
+
+def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = None,
+               extra: dict | None = None, callbacks: list | None = None,
+               console=None) -> SearchSummary:
+    """Run (or resume) a search; returns its summary.
+
+    ``evaluate`` replaces training in every trial (``(arch, context, report) -> metrics``,
+    see :class:`nasbench.trial.TrialContext`): the orchestration benchmark uses trials
+    that sleep; ``extra`` reaches it as ``context.extra``. ``callbacks`` are extra Ray Tune
+    callbacks on the driver.
+    """
+    started = time.perf_counter()
+    config, directory = prepare_experiment(config)
+    _configure_ray_environment()
+
+    from nasbench.data import load_dataset
+    from search_spaces import InvalidArchitecture, arch_hash, arch_to_dict, get_space
+
+    dataset = _load_dataset(config, load_dataset)
+    try:
+        space = get_space(config.space, dataset.input_shape)
+    except (InvalidArchitecture, ValueError) as error:
+        raise UserError(f"search space {config.space}: {error}") from None
+    if config.replay is not None and not Path(config.replay).is_file():
+        raise UserError(f"replay benchmark {config.replay} does not exist")
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna_storage(directory)
+    metrics = [OBJECTIVES[name][0] for name in config.objectives]
+    modes = [OBJECTIVES[name][1] for name in config.objectives]
+    sampler = make_sampler(config.sampler, config.seed, config.multi_objective)
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
+                                load_if_exists=True,
+                                directions=["maximize" if m == "max" else "minimize" for m in modes])
+    before = study_progress(study)
+    remaining = max(0, config.trials - before["finished"])
+    resume_numbers = before["running"][:remaining]
+
+    tracking, search_run = _open_tracking(config, directory)
+    store_path = str(Path(config.store).expanduser().resolve()) if config.store else str(directory / "benchmark.db")
+    from nasbench.store import Benchmark
+
+    Benchmark(store_path).close()  # create the schema once, before workers race to
+    train_cfg = config.train_config()
+    context = TrialContext(
+        dataset=config.dataset, data_dir=str(Path(config.data_dir).expanduser().resolve()),
+        val_fraction=config.val_fraction, seed=config.seed, space=config.space,
+        train=train_cfg.model_dump(), objectives=tuple(config.objectives), store_path=store_path,
+        replay_path=str(Path(config.replay).resolve()) if config.replay else None,
+        tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
+        robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
+                            config.robust_samples) if "robust_acc" in config.objectives else None,
+        checkpoint_dir=str(directory / "checkpoints"), augment=tuple(config.augment),
+        evaluate=evaluate, extra=dict(extra or {}))
+    _log(directory, {"event": "resume" if config.resume else "start", "finished": before["finished"],
+                     "rerun": resume_numbers, "remaining": remaining})
+
+    interrupted = False
+    ledger = None
+    try:
+        if remaining > 0:
+            ledger, interrupted = _run_tune(config, directory, study, storage, space, context,
+                                            remaining, resume_numbers, metrics, modes,
+                                            arch_to_dict, arch_hash, callbacks, before, console)
+    except BaseException:
+        if search_run is not None:
+            search_run.end("FAILED")
+        raise
+    after = study_progress(optuna.load_study(study_name=STUDY_NAME, storage=storage))
+    if ledger is not None and after["finished"] < config.trials:
+        interrupted = True
+        for trial_config in ledger.interrupted_trials():
+            if tracking is not None and search_run is not None:
+                run_id = _find_child_run(tracking, search_run.run_id, trial_config["trial_number"])
+                if run_id:
+                    end_trial_run(tracking, run_id, "interrupted", "the search was interrupted")
+    summary = _summarise(config, directory, study, after, interrupted, time.perf_counter() - started,
+                         search_run)
+    summary.exported = _export_best(config, directory, summary, dataset, tracking, search_run)
+    if search_run is not None:
+        search_run.log_summary(
+            {"trials_finished": summary.finished, "trials_complete": summary.complete,
+             "trials_pruned": summary.pruned, "trials_failed": summary.failed,
+             "trials_deduplicated": summary.deduplicated, "search_seconds": summary.seconds},
+            [_table_row(row) for row in summary.best],
+            table_name="pareto_front" if summary.pareto else "best_architectures")
+        search_run.end("KILLED" if interrupted else "FINISHED")
+    _log(directory, {"event": "end", **{k: v for k, v in summary.to_dict().items() if k != "best"}})
+    return summary
+
+
+def _load_dataset(config: SearchConfig, load_dataset):
+    try:
+        return load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
+                            seed=config.seed, val_fraction=config.val_fraction)
+    except UserError:
+        raise
+    except (ValueError, OSError) as error:
+        raise UserError(f"dataset {config.dataset}: {_short(error)}") from None
+
+
+def _open_tracking(config: SearchConfig, directory: Path):
+    from nasbench.tracking import SearchRun, TrackingConfig, default_tracking_uri
+
+    tracking = TrackingConfig(tracking_uri=config.tracking_uri or default_tracking_uri(directory),
+                              experiment_name=directory.name)
+    run_id_file = directory / "mlflow_run_id"
+    resume_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
+    search_config = json.loads(config.model_dump_json())
+    try:
+        run = SearchRun(tracking, search_config, run_name=f"search-{directory.name}", resume_run_id=resume_id)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if resume_id is None:
+        tmp = run_id_file.with_suffix(".tmp")
+        tmp.write_text(run.run_id)
+        os.replace(tmp, run_id_file)
+    return tracking, run
+
+
+def _log(directory: Path, entry: dict) -> None:
+    with open(directory / "search.log", "a") as handle:
+        handle.write(json.dumps({"time": time.time(), **entry}, default=str) + "\n")
+
+
+def _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers,
+              metrics, modes, arch_to_dict, arch_hash, callbacks, before, console):
+    import ray
+    from ray import tune
+
+    from nasbench.progress import SearchProgress
+    from nasbench.trial import run_trial
+
+    ensure_ray(config.address, num_cpus=None, num_gpus=None)
+
+    def define_by_run(trial):
+        arch = space.sample(trial)
+        as_dict, digest = arch_to_dict(arch), arch_hash(arch)
+        trial.set_user_attr("arch", as_dict)
+        trial.set_user_attr("arch_hash", digest)
+        return {"arch": as_dict, "arch_hash": digest}
+
+    searcher = _searcher_class()(
+        define_by_run, metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0], sampler=study.sampler, study_name=STUDY_NAME,
+        storage=storage, resume_numbers=resume_numbers)
+    resources = {"cpu": config.cpus_per_trial}
+    if config.gpus_per_trial:
+        resources["gpu"] = config.gpus_per_trial
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
+    ledger = _ledger_class()(directory, context, config.scheduler)
+    progress = SearchProgress(total=config.trials, already=before, objectives=config.objectives,
+                              enabled=config.progress, console=console)
+    run_number = len(list((directory / "ray").glob("run-*"))) + 1 if (directory / "ray").exists() else 1
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_make_scheduler(config),
+                                    num_samples=remaining, max_concurrent_trials=config.concurrency,
+                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(
+            name=f"run-{run_number}", storage_path=str(directory / "ray"), verbose=0,
+            progress_reporter=_SilentReporter(), log_to_file=False,
+            callbacks=[ledger, progress, *(callbacks or [])],
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+    )
+    # the result grid Tuner.fit builds at the end looks for the per-trial CSV/JSON files
+    # that are deliberately not written: its warnings about them are noise here
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    with progress:
+        tuner.fit()
+    interrupted = len(ledger.finished) < remaining
+    return ledger, interrupted
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial-{trial.config.get('trial_number', 'x')}-{trial.trial_id}"
+
+
+def _silent_reporter_class():
+    from ray.tune import ProgressReporter
+
+    class SilentReporter(ProgressReporter):
+        """Ray's own table is replaced by :class:`nasbench.progress.SearchProgress`."""
+
+        def should_report(self, trials, done=False):
+            return False
+
+        def report(self, trials, done, *sys_info):
+            return None
+
+    return SilentReporter
+
+
+def _SilentReporter():  # noqa: N802 - reads like the class it builds
+    return _silent_reporter_class()()
+
+
+# --------------------------------------------------------------------------- results
+
+def _summarise(config, directory, study, counts, interrupted, seconds, search_run) -> SearchSummary:
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    failures = {t.number: t.user_attrs.get("reason", "") for t in study.get_trials(deepcopy=False)
+                if t.state == TrialState.FAIL}
+    rows = []
+    for t in trials:
+        row = {"rank": 0, "trial": t.number, "arch_hash": t.user_attrs.get("arch_hash"),
+               "status": t.user_attrs.get("status", "ok"), "arch": t.user_attrs.get("arch")}
+        for name, value in zip(config.objectives, t.values):
+            row[name] = value
+        rows.append(row)
+    pareto = config.multi_objective
+    if pareto:
+        front = {t.number for t in study.best_trials}
+        best = [row for row in rows if row["trial"] in front]
+        best.sort(key=lambda r: -r[config.objectives[0]] if OBJECTIVES[config.objectives[0]][1] == "max"
+                  else r[config.objectives[0]])
+    else:
+        sign = -1 if OBJECTIVES[config.objectives[0]][1] == "max" else 1
+        best = sorted(rows, key=lambda r: (sign * r[config.objectives[0]], r["trial"]))
+    unique, seen = [], set()
+    for row in best:  # duplicates answered from the store share a hash
+        if row["arch_hash"] not in seen:
+            seen.add(row["arch_hash"])
+            unique.append(row)
+    for rank, row in enumerate(unique, start=1):
+        row["rank"] = rank
+    return SearchSummary(
+        experiment=directory.name, experiment_dir=directory, requested=config.trials,
+        finished=counts["finished"], complete=counts["complete"], pruned=counts["pruned"],
+        failed=counts["failed"], deduplicated=counts["deduplicated"], interrupted=interrupted,
+        seconds=seconds, best=unique if pareto else unique[: max(config.export_top, 10)], pareto=pareto,
+        mlflow_run_id=search_run.run_id if search_run else None, failures=failures)
+
+
+def _table_row(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "arch"}
+
+
+def _export_best(config, directory, summary, dataset, tracking, search_run) -> list[Path]:
+    """Copy the best (or Pareto) architectures to ``best/<rank>-<hash>/`` and log them to
+    MLflow, registered with the aliases ``best-val`` / ``best-robust``."""
+    if config.export_top == 0 or not summary.best:
+        return []
+    best_dir = directory / "best"
+    if best_dir.exists():
+        shutil.rmtree(best_dir)
+    exported = []
+    for row in summary.best[: config.export_top]:
+        target = best_dir / f"{row['rank']:02d}-{row['arch_hash'][:12]}"
+        source = directory / "checkpoints" / row["arch_hash"][:16]
+        if (source / "model.safetensors").is_file():
+            shutil.copytree(source, target)
+        else:  # answered from a shared store or a replay: the architecture, no weights
+            target.mkdir(parents=True)
+            (target / "arch.json").write_text(json.dumps(row["arch"], indent=2))
+        (target / "metrics.json").write_text(json.dumps(_table_row(row), indent=2, default=str))
+        exported.append(target)
+    if tracking is not None and search_run is not None and config.register_models and config.replay is None:
+        _register_best(config, summary, dataset, tracking, search_run, directory)
+    return exported
+
+
+def _register_best(config, summary, dataset, tracking, search_run, directory) -> None:
+    from nasbench.checkpoint import load_checkpoint
+    from nasbench.tracking import log_model, registered_model_name
+
+    aliases: dict[int, list[str]] = {}
+    for objective, alias in (("val_acc", "best-val"), ("robust_acc", "best-robust")):
+        if objective not in config.objectives:
+            continue
+        candidates = [r for r in summary.best if r.get(objective) is not None]
+        if candidates:
+            top = max(candidates, key=lambda r: r[objective])
+            aliases.setdefault(top["trial"], []).append(alias)
+    for number, names in aliases.items():
+        row = next(r for r in summary.best if r["trial"] == number)
+        checkpoint = directory / "checkpoints" / row["arch_hash"][:16]
+        run_id = _find_child_run(tracking, search_run.run_id, number)
+        if run_id is None or not (checkpoint / "model.safetensors").is_file():
+            continue
+        model, arch, meta = load_checkpoint(checkpoint)
+        log_model(tracking, run_id, model, dataset.val.x[:2].cpu(), registered_model_name(tracking),
+                  names, arch=arch, meta=meta)
