@@ -1,1 +1,63 @@
-"""placeholder"""
+"""Adversarial attacks and robustness evaluation for image classifiers.
+
+Built on torchattacks. Knows nothing of Ray, search or the platform: it takes a
+``torch.nn.Module`` that maps images in [0, 1] to logits (normalising inside) and
+tensors of images and labels.
+
+- :mod:`attacks.registry`: the attacks, their validated parameters and builders.
+- :mod:`attacks.engine`: :func:`evaluate`, the eps sweep that never redoes work.
+- :mod:`attacks.checks`: sanity checks after Carlini et al. 2019.
+- :mod:`attacks.transfer`: transferability matrices.
+- :mod:`attacks.adversarial_training`: PGD-AT and FGSM-RS batches for training.
+- :mod:`attacks.visualize`: PNG grids of adversarial examples.
+"""
+
+from attacks.adversarial_training import ADVERSARIAL_TRAINING_METHODS, adversarial_batch
+from attacks.checks import CheckResult, run_checks
+from attacks.engine import (
+    AdversarialExamples,
+    AttackResult,
+    RobustnessReport,
+    WorstCase,
+    evaluate,
+    iterative_attack,
+)
+from attacks.registry import (
+    ATTACKS,
+    AttackConfigError,
+    AttackInfo,
+    AttackSpec,
+    build_attack,
+    build_autoattack,
+    list_attacks,
+    parse_attacks,
+    parse_eps,
+    parse_eps_list,
+)
+from attacks.transfer import transfer_matrix
+from attacks.visualize import save_example_grid
+
+__all__ = [
+    "ADVERSARIAL_TRAINING_METHODS",
+    "ATTACKS",
+    "AdversarialExamples",
+    "AttackConfigError",
+    "AttackInfo",
+    "AttackResult",
+    "AttackSpec",
+    "CheckResult",
+    "RobustnessReport",
+    "WorstCase",
+    "adversarial_batch",
+    "build_attack",
+    "build_autoattack",
+    "evaluate",
+    "iterative_attack",
+    "list_attacks",
+    "parse_attacks",
+    "parse_eps",
+    "parse_eps_list",
+    "run_checks",
+    "save_example_grid",
+    "transfer_matrix",
+]
