@@ -154,6 +154,15 @@ class SearchProgress(_callback_base()):
         self._live = None
         self._last_draw = 0.0
 
+    # -- pickling: ``Tuner`` pickles its callbacks into the experiment's ``tuner.pkl``; a
+    # rich Console (and the Live display's refresh thread) holds locks that cannot be
+    # pickled. The copy keeps the counts and draws nothing; this instance keeps drawing.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_console"] = None
+        state["_live"] = None
+        return state
+
     # -- drawing
     def __enter__(self) -> "SearchProgress":
         if not self.enabled:

@@ -407,7 +407,7 @@ class TrialRecorder:
         self.status, self.reason = status, reason
         self._writer.tag(TAG_STATUS, status)
         self._writer.tag(TAG_REASON, reason or "")
-        self._writer.flush()
+        self._writer.maybe_flush()  # the run's exit writes it in any case
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
@@ -416,39 +416,63 @@ class TrialRecorder:
         self._writer.flush()
 
 
+@lru_cache(maxsize=64)
+def _experiment_of(tracking_uri: str, run_id: str) -> str:
+    """A run's experiment id, looked up once per process (a trial's parent never moves)."""
+    return _client(tracking_uri).get_run(run_id).info.experiment_id
+
+
+def _write_json_artifact(artifact_uri: str, data: Any, artifact_file: str) -> None:
+    """``client.log_text`` without its ``get_run``: the caller already knows where the run's
+    artifacts live (``create_run`` returned it)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / artifact_file
+        path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        get_artifact_repository(artifact_uri).log_artifact(str(path))
+
+
 @contextmanager
 def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: dict,
               arch_hash: str, train_config: dict, dataset,
-              flush_seconds: float = 10.0) -> Iterator[TrialRecorder]:
+              flush_seconds: float = 10.0, find_existing: bool = True) -> Iterator[TrialRecorder]:
     """A nested child run of ``parent_run_id`` for one trial.
 
     Works in any process that has nothing but ``cfg`` (a Ray worker with no MLflow
     environment variables). If the parent already has a child for ``trial_id`` (a
-    resumed search), that run is reused instead of creating a duplicate.
+    resumed search), that run is reused instead of creating a duplicate; a caller that
+    knows the trial is new (``find_existing=False``) skips that search.
+
+    Cost per trial: three store transactions -- ``create_run`` (with every tag), one
+    ``log_batch`` on exit (params, metrics and the final status together; long trials
+    flush earlier, every ``flush_seconds``) and ``set_terminated`` -- plus ``arch.json``
+    written straight to the artifact store. Each SQLite transaction costs milliseconds
+    to tens of milliseconds, as much as a short trial's orchestration budget.
 
     On exit the buffered metrics are written and the run ends FINISHED (status ok or
     deduplicated; ok is assumed if none was set), KILLED (pruned) or FAILED (failed, or
     an exception escaped, which is re-raised after its message is recorded as the reason).
     """
     client = _client(cfg.tracking_uri)
-    parent = client.get_run(parent_run_id)
-    experiment_id = parent.info.experiment_id
+    experiment_id = _experiment_of(cfg.tracking_uri, parent_run_id)
     trial_id = str(trial_id)
     existing = client.search_runs(
         [experiment_id],
         filter_string=(f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
                        f"and tags.`{TAG_TRIAL_ID}` = '{_quote(trial_id)}'"),
         max_results=1,
-    )
+    ) if find_existing else []
     if existing:
         run_id = existing[0].info.run_id
         client.update_run(run_id, status="RUNNING")
         fresh = False
     else:
-        run_id = client.create_run(
+        run = client.create_run(
             experiment_id, run_name=f"trial-{trial_id}",
             tags={TAG_PARENT_RUN: parent_run_id, TAG_ROLE: "trial", TAG_TRIAL_ID: trial_id,
-                  TAG_ARCH_HASH: arch_hash}).info.run_id
+                  TAG_ARCH_HASH: arch_hash, TAG_STATUS: "running"})
+        run_id = run.info.run_id
         fresh = True
 
     recorder = TrialRecorder(client, run_id, flush_seconds)
@@ -457,15 +481,17 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
         params["dataset"] = str(getattr(dataset, "name", dataset))
     if not fresh:
         params = _missing_params(client, run_id, params)
+    # buffered: written with the first batch of metrics, not in a transaction of their own
     for key, value in params.items():
         recorder._writer.param(key, value)
-    recorder._writer.tag(TAG_ARCH_HASH, arch_hash)
-    recorder._writer.tag(TAG_STATUS, "running")
-    recorder._writer.flush()
     if fresh:
-        _log_json(client, run_id, arch, "arch.json")
+        _write_json_artifact(run.info.artifact_uri, arch, "arch.json")
         if dataset is not None and hasattr(dataset, "train"):
             client.log_inputs(run_id, datasets=[dataset_input(dataset)])
+    else:
+        recorder._writer.tag(TAG_ARCH_HASH, arch_hash)
+        recorder._writer.tag(TAG_STATUS, "running")
+        recorder._writer.flush()
 
     try:
         yield recorder

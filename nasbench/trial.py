@@ -129,18 +129,16 @@ def run_trial(config: dict, context: TrialContext) -> None:
     arch = config["arch"]
     arch_hash = config["arch_hash"]
     number = int(config["trial_number"])
-    if context.train.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(context.train["threads"]))
 
     recording = None
     if context.tracking is not None and context.parent_run_id is not None:
         from nasbench.tracking import trial_run
 
+        # only a trial rerun after a killed driver can already own a child run: a new
+        # trial skips that search (one store query less per trial)
         recording = trial_run(context.tracking, context.parent_run_id, str(number), arch=arch,
                               arch_hash=arch_hash, train_config=context.train,
-                              dataset=context.dataset)
+                              dataset=context.dataset, find_existing=bool(config.get("rerun")))
     with recording if recording is not None else nullcontext() as recorder:
         run_id = getattr(recorder, "run_id", None)
         base = {"trial_number": number, "arch_hash": arch_hash, "mlflow_run_id": run_id}
@@ -233,6 +231,8 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
     from nasbench.train import train_model
     from search_spaces import arch_from_dict, build_model, describe, measure_latency, validate
 
+    if context.train.get("threads"):  # here, not per trial: stand-in trials never import torch
+        torch.set_num_threads(int(context.train["threads"]))
     dataset = _dataset(context.dataset, context.data_dir, context.seed, context.val_fraction)
     arch = arch_from_dict(arch_dict)
     validate(arch, dataset.input_shape)  # raises InvalidArchitecture with the reason

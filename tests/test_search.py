@@ -1,7 +1,10 @@
 """`nasbench search`: real Ray Tune + Optuna + MLflow + benchmark store on digits.
 
-Ray starts once for the module (it costs seconds on 2 cores); searches are tiny: a
-few trials of one epoch, or stand-in trials that report numbers without training.
+Ray starts once per test session and every search here shares one MLflow database
+(creating its tables costs a second or more). Each search costs its worker start-up
+(seconds: fresh actors import Ray Tune and MLflow), so there are few of them: one real
+training search that the dedup and replay tests reuse, one multi-objective search that
+also measures robust accuracy, and stand-in trials elsewhere.
 """
 
 import json
@@ -16,16 +19,26 @@ from nasbench.progress import ProgressState
 from nasbench.search import SearchConfig, run_search
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
+def shared_ray(module):
+    """One Ray runtime for the whole test session (starting one costs seconds on 2
+    cores): the first search module starts it, later ones reuse it, the session's end
+    stops it. ``module``'s stand-in trials are shipped by value to the workers."""
     import ray
     from ray import cloudpickle
 
-    # the stand-in trials below are defined here: ship them by value to the workers
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    cloudpickle.register_pickle_by_value(module)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray, started
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    ray, started = shared_ray(sys.modules[__name__])
     yield ray
-    ray.shutdown()
+    if started:
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +72,20 @@ def mlflow_runs(summary, tracking_uri):
     return client, parent, children
 
 
-def test_search_trains_records_and_exports(ray_runtime, tracking_uri, tmp_path):
+@pytest.fixture(scope="module")
+def trained(ray_runtime, tracking_uri, tmp_path_factory):
+    """One real search: 4 architectures trained for one epoch on digits."""
+    tmp_path = tmp_path_factory.mktemp("trained")
+    return tmp_path, run_search(config(tmp_path, experiment="first", tracking_uri=tracking_uri))
+
+
+def test_search_trains_records_and_exports(trained, tracking_uri):
     import optuna
 
     from nasbench.checkpoint import load_checkpoint
     from nasbench.store import Benchmark
 
-    summary = run_search(config(tmp_path, experiment="first", tracking_uri=tracking_uri))
+    _, summary = trained
     assert (summary.finished, summary.complete, summary.failed) == (4, 4, 0)
     assert not summary.interrupted
 
@@ -81,13 +101,21 @@ def test_search_trains_records_and_exports(ray_runtime, tracking_uri, tmp_path):
     # a search that trained learns something: digits has 10 classes
     assert max(t.value for t in study.trials) > 0.3
 
-    # MLflow: a parent run and one finished child per trial, created in the workers
+    # MLflow: a parent run and one finished child per trial, created in the workers, each
+    # with its params, final metrics and arch.json
     client, parent, children = mlflow_runs(summary, tracking_uri)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_finished"] == 4
     assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in children) == [0, 1, 2, 3]
     assert {r.data.tags["nasbench.status"] for r in children} == {"ok"}
     assert all(r.info.status == "FINISHED" for r in children)
+    by_number = {int(r.data.tags["nasbench.trial_id"]): r for r in children}
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert run.data.metrics["val_acc"] == pytest.approx(trial.value)
+        assert run.data.params["train.epochs"] == "1" and run.data.params["dataset"] == "digits"
+        assert run.data.tags["nasbench.arch_hash"] == trial.user_attrs["arch_hash"]
+        assert "arch.json" in {f.path for f in client.list_artifacts(run.info.run_id)}
     stored_runs = {store.lookup(t.user_attrs["arch_hash"], "digits", 1, 0)["mlflow_run_id"] for t in study.trials}
     assert stored_runs == {r.info.run_id for r in children}
 
@@ -99,38 +127,56 @@ def test_search_trains_records_and_exports(ray_runtime, tracking_uri, tmp_path):
     version = client.get_model_version_by_alias("nasbench-first", "best-val")
     assert version.run_id in {r.info.run_id for r in children}
 
-    # the same search again on the same store: every trial answered from the store
+
+def test_the_same_search_on_the_same_store_trains_nothing(trained, tracking_uri):
+    from nasbench.store import Benchmark
+
+    tmp_path, summary = trained
     again = run_search(config(tmp_path, experiment="second", store=summary.experiment_dir / "benchmark.db",
-                              export_top=0, tracking_uri=tracking_uri))
+                              export_top=0, tracking_uri=tracking_uri), evaluate=refuse_to_train)
     assert (again.finished, again.complete, again.deduplicated) == (4, 4, 4)
-    assert len(store) == 4
+    assert len(Benchmark(summary.experiment_dir / "benchmark.db")) == 4
     assert [r["val_acc"] for r in again.best] == [r["val_acc"] for r in summary.best]
     _, _, children = mlflow_runs(again, tracking_uri)
     assert {r.data.tags["nasbench.status"] for r in children} == {"deduplicated"}
+    assert len(children) == 4
 
 
-def test_multi_objective_search_returns_the_pareto_front(ray_runtime, tracking_uri, tmp_path):
-    summary = run_search(config(tmp_path, experiment="pareto", trials=8, objectives=["val_acc", "params"],
-                                sampler="nsga2", export_top=0, tracking_uri=tracking_uri),
-                         evaluate=fake_metrics)
-    assert summary.pareto and summary.complete == 8
+def test_replay_answers_from_a_recorded_benchmark(trained, tracking_uri):
+    tmp_path, summary = trained
+    replay = run_search(config(tmp_path, experiment="replay", trials=4, export_top=0, tracking_uri=tracking_uri,
+                               replay=summary.experiment_dir / "benchmark.db"), evaluate=refuse_to_train)
+    # same seed, same sampler: the same architectures, answered from the recording
+    assert replay.complete == 4 and replay.failed == 0 and replay.deduplicated == 0
+    assert [r["val_acc"] for r in replay.best] == [r["val_acc"] for r in summary.best]
+    log = [json.loads(line) for line in (replay.experiment_dir / "search.log").read_text().splitlines()]
+    assert sorted(e["trial"] for e in log if e.get("status") == "ok") == [0, 1, 2, 3]
+
+
+def refuse_to_train(arch, context, report):
+    """A trial that should have been answered from a store or a replay."""
+    raise AssertionError("this trial should not have been evaluated")
+
+
+def test_multi_objective_search_with_robust_accuracy_returns_the_pareto_front(ray_runtime, tracking_uri,
+                                                                              tmp_path):
+    from nasbench.store import Benchmark
+
+    summary = run_search(config(tmp_path, experiment="pareto", trials=4, objectives=["val_acc", "robust_acc"],
+                                sampler="nsga2", robust_attack="fgsm", robust_eps=0.3, robust_samples=64,
+                                tracking_uri=tracking_uri))
+    assert summary.pareto and summary.complete == 4
     lines = [json.loads(line) for line in (summary.experiment_dir / "search.log").read_text().splitlines()]
-    points = {(e["val_acc"], e["params"]) for e in lines if e.get("status") in ("ok", "deduplicated")}
-    front = {(r["val_acc"], r["params"]) for r in summary.best}
+    points = {(e["val_acc"], e["robust_acc"]) for e in lines if e.get("status") == "ok"}
+    assert len(points) == 4
+    front = {(r["val_acc"], r["robust_acc"]) for r in summary.best}
 
     def dominated(p):
-        return any(q[0] >= p[0] and q[1] <= p[1] and q != p for q in points)
+        return any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)
 
     assert front == {p for p in points if not dominated(p)}
 
-
-def test_robust_accuracy_is_measured_in_the_loop(ray_runtime, tracking_uri, tmp_path):
-    from nasbench.store import Benchmark
-
-    summary = run_search(config(tmp_path, experiment="robust", trials=2, objectives=["val_acc", "robust_acc"],
-                                robust_attack="fgsm", robust_eps=0.3, robust_samples=64, export_top=0,
-                                concurrency=1, tracking_uri=tracking_uri))
-    assert summary.complete == 2
+    # robust accuracy was measured in the loop and stored with the attack that measured it
     store = Benchmark(summary.experiment_dir / "benchmark.db")
     for row in summary.best:
         stored = store.lookup(row["arch_hash"], "digits", 1, 0)
@@ -140,14 +186,26 @@ def test_robust_accuracy_is_measured_in_the_loop(ray_runtime, tracking_uri, tmp_
         assert 0.0 <= row["robust_acc"] < row["val_acc"]
 
 
-def test_replay_answers_from_a_recorded_benchmark(ray_runtime, tracking_uri, tmp_path):
-    first = run_search(config(tmp_path, experiment="record", trials=4, export_top=0, tracking_uri=tracking_uri),
-                       evaluate=fake_metrics)
-    replay = run_search(config(tmp_path, experiment="replay", trials=4, export_top=0, tracking_uri=tracking_uri,
-                               replay=first.experiment_dir / "benchmark.db"))
-    # same seed, same sampler: the same architectures, answered without training
-    assert replay.complete == 4 and replay.failed == 0 and replay.deduplicated == 0
-    assert [r["val_acc"] for r in replay.best] == [r["val_acc"] for r in first.best]
+def test_a_console_passed_to_the_search_draws_its_progress(ray_runtime, tracking_uri, tmp_path):
+    """Ray pickles the Tuner with its callbacks; a rich Console holds locks that cannot be."""
+    import io
+    import pickle
+
+    from rich.console import Console
+
+    from nasbench.progress import SearchProgress
+
+    progress = SearchProgress(total=3, console=Console(file=io.StringIO()))
+    with progress:
+        copy = pickle.loads(pickle.dumps(progress))
+    assert copy._console is None and copy.state.total == 3
+
+    out = io.StringIO()
+    summary = run_search(config(tmp_path, experiment="console", trials=3, export_top=0, progress=True,
+                                tracking_uri=tracking_uri),
+                         evaluate=fake_metrics, console=Console(file=out, width=200))
+    assert summary.complete == 3
+    assert "3/3 done" in out.getvalue() and "0 failed" in out.getvalue()
 
 
 def test_progress_state_counts_best_and_pareto():

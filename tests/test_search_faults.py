@@ -14,15 +14,26 @@ import pytest
 from nasbench.search import SearchConfig, run_search, study_progress
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_runtime():
+    """One Ray runtime for the test session, shared with the other search modules (the
+    first to run starts it); this module's stand-in trials are shipped by value."""
     import ray
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
-    ray.shutdown()
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory):
+    """One MLflow database for the module's searches (each gets its own experiment)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
 def config(tmp_path, **values):
@@ -38,10 +49,10 @@ def load_study(summary_or_dir):
     return optuna.load_study(study_name="search", storage=storage)
 
 
-def child_runs(directory):
+def child_runs(directory, tracking_uri=None):
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{directory / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri or f"sqlite:///{directory / 'mlflow.db'}")
     parent_id = (directory / "mlflow_run_id").read_text().strip()
     experiment = client.get_run(parent_id).info.experiment_id
     return client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
@@ -72,10 +83,11 @@ def learning_curves(arch, context, report):
     return {"val_acc": quality, "epoch": context.budget}
 
 
-def test_failing_and_crashing_trials_are_recorded_and_the_search_goes_on(ray_runtime, tmp_path):
+def test_failing_and_crashing_trials_are_recorded_and_the_search_goes_on(ray_runtime, tracking_uri, tmp_path):
     from nasbench.store import Benchmark
 
-    summary = run_search(config(tmp_path, experiment="faults", trials=8), evaluate=failing_trials,
+    summary = run_search(config(tmp_path, experiment="faults", trials=8, tracking_uri=tracking_uri),
+                         evaluate=failing_trials,
                          extra={"crash_marker": str(tmp_path / "crashed")})
     assert (tmp_path / "crashed").exists()
     study = load_study(summary)
@@ -89,7 +101,7 @@ def test_failing_and_crashing_trials_are_recorded_and_the_search_goes_on(ray_run
     assert summary.failures == reasons
 
     store = Benchmark(summary.experiment_dir / "benchmark.db")
-    runs = {r.data.tags["nasbench.trial_id"]: r for r in child_runs(summary.experiment_dir)}
+    runs = {r.data.tags["nasbench.trial_id"]: r for r in child_runs(summary.experiment_dir, tracking_uri)}
     for trial in failed:
         row = store.lookup(trial.user_attrs["arch_hash"], "digits", 1, 0)
         assert row["status"] == "failed" and row["reason"]
@@ -118,11 +130,12 @@ def test_plain_optuna_search_reports_early_stopped_trials_as_complete_ours_as_pr
     assert states["NasOptunaSearch"] == ["PRUNED", "COMPLETE"]
 
 
-def test_asha_stopped_trials_are_pruned_in_optuna_store_and_mlflow(ray_runtime, tmp_path):
+def test_asha_stopped_trials_are_pruned_in_optuna_store_and_mlflow(ray_runtime, tracking_uri, tmp_path):
     from nasbench.store import Benchmark
 
     summary = run_search(config(tmp_path, experiment="asha", trials=10, epochs=4, scheduler="asha",
-                                grace_period=1, reduction_factor=2), evaluate=learning_curves)
+                                grace_period=1, reduction_factor=2, tracking_uri=tracking_uri),
+                         evaluate=learning_curves)
     study = load_study(summary)
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -134,7 +147,7 @@ def test_asha_stopped_trials_are_pruned_in_optuna_store_and_mlflow(ray_runtime, 
     assert all(e["epoch"] < 4 for e in log if e.get("status") == "pruned")
 
     store = Benchmark(summary.experiment_dir / "benchmark.db")
-    runs = {r.data.tags["nasbench.trial_id"]: r for r in child_runs(summary.experiment_dir)}
+    runs = {r.data.tags["nasbench.trial_id"]: r for r in child_runs(summary.experiment_dir, tracking_uri)}
     for trial in pruned:
         row = store.lookup(trial.user_attrs["arch_hash"], "digits", 4, 0)
         assert row["status"] == "pruned" and "stopped by asha" in row["reason"]
@@ -142,7 +155,10 @@ def test_asha_stopped_trials_are_pruned_in_optuna_store_and_mlflow(ray_runtime, 
         assert run.data.tags["nasbench.status"] == "pruned" and run.info.status == "KILLED"
 
 
+@pytest.mark.e2e
 def test_kill_9_then_resume_finishes_exactly_the_requested_trials(ray_runtime, tmp_path):
+    """The real thing: a CLI driver in its own process, training, killed with SIGKILL.
+    (The default run covers the same resume logic in-process, below.)"""
     from nasbench.store import Benchmark
 
     experiments = tmp_path / "experiments"
@@ -179,3 +195,60 @@ def test_kill_9_then_resume_finishes_exactly_the_requested_trials(ray_runtime, t
     runs = child_runs(directory)
     assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in runs) == list(range(6))
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def slow_trials(arch, context, report):
+    """Stand-in trials that take a moment, so a driver can die while two are running."""
+    time.sleep(0.3)
+    return {"val_acc": 1.0 - 1.0 / (1.0 + width(arch) / 60.0), "epoch": context.budget}
+
+
+def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracking_uri, tmp_path):
+    """What ``kill -9`` of the driver leaves behind, made in-process: trials RUNNING in
+    Optuna (one sampled completely with its MLflow child run RUNNING, one still being
+    sampled), the parent run RUNNING. ``--resume`` runs exactly those again, as the same
+    Optuna trials and child runs, then the rest: exactly the requested count."""
+    from nasbench.search import STUDY_NAME, optuna_storage
+    from nasbench.store import Benchmark
+    from nasbench.tracking import TrackingConfig, trial_run
+    from search_spaces import arch_hash, arch_to_dict, get_space
+
+    first = run_search(config(tmp_path, experiment="crash", trials=3, tracking_uri=tracking_uri),
+                       evaluate=slow_trials)
+    assert first.finished == 3
+    directory = first.experiment_dir
+    study = optuna.load_study(study_name=STUDY_NAME, storage=optuna_storage(directory))
+    space = get_space("macro", (1, 8, 8))
+    sampled = study.ask()  # sampled and started in a worker that died with the driver
+    arch = space.sample(sampled)
+    sampled.set_user_attr("arch", arch_to_dict(arch))
+    sampled.set_user_attr("arch_hash", arch_hash(arch))
+    sampled_params = dict(sampled.params)
+    cfg = TrackingConfig(tracking_uri, directory.name)
+    with pytest.raises(KeyboardInterrupt):
+        with trial_run(cfg, first.mlflow_run_id, str(sampled.number), arch=arch_to_dict(arch),
+                       arch_hash=arch_hash(arch), train_config={"epochs": 1}, dataset="digits") as run:
+            raise KeyboardInterrupt  # the worker dies: its run is left KILLED, not FINISHED
+    half = study.ask()  # the driver died while sampling this one: one parameter drawn
+    layers = half.suggest_int("num_layers", space.min_layers, space.max_layers)
+    assert study_progress(study)["running"] == [3, 4]
+
+    resumed = run_search(config(tmp_path, experiment="crash", trials=6, resume=True, tracking_uri=tracking_uri),
+                         evaluate=slow_trials)
+    assert resumed.finished == 6 and resumed.complete == 6 and not resumed.interrupted
+    study = load_study(directory)
+    assert [t.number for t in study.trials] == list(range(6))
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    assert study.trials[3].params == sampled_params  # the same trial, the same architecture
+    assert study.trials[3].user_attrs["arch_hash"] == arch_hash(arch)
+    assert study.trials[4].params["num_layers"] == layers  # sampling went on where it stopped
+    # one child run per trial (trial 3 reused its run), all finished; the store holds each
+    # architecture once
+    runs = child_runs(directory, tracking_uri)
+    assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in runs) == list(range(6))
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert next(r for r in runs if r.data.tags["nasbench.trial_id"] == "3").info.run_id == run.run_id
+    store = Benchmark(directory / "benchmark.db")
+    assert len(store) == len({t.user_attrs["arch_hash"] for t in study.trials})
+    log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
+    assert next(e for e in log if e.get("event") == "resume")["rerun"] == [3, 4]
