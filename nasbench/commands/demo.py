@@ -44,7 +44,7 @@ class DemoConfig(StrictModel):
     # runs it with 1,000 queries (the report's threat model states the budget).
     attacks: list[str] = ["fgsm", "pgd", "square:queries=1000"]
     eps: str = "0,0.05,0.1,0.2,0.3"  # MNIST-style radii: on 8x8 digits, curves reach zero by 0.3
-    n: int = Field(300, ge=10)
+    n: int = Field(200, ge=10)
     seed: int = Field(0, ge=0)
     device: str = "auto"
 
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", type=split_list, help="classic models (default lenet5,resnet20)")
     parser.add_argument("--attacks", type=split_list, help="attacks (default fgsm,pgd,square:queries=1000)")
     parser.add_argument("--eps", help="Linf radii (default 0,0.05,0.1,0.2,0.3)")
-    parser.add_argument("--n", type=int, help="test points attacked per model (default 300)")
+    parser.add_argument("--n", type=int, help="test points attacked per model (default 200)")
     parser.add_argument("--seed", type=int, help="seed of splits, search and attacks (default 0)")
     parser.add_argument("--device", help="auto (default), cpu, cuda")
 
@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from nasbench.commands.attack import attack_progress, print_evaluation
+    from nasbench.commands.search import print_summary
     from nasbench.data import load_dataset
     from nasbench.evaluation import command_line, evaluate_models, load_models
     from nasbench.report import build_report
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         robust_attack="fgsm", robust_eps=0.1, experiment=name, experiments_dir=config.experiments_dir,
         export_top=config.top, device=config.device,
     )
-    summary = run_search(search)
+    summary = run_search(search, console=console)
+    print_summary(summary, console)
     experiment_dir = summary.experiment_dir
     tracking = TrackingConfig(default_tracking_uri(experiment_dir), experiment_dir.name)
 

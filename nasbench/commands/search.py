@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _bool(run, "progress", "show the live progress line")
 
 
-def _print_summary(summary, console) -> None:
+def print_summary(summary, console) -> None:
     from rich.table import Table
 
     title = "Pareto front" if summary.pareto else "Best architectures"
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = resolve(SearchConfig, args)
     summary = run_search(config)
-    _print_summary(summary, Console())
+    print_summary(summary, Console())
     if summary.interrupted:
         print(f"search interrupted: resume with 'nasbench search --experiment {summary.experiment} --resume'")
         return 130

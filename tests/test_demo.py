@@ -1,0 +1,65 @@
+"""`nasbench demo`, the main job: search, attacks, transfer, report, MLflow and store,
+checked by what it leaves behind."""
+
+import json
+
+import mlflow
+import pytest
+
+from nasbench.cli import main
+from nasbench.store import Benchmark
+
+
+def check_demo_outputs(directory, trials: int, models: int, capsys):
+    printed = capsys.readouterr().out
+    assert f"report:    {directory / 'report.html'}" in printed
+    assert "dashboard: nasbench ui --experiment" in printed
+
+    # every trial is in the store and in MLflow, nested under the search's parent run
+    with Benchmark(directory / "benchmark.db") as store:
+        assert store.stats()["rows"] == trials
+    client = mlflow.MlflowClient(f"sqlite:///{directory / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(directory.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    roles = [run.data.tags.get("nasbench.role") for run in runs]
+    assert roles.count("search") == 1 and roles.count("trial") == trials
+    parent = next(run for run in runs if run.data.tags.get("nasbench.role") == "search")
+    assert all(run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+               for run in runs if run.data.tags.get("nasbench.role") == "trial")
+    assert roles.count("evaluation") >= models
+
+    # found architectures and the classic baselines were attacked on the same points
+    evaluations = sorted((directory / "evaluations").glob("*/evaluation.json"))
+    assert len(evaluations) == models
+    kinds = set()
+    for path in evaluations:
+        record = json.loads(path.read_text())
+        kinds.add(record["model"]["kind"])
+        report = record["report"]
+        worst = {row["eps"]: row["robust_accuracy"] for row in report["worst_case"]}
+        assert report["clean_accuracy"] > 0.3  # far above chance (10%) on digits
+        assert worst[max(worst)] < report["clean_accuracy"]
+        assert (path.parent / "grid.png").is_file()
+    assert kinds == {"found", "classic"}
+    transfer = json.loads((directory / "evaluations" / "transfer.json").read_text())
+    assert len(transfer["sources"]) == models
+
+    summary = json.loads((directory / "report.json").read_text())
+    assert len(summary["models"]) == models
+    html = (directory / "report.html").read_text()
+    for section in ("Threat model", "Transferability", "Sanity checks", "Reproducibility"):
+        assert section in html
+
+
+def test_small_demo_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--experiments-dir", str(tmp_path), "--experiment", "small", "--trials", "2",
+                 "--epochs", "1", "--top", "1", "--baselines", "lenet5", "--attacks", "fgsm,pgd",
+                 "--eps", "0,0.1,0.3", "--n", "40"]) == 0
+    check_demo_outputs(tmp_path / "small", trials=2, models=2, capsys=capsys)
+
+
+@pytest.mark.e2e
+def test_the_default_demo(tmp_path, capsys):
+    """The README's first command, as it runs: 12 trials, 2 found + 2 classic models."""
+    assert main(["demo", "--experiments-dir", str(tmp_path), "--experiment", "default"]) == 0
+    check_demo_outputs(tmp_path / "default", trials=12, models=4, capsys=capsys)
