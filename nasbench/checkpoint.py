@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasbench.config import read_json
 from nasbench.errors import UserError
 
 WEIGHTS = "model.safetensors"
@@ -49,18 +50,6 @@ def save_checkpoint(directory: str | Path, model: nn.Module, arch: dict, meta: d
     return directory
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"checkpoint {path.parent}: missing {path.name}") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise UserError(f"checkpoint {path.parent}: {path.name} is not readable JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"checkpoint {path.parent}: {path.name} must hold a JSON object")
-    return data
-
-
 def load_checkpoint(directory: str | Path, device: str = "cpu") -> tuple[nn.Module, dict, dict]:
     """Rebuild a checkpoint's model (in eval mode) -> ``(model, arch, meta)``."""
     from safetensors import SafetensorError
@@ -72,7 +61,8 @@ def load_checkpoint(directory: str | Path, device: str = "cpu") -> tuple[nn.Modu
     directory = Path(directory)
     if not directory.is_dir():
         raise UserError(f"checkpoint {directory} is not a directory (expected {WEIGHTS}, arch.json, meta.json)")
-    arch, meta = _read_json(directory / "arch.json"), _read_json(directory / "meta.json")
+    arch = read_json(directory / "arch.json", "checkpoint file")
+    meta = read_json(directory / "meta.json", "checkpoint file")
     try:
         network = build_from_spec(arch, tuple(meta["input_shape"]), int(meta["num_classes"]))
         model = nn.Sequential(Normalize(meta["mean"], meta["std"]), network)

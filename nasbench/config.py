@@ -9,6 +9,7 @@ any work starts, and a bad value is a ``UserError`` naming the option.
 from __future__ import annotations
 
 import argparse
+import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -87,6 +88,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"config {path} must be a mapping of option names to values, "
                         f"not {type(data).__name__}")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """Read a JSON object from ``path``; every way it can be wrong is a UserError naming ``what``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise UserError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{what} {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} must hold a JSON object")
+    return data
 
 
 def validate(model_cls: type[Model], values: dict[str, Any], source: str = "config") -> Model:

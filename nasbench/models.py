@@ -12,11 +12,11 @@ layer, so attacks perturb pixels, not normalised values.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import nn
 
+from nasbench.config import read_json
 from nasbench.errors import UserError
 
 
@@ -37,12 +37,7 @@ def resolve_spec(name_or_path: str) -> dict:
     if path.suffix != ".json" and not path.exists():
         raise UserError(f"unknown model '{name_or_path}' (choose from {', '.join(list_models())}, "
                         "or give an architecture .json file)")
-    try:
-        data = json.loads(path.read_text())
-    except OSError as error:
-        raise UserError(f"cannot read architecture {path}: {error.strerror or error}") from None
-    except json.JSONDecodeError as error:
-        raise UserError(f"architecture {path} is not valid JSON: {error}") from None
+    data = read_json(path, "architecture")
     try:
         return arch_to_dict(arch_from_dict(data))
     except (InvalidArchitecture, TypeError, KeyError, ValueError) as error:

@@ -103,7 +103,7 @@ def test_checkpoint_that_runs_code_on_load_is_refused(trained, digits, tmp_path,
 def test_corrupt_checkpoint_json(tmp_path):
     (tmp_path / "arch.json").write_text("{not json")
     (tmp_path / "meta.json").write_text("{}")
-    with pytest.raises(UserError, match="arch.json is not readable JSON"):
+    with pytest.raises(UserError, match="arch.json is not valid JSON"):
         load_checkpoint(tmp_path)
 
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nasbench.config import read_json
 from nasbench.errors import UserError
 
 HELP = "query, rank, export and import the tabular benchmark of evaluated architectures"
@@ -192,15 +193,7 @@ def _open(path: Path, *, create: bool = False):
 def _arch_argument(text: str) -> str | dict:
     path = Path(text)
     if text.endswith(".json") or path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except OSError as error:
-            raise UserError(f"cannot read architecture file {path}: {error.strerror or error}") from None
-        except json.JSONDecodeError as error:
-            raise UserError(f"architecture file {path} is not valid JSON: {error}") from None
-        if not isinstance(data, dict):
-            raise UserError(f"architecture file {path} must hold a JSON object")
-        return data
+        return read_json(path, "architecture file")
     return text
 
 
