@@ -422,12 +422,13 @@ def _experiment_of(tracking_uri: str, run_id: str) -> str:
     return _client(tracking_uri).get_run(run_id).info.experiment_id
 
 
-def _write_json_artifact(artifact_uri: str, data: Any, artifact_file: str) -> None:
+def _write_json_artifact(tracking_uri: str, artifact_uri: str, data: Any, artifact_file: str) -> None:
     """``client.log_text`` without its ``get_run``: the caller already knows where the run's
-    artifacts live (``create_run`` returned it)."""
+    artifacts live (``create_run`` returned it). A server's proxied ``mlflow-artifacts:``
+    location resolves against the global tracking URI, so that is set for the call."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _global_tracking_uri(tracking_uri):
         path = Path(tmp) / artifact_file
         path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
         get_artifact_repository(artifact_uri).log_artifact(str(path))
@@ -485,7 +486,7 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
     for key, value in params.items():
         recorder._writer.param(key, value)
     if fresh:
-        _write_json_artifact(run.info.artifact_uri, arch, "arch.json")
+        _write_json_artifact(cfg.tracking_uri, run.info.artifact_uri, arch, "arch.json")
         if dataset is not None and hasattr(dataset, "train"):
             client.log_inputs(run_id, datasets=[dataset_input(dataset)])
     else:
