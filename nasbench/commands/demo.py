@@ -65,6 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto (default), cpu, cuda")
 
 
+def found_architectures(summary, top: int) -> list[str]:
+    """Checkpoints of the ``top`` architectures to attack: the Pareto front first (as the
+    search exported it), then, when the front is smaller, the next best by validation
+    accuracy from the experiment's benchmark store."""
+    from nasbench.store import Benchmark
+
+    sources = [str(path) for path in summary.exported[:top]]
+    taken = {row["arch_hash"] for row in summary.best[:len(sources)]}
+    with Benchmark(summary.experiment_dir / "benchmark.db") as store:
+        for row in store.top(top + len(taken), by="val_acc"):
+            checkpoint = summary.experiment_dir / "checkpoints" / row["arch_hash"][:16]
+            if len(sources) < top and row["arch_hash"] not in taken and checkpoint.is_dir():
+                sources.append(str(checkpoint))
+                taken.add(row["arch_hash"])
+    return sources
+
+
 def run(args: argparse.Namespace) -> int:
     config = resolve(DemoConfig, args)
     name = config.experiment or f"demo-{datetime.now():%Y%m%d-%H%M%S}"
@@ -97,13 +114,14 @@ def run(args: argparse.Namespace) -> int:
     experiment_dir = summary.experiment_dir
     tracking = TrackingConfig(default_tracking_uri(experiment_dir), experiment_dir.name)
 
-    stage(2, f"models: top {len(summary.exported[:config.top])} found + baselines {', '.join(config.baselines)}")
+    found = found_architectures(summary, config.top)
+    stage(2, f"models: {len(found)} found + baselines {', '.join(config.baselines)}")
     dataset = load_dataset("digits", seed=config.seed)
 
     def show_epoch(metrics: dict) -> None:
         console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  val {metrics['val_acc']:.2%}")
 
-    sources = [str(path) for path in summary.exported[:config.top]] + list(config.baselines)
+    sources = found + list(config.baselines)
     models = load_models(sources, dataset, experiment_dir=experiment_dir, epochs=config.epochs,
                          seed=config.seed, device=config.device, tracking_uri=tracking.tracking_uri,
                          on_epoch=show_epoch)
