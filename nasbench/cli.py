@@ -14,8 +14,10 @@ import argparse
 import importlib
 import sys
 import traceback
+from pathlib import Path
 
 from nasbench import __version__
+from nasbench.config import add_config_argument, config_as_flags
 from nasbench.errors import UserError
 
 COMMANDS = ["demo", "search", "train", "attack", "report", "bench", "describe", "ui"]
@@ -48,14 +50,45 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of internal errors")
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if getattr(module, "CONFIG_AS_FLAGS", False):
+            add_config_argument(sub)
+        sub.set_defaults(run=module.run, config_as_flags=getattr(module, "CONFIG_AS_FLAGS", False))
     return parser
+
+
+def _expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """For a plain-argparse command, re-spell ``--config FILE`` as the command's own flags,
+    placed ahead of the typed ones (which therefore override the file)."""
+    command = next((token for token in argv if token in COMMANDS), None)
+    if command is None:
+        return argv
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    subparser = subparsers.choices[command]
+    if not subparser.get_default("config_as_flags"):
+        return argv
+    at = argv.index(command) + 1
+    rest = argv[at:]
+    path = None
+    for i, token in enumerate(rest):
+        if token == "--config" and i + 1 < len(rest):
+            path = rest[i + 1]
+        elif token.startswith("--config="):
+            path = token.split("=", 1)[1]
+    if path is None:
+        return argv
+    return argv[:at] + config_as_flags(Path(path), subparser) + rest
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]  # recorded in evaluation bundles
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        expanded = _expand_config(parser, argv)
+    except UserError as error:
+        print(f"nasbench: error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(expanded)
+    args.argv = argv  # recorded in evaluation bundles
     try:
         return int(args.run(args) or 0)
     except UserError as error:

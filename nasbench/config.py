@@ -134,6 +134,29 @@ def resolve(model_cls: type[Model], args: argparse.Namespace) -> Model:
     return validate(model_cls, values, source=str(config_path) if config_path else "config")
 
 
+def config_as_flags(path: Path, parser: argparse.ArgumentParser) -> list[str]:
+    """A YAML config turned into the command's own flags, for commands whose options are
+    plain argparse: placed before the typed flags, so those override it, and parsed (types,
+    choices, required options) exactly as if typed."""
+    options = {action.dest: action for action in parser._actions if action.option_strings}
+    flags: list[str] = []
+    for key, value in read_yaml(path).items():
+        action = options.get(key)
+        if action is None or key in ("config", "help", "debug"):
+            raise UserError(f"unknown option '{key}' in {path}")
+        flag = action.option_strings[-1]
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if not isinstance(value, bool):
+                raise UserError(f"invalid {key.replace('_', '-')} in {path}: expected true or false, got {value!r}")
+            if value == isinstance(action, argparse._StoreTrueAction):
+                flags.append(flag)
+        elif isinstance(value, (list, tuple)):
+            flags += [flag, ",".join(str(item) for item in value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
 def split_list(text: str | None) -> list[str] | None:
     """``"a,b , c"`` -> ``["a", "b", "c"]``; None stays None (flag not given)."""
     if text is None:

@@ -9,6 +9,14 @@ from nasbench import __version__
 from nasbench.cli import COMMANDS, main
 
 
+def exit_code(argv: list[str]) -> int:
+    """main's return value, or argparse's exit status for a usage error."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
@@ -107,3 +115,26 @@ def test_internal_error_is_exit_1_with_traceback_only_under_debug(monkeypatch, c
     assert "internal error: RuntimeError: boom" in err and "Traceback" not in err
     assert main(["--debug", "train"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_plain_commands_take_a_yaml_config_too(tmp_path, capsys):
+    config = tmp_path / "describe.yaml"
+    config.write_text("model: lenet5\ninput: 1x32x32\njson: true\n")
+    assert main(["describe", "--config", str(config)]) == 0
+    assert '"params": 61706' in capsys.readouterr().out
+    # typed flags override the file
+    assert main(["describe", "--config", str(config), "--input", "1x2x2"]) == 2
+    assert "collapses" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("modle: lenet5\n", "unknown option 'modle'"),
+    ("model: lenet5\ninput: 1x8x8\njson: 3\n", "expected true or false"),
+    ("model: lenet5\n", "required: --input"),
+])
+def test_bad_yaml_for_plain_commands(text, message, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    assert exit_code(["describe", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nasbench.errors import UserError
 
+CONFIG_AS_FLAGS = True  # --config FILE.yaml: its keys are this command's flags
 HELP = "per-layer shapes, parameters, MACs and receptive field of a model or architecture"
 
 

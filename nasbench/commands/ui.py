@@ -27,6 +27,7 @@ from pathlib import Path
 
 from nasbench.errors import UserError
 
+CONFIG_AS_FLAGS = True  # --config FILE.yaml: its keys are this command's flags
 HELP = "serve the MLflow dashboard (runs, curves, models) of an experiment"
 
 STARTUP_SECONDS = 180  # a cold start imports MLflow's server stack; slow on a busy 2-core box
