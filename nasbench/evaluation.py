@@ -77,6 +77,16 @@ def default_eps(dataset_name: str) -> str:
     return GREYSCALE_EPS if kind in ("digits", "mnist", "fashion-mnist") else NATURAL_IMAGE_EPS
 
 
+def parse_one_eps(text: str, option: str) -> float:
+    """One radius such as ``8/255`` or ``0.1`` (any norm's range) for ``option``; bad ones are UserErrors."""
+    from attacks import AttackConfigError, parse_eps
+
+    try:
+        return float(parse_eps(text, "L2"))
+    except (AttackConfigError, TypeError) as error:
+        raise UserError(f"{option}: {error}") from None
+
+
 def experiment_path(name: str, root: str | Path = "experiments") -> Path:
     """``<root>/<name>``; the name must be a plain folder name."""
     if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):

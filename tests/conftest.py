@@ -18,3 +18,23 @@ def digits():
     from nasbench.data import load_dataset
 
     return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One local Ray runtime for the whole session: starting one costs seconds on 2 cores.
+    Modules whose stand-in trials must reach the workers register themselves with
+    ``ray.cloudpickle.register_pickle_by_value``."""
+    import ray
+
+    if not ray.is_initialized():  # a search run by a test without this fixture leaves it running
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory):
+    """One MLflow database per module (creating its tables costs seconds); each search
+    still gets its own MLflow experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

@@ -51,7 +51,7 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
         assert section in html
 
 
-def test_small_demo_end_to_end(tmp_path, capsys):
+def test_small_demo_end_to_end(ray_runtime, tmp_path, capsys):
     assert main(["demo", "--experiments-dir", str(tmp_path), "--experiment", "small", "--trials", "2",
                  "--epochs", "1", "--top", "2", "--baselines", "lenet5", "--attacks", "fgsm,pgd",
                  "--eps", "0,0.1,0.3", "--n", "40"]) == 0
@@ -60,7 +60,7 @@ def test_small_demo_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-def test_the_default_demo(tmp_path, capsys):
+def test_the_default_demo(ray_runtime, tmp_path, capsys):
     """The README's first command, as it runs: 12 trials, 2 found + 2 classic models."""
     assert main(["demo", "--experiments-dir", str(tmp_path), "--experiment", "default"]) == 0
     check_demo_outputs(tmp_path / "default", trials=12, models=4, capsys=capsys)

@@ -12,6 +12,7 @@ import math
 import sys
 
 import pytest
+from ray import cloudpickle
 
 from nasbench.cli import main
 from nasbench.errors import UserError
@@ -19,33 +20,8 @@ from nasbench.progress import ProgressState
 from nasbench.search import SearchConfig, run_search
 
 
-def shared_ray(module):
-    """One Ray runtime for the whole test session (starting one costs seconds on 2
-    cores): the first search module starts it, later ones reuse it, the session's end
-    stops it. ``module``'s stand-in trials are shipped by value to the workers."""
-    import ray
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    return ray, started
-
-
-@pytest.fixture(scope="session")
-def ray_runtime():
-    ray, started = shared_ray(sys.modules[__name__])
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory):
-    """One MLflow database for the module (creating its tables costs seconds); each
-    search still gets its own MLflow experiment."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+# the stand-in trials defined here run inside the Ray workers: ship them by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def config(tmp_path, **values):

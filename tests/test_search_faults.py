@@ -10,30 +10,13 @@ import time
 
 import optuna
 import pytest
+from ray import cloudpickle
 
 from nasbench.search import SearchConfig, run_search, study_progress
 
 
-@pytest.fixture(scope="session")
-def ray_runtime():
-    """One Ray runtime for the test session, shared with the other search modules (the
-    first to run starts it); this module's stand-in trials are shipped by value."""
-    import ray
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory):
-    """One MLflow database for the module's searches (each gets its own experiment)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+# the stand-in trials defined here run inside the Ray workers: ship them by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def config(tmp_path, **values):

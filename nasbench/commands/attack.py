@@ -251,18 +251,11 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
     from nasbench.data import load_dataset
-    from nasbench.evaluation import command_line, evaluate_models, experiment_path, load_models
+    from nasbench.evaluation import command_line, evaluate_models, experiment_path, load_models, parse_one_eps
 
     specs = _parse_attacks(config)
     eps = _parse_eps(config)
-    transfer_eps = None
-    if config.transfer_eps is not None:
-        from attacks import AttackConfigError, parse_eps
-
-        try:
-            transfer_eps = float(parse_eps(config.transfer_eps, "L2"))
-        except (AttackConfigError, TypeError) as error:
-            raise UserError(f"--transfer-eps: {error}") from None
+    transfer_eps = None if config.transfer_eps is None else parse_one_eps(config.transfer_eps, "--transfer-eps")
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
     console = Console(stderr=True)
     dataset = load_dataset(config.dataset, config.data_dir, config.download, config.seed, config.val_fraction)

@@ -65,21 +65,14 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from nasbench.evaluation import experiment_path
+    from nasbench.evaluation import experiment_path, parse_one_eps
     from nasbench.report import build_report
 
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
     if not experiment_dir.is_dir():
         raise UserError(f"no experiment '{config.experiment}' in {config.experiments_dir} "
                         f"(run 'nasbench attack --experiment {config.experiment}' first)")
-    headline = None
-    if config.headline_eps is not None:
-        from attacks import AttackConfigError, parse_eps
-
-        try:
-            headline = float(parse_eps(config.headline_eps, "L2"))
-        except (AttackConfigError, TypeError) as error:
-            raise UserError(f"--headline-eps: {error}") from None
+    headline = None if config.headline_eps is None else parse_one_eps(config.headline_eps, "--headline-eps")
     tracking = None
     if not config.no_tracking:
         from nasbench.tracking import TrackingConfig
