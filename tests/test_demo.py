@@ -64,3 +64,16 @@ def test_the_default_demo(ray_runtime, tmp_path, capsys):
     """The README's first command, as it runs: 12 trials, 2 found + 2 classic models."""
     assert main(["demo", "--experiments-dir", str(tmp_path), "--experiment", "default"]) == 0
     check_demo_outputs(tmp_path / "default", trials=12, models=4, capsys=capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attacks", "pgd,bogus"], "unknown attack 'bogus'"),
+    (["--eps", "0,5"], "eps 5 is out of range"),
+    (["--baselines", "lenet6"], "unknown model 'lenet6'"),
+    (["--trials", "1"], "invalid trials"),
+])
+def test_bad_demo_options_stop_before_any_work(argv, message, tmp_path, capsys):
+    assert main(["demo", "--experiments-dir", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing was started, nothing written

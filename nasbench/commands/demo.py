@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import Field
 
 from nasbench.config import StrictModel, add_config_argument, resolve, split_list
+from nasbench.errors import UserError
 
 HELP = "search, attack and report on the embedded digits data, end to end"
 
@@ -88,13 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from attacks import AttackConfigError, parse_attacks, parse_eps_list
     from nasbench.commands.attack import attack_progress, print_evaluation
     from nasbench.commands.search import print_summary
     from nasbench.data import load_dataset
     from nasbench.evaluation import command_line, evaluate_models, load_models
+    from nasbench.models import resolve_spec
     from nasbench.report import build_report
     from nasbench.search import SearchConfig, run_search
     from nasbench.tracking import TrackingConfig, default_tracking_uri
+
+    # every name and number is checked before the search spends a minute
+    try:
+        attack_specs, eps = parse_attacks(config.attacks), parse_eps_list(config.eps)
+    except AttackConfigError as error:
+        raise UserError(str(error)) from None
+    for baseline in config.baselines:
+        resolve_spec(baseline)
 
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     stage(3, f"attacks: {', '.join(config.attacks)} at eps {config.eps} on {config.n} test points per model")
     with attack_progress(console) as progress:
         evaluations = evaluate_models(
-            models, dataset, config.attacks, config.eps, config.n, targeted=False, seed=config.seed,
+            models, dataset, attack_specs, eps, config.n, targeted=False, seed=config.seed,
             out_dir=experiment_dir, tracking=tracking, device=config.device,
             command=command_line(args.argv), progress=progress)
     out = Console()
