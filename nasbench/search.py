@@ -47,6 +47,7 @@ from pydantic import Field, model_validator
 
 from nasbench.config import DataConfig, TrainConfig
 from nasbench.errors import UserError
+from nasbench.tracking import end_trial_run, find_trial_run
 from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
 
 SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc")
@@ -415,7 +416,7 @@ def _ledger_class():
                     store.record(row)
             if context.tracking is None or context.parent_run_id is None:
                 return
-            run_id = result.get("mlflow_run_id") or _find_child_run(  # a worker that died reported nothing
+            run_id = result.get("mlflow_run_id") or find_trial_run(  # a worker that died reported nothing
                 context.tracking, context.parent_run_id, config["trial_number"])
             if run_id:
                 end_trial_run(context.tracking, run_id, status, reason)
@@ -432,29 +433,6 @@ def _first_line(path) -> str:
         return lines[-1][:300] if lines else "no error file"
     except (OSError, TypeError):
         return "no error file"
-
-
-def end_trial_run(tracking, run_id: str, status: str, reason: str | None) -> None:
-    """End a trial's MLflow child run from the driver (its worker could not)."""
-    from nasbench.tracking import TAG_REASON, TAG_STATUS, _client
-
-    client = _client(tracking.tracking_uri)
-    client.set_tag(run_id, TAG_STATUS, status)
-    if reason:
-        client.set_tag(run_id, TAG_REASON, reason[:5000])
-    mlflow_status = {"pruned": "KILLED", "failed": "FAILED", "interrupted": "KILLED"}.get(status, "FINISHED")
-    client.set_terminated(run_id, status=mlflow_status)
-
-
-def _find_child_run(tracking, parent_run_id: str, number: int) -> str | None:
-    from nasbench.tracking import TAG_PARENT_RUN, TAG_TRIAL_ID, _client
-
-    client = _client(tracking.tracking_uri)
-    parent = client.get_run(parent_run_id)
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
-                                            f"and tags.`{TAG_TRIAL_ID}` = '{number}'", max_results=1)
-    return runs[0].info.run_id if runs else None
 
 
 # --------------------------------------------------------------------------- Ray
@@ -592,7 +570,7 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
         interrupted = True
         for trial_config in ledger.interrupted_trials():
             if tracking is not None and search_run is not None:
-                run_id = _find_child_run(tracking, search_run.run_id, trial_config["trial_number"])
+                run_id = find_trial_run(tracking, search_run.run_id, trial_config["trial_number"])
                 if run_id:
                     end_trial_run(tracking, run_id, "interrupted", "the search was interrupted")
     summary = _summarise(config, directory, study, after, interrupted, time.perf_counter() - started,
@@ -826,7 +804,7 @@ def _register_best(config, summary, dataset, tracking, search_run, directory) ->
     for number, names in aliases.items():
         row = next(r for r in summary.best if r["trial"] == number)
         checkpoint = directory / "checkpoints" / row["arch_hash"][:16]
-        run_id = _find_child_run(tracking, search_run.run_id, number)
+        run_id = find_trial_run(tracking, search_run.run_id, number)
         if run_id is None or not (checkpoint / "model.safetensors").is_file():
             continue
         model, arch, meta = load_checkpoint(checkpoint)

@@ -65,7 +65,9 @@ TAG_MODEL_RUN = "nasbench.model_run_id"
 
 TRIAL_STATUSES = ("ok", "failed", "pruned", "deduplicated")
 # How a trial's own status maps onto MLflow's run status.
-_RUN_STATUS = {"ok": "FINISHED", "deduplicated": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# "interrupted" is set only by the driver, for trials a Ctrl-C left running.
+_RUN_STATUS = {"ok": "FINISHED", "deduplicated": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
+               "interrupted": "KILLED"}
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 # MLflow's limits (mlflow.utils.validation): values past them are rejected, not cut.
@@ -458,14 +460,9 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
     client = _client(cfg.tracking_uri)
     experiment_id = _experiment_of(cfg.tracking_uri, parent_run_id)
     trial_id = str(trial_id)
-    existing = client.search_runs(
-        [experiment_id],
-        filter_string=(f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
-                       f"and tags.`{TAG_TRIAL_ID}` = '{_quote(trial_id)}'"),
-        max_results=1,
-    ) if find_existing else []
+    existing = _child_run_id(client, experiment_id, parent_run_id, trial_id) if find_existing else None
     if existing:
-        run_id = existing[0].info.run_id
+        run_id = existing
         client.update_run(run_id, status="RUNNING")
         fresh = False
     else:
@@ -516,6 +513,31 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
 def _finish(client, recorder: TrialRecorder, status: str) -> None:
     recorder._writer.flush()
     client.set_terminated(recorder.run_id, status=status)
+
+
+def _child_run_id(client, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
+    """The child run of ``trial_id`` under ``parent_run_id``, if one was created."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=(f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
+                       f"and tags.`{TAG_TRIAL_ID}` = '{_quote(str(trial_id))}'"),
+        max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def find_trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str | int) -> str | None:
+    """The child run a trial made, looked up from the driver (its worker may have died)."""
+    return _child_run_id(_client(cfg.tracking_uri), _experiment_of(cfg.tracking_uri, parent_run_id),
+                         parent_run_id, str(trial_id))
+
+
+def end_trial_run(cfg: TrackingConfig, run_id: str, status: str, reason: str | None) -> None:
+    """End a trial's child run from the driver, when its worker could not."""
+    client = _client(cfg.tracking_uri)
+    client.set_tag(run_id, TAG_STATUS, status)
+    if reason:
+        client.set_tag(run_id, TAG_REASON, reason[:5000])
+    client.set_terminated(run_id, status=_RUN_STATUS.get(status, "FINISHED"))
 
 
 def _quote(text: str) -> str:
