@@ -44,7 +44,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -110,7 +112,76 @@ def _client(tracking_uri: str):
     """One client per URI and process: a SQLite store opens its engine once."""
     from mlflow import MlflowClient
 
+    _seed_new_store(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _seed_new_store(tracking_uri: str) -> None:
+    """Start a new local SQLite store as a copy of an empty one of this MLflow version.
+
+    MLflow builds a new database by running its whole chain of Alembic migrations,
+    2-3 s of CPU (the largest part of a search's set-up). The result is the same empty
+    schema every time, so it is built once per MLflow version in the user's cache
+    (:func:`_empty_store_template`) and copied. An existing store is never touched;
+    without a usable cache MLflow simply builds the database itself.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if path.exists() or not path.parent.is_dir():
+        return
+    template = _empty_store_template()
+    if template is None:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        shutil.copyfile(template, partial)
+        os.link(partial, path)  # atomic, and fails rather than replace a store another process made
+    except OSError:
+        pass
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def cache_dir() -> Path:
+    """nasbench's cache: ``$NASBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/nasbench`` (~/.cache/nasbench)."""
+    if os.environ.get("NASBENCH_CACHE_DIR"):
+        return Path(os.environ["NASBENCH_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "nasbench"
+
+
+def _empty_store_template() -> Path | None:
+    """An empty, fully migrated MLflow SQLite store for this MLflow version (built on first use).
+
+    The default experiment is removed from it: MLflow recreates experiment 0 on the first
+    open of each copy, with that copy's own artifact location.
+    """
+    import sqlite3
+
+    import mlflow
+
+    template = cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
+    if template.is_file():
+        return template
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=template.parent) as tmp:
+            built = Path(tmp) / "mlflow.db"
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(f"sqlite:///{built}", Path(tmp).as_uri())._dispose_engine()
+            connection = sqlite3.connect(built)
+            try:
+                with connection:
+                    connection.execute("DELETE FROM experiment_tags")
+                    connection.execute("DELETE FROM experiments")
+                connection.execute("VACUUM")
+            finally:
+                connection.close()
+            os.replace(built, template)
+    except (OSError, sqlite3.Error):
+        return None
+    return template
 
 
 def tracking_client(tracking_uri: str):

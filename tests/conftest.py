@@ -2,10 +2,13 @@
 fastest on one thread, and the suite's runs stay comparable on a loaded machine)."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite's own cache (the empty MLflow store template), not the user's ~/.cache.
+os.environ.setdefault("NASBENCH_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"nasbench-tests-{os.getuid()}"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -35,6 +38,5 @@ def ray_runtime():
 
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory):
-    """One MLflow database per module (creating its tables costs seconds); each search
-    still gets its own MLflow experiment."""
+    """One MLflow database per module; each search still gets its own MLflow experiment."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

@@ -35,6 +35,17 @@ def test_splits_are_deterministic_and_test_does_not_depend_on_seed():
     assert len(a.train) + len(a.val) == len(c.train) + len(c.val)
 
 
+def test_digits_match_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    from nasbench.data import _digits
+
+    x, y = _digits()
+    bunch = load_digits()
+    assert torch.equal(x, torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0)
+    assert torch.equal(y, torch.as_tensor(bunch.target))
+
+
 def test_validation_fraction(digits):
     assert len(digits.val) == round((len(digits.train) + len(digits.val)) * 0.15)
 

@@ -33,6 +33,7 @@ from nasbench.tracking import (
     log_model,
     registered_model_name,
     robust_metric_name,
+    tracking_client,
     trial_run,
 )
 
@@ -309,3 +310,47 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
     logged = client.get_logged_model(uri.removeprefix("models:/"))
     assert logged.experiment_id == search.experiment_id
     assert logged.artifact_location.startswith(Path(store_uri.removeprefix("sqlite:///")).parent.as_uri())
+
+
+def test_new_local_store_is_seeded_from_the_empty_template(tmp_path, monkeypatch):
+    """A new SQLite store starts as a copy of the cached empty store: at MLflow's head
+    schema revision, with experiment 0 recreated for this store and usable at once."""
+    import sqlite3
+
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    from nasbench import tracking
+
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    template = tracking._empty_store_template()
+    assert template.parent == tmp_path / "cache" and template.is_file()
+    with sqlite3.connect(template) as db:
+        assert db.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+
+    store = tmp_path / "exp" / "mlflow.db"
+    store.parent.mkdir()
+    client = tracking_client(f"sqlite:///{store}")
+    run = client.create_run(client.create_experiment("seeded"))
+    client.log_metric(run.info.run_id, "val_acc", 0.5)
+    assert client.get_metric_history(run.info.run_id, "val_acc")[0].value == 0.5
+    assert client.get_experiment("0").name == "Default"
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (_get_latest_schema_revision(),)
+    assert template.read_bytes() != store.read_bytes()  # the copy was written to, the template not
+    assert not list(store.parent.glob(".*partial"))
+
+
+def test_existing_store_is_never_replaced_and_a_bad_cache_is_skipped(tmp_path, monkeypatch):
+    from nasbench import tracking
+
+    existing = tmp_path / "mlflow.db"
+    existing.write_bytes(b"someone else's file")
+    tracking._seed_new_store(f"sqlite:///{existing}")
+    assert existing.read_bytes() == b"someone else's file"
+
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "not-a-dir" / "cache"))
+    fresh = tmp_path / "fresh" / "mlflow.db"
+    fresh.parent.mkdir()
+    client = tracking_client(f"sqlite:///{fresh}")  # MLflow builds the schema itself
+    assert client.get_experiment("0").name == "Default" and fresh.is_file()
