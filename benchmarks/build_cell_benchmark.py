@@ -7,11 +7,14 @@ of ``--ops`` form a product subspace (``skip_connect``, ``nor_conv_1x1``,
 ``nor_conv_3x3``: 3**6 = 729 cells, 496 canonical classes of at most 12 cells each);
 one representative of every class is trained on ``digits`` in the small skeleton (one
 cell per stage, C = 8) for a short budget (2 epochs of batch 128: 20 AdamW steps,
-one-cycle), with one torch thread and seed 0, and recorded as a full benchmark row
-(per-epoch curves, params, MACs, train/val/test accuracy, training seconds, status).
-The budget is set by the machine it was built on (2 cores shared with other jobs:
-0.9 s of training per cell, 8 minutes for all 496): short budgets are also where
-cells differ most.
+one-cycle), with one torch thread, once per seed (0-4 by default, each seed on its own
+train/validation split), and recorded as a full benchmark row (per-epoch curves,
+params, MACs, train/val/test accuracy, training seconds, status). Like NAS-Bench-201, the
+benchmark reports the mean over seeds: at this budget two seeds of one cell agree only
+loosely (their validation accuracies correlate at about 0.5 across the classes), so a
+single seed's top 1% is largely a lottery. The budget is set by the machine it was
+built on (2 cores shared with other jobs: 0.9 s of training per cell, 8 minutes per
+seed and core for all 496 classes).
 
 Why no ``none``: with it (``none``, ``nor_conv_1x1``, ``nor_conv_3x3``: 321 classes)
 isomorphism collapses a few cells into huge classes -- the cell whose only live edge
@@ -28,7 +31,10 @@ where it stopped. Classes are trained in a fixed shuffled order, so a partial bu
 is a uniform sample of the classes. At the end every row is exported to Parquet.
 
     python benchmarks/build_cell_benchmark.py --db cell_digits.db \\
-        --parquet tests/fixtures/cell_digits.parquet       # 8-15 min, by load
+        --parquet tests/fixtures/cell_digits.parquet       # 40-75 min on one core, by load
+    # or one process per seed (and core), each into its own store, then merge:
+    python benchmarks/build_cell_benchmark.py --db s1.db --parquet s1.parquet --seeds 1
+    nasbench bench import --db cell_digits.db s0.parquet s1.parquet s2.parquet ...
     python benchmarks/build_cell_benchmark.py --db cell_digits.db --export-only
 """
 
@@ -89,8 +95,11 @@ def train_row(cell, dataset, cfg, seed: int) -> dict:
 
 
 def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_size: int = 128,
-          seed: int = 0, limit: int | None = None, log=print) -> int:
-    """Train the classes of the subspace not yet in ``db``; the number trained now."""
+          seeds=(0,), limit: int | None = None, log=print) -> int:
+    """Train the (class, seed) pairs of the subspace not yet in ``db``; the number trained now.
+
+    Each seed trains every class once, on that seed's own train/validation split.
+    """
     import torch
 
     from nasbench.config import TrainConfig
@@ -100,27 +109,28 @@ def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_s
     torch.set_num_threads(1)  # tiny models: one thread is fastest and leaves cores to others
     classes = subspace_classes(ops, cells_per_stage=1, channels=channels)
     order = sorted(classes)  # hashes: a fixed shuffle independent of enumeration order
-    random.Random(seed).shuffle(order)
+    random.Random(0).shuffle(order)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, threads=1, device="cpu")
-    dataset = load_dataset(DATASET, seed=seed)
     trained = 0
     with Benchmark(db) as bench:
-        missing = [h for h in order if bench.lookup(h, DATASET, epochs, seed) is None]
-        todo = missing if limit is None else missing[:limit]
-        log(f"{len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
-            f"{len(classes) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}")
-        started = time.perf_counter()
-        best = 0.0
-        for done, key in enumerate(todo, start=1):
-            row = train_row(classes[key], dataset, cfg, seed)
-            bench.record(row)
-            trained += 1
-            best = max(best, row.get("val_acc") or 0.0)
-            elapsed = time.perf_counter() - started
-            eta = elapsed / done * (len(todo) - done)
-            log(f"[{done}/{len(todo)}] {row['status']} val {row.get('val_acc', math.nan):.4f} "
-                f"{row.get('train_seconds', 0.0):.1f}s  best {best:.4f}  ETA {eta / 60:.1f} min  "
-                f"{classes[key]}", flush=True)
+        for seed in seeds:
+            dataset = load_dataset(DATASET, seed=seed)
+            missing = [h for h in order if bench.lookup(h, DATASET, epochs, seed) is None]
+            todo = missing if limit is None else missing[:max(0, limit - trained)]
+            log(f"seed {seed}: {len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
+                f"{len(classes) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}")
+            started = time.perf_counter()
+            best = 0.0
+            for done, key in enumerate(todo, start=1):
+                row = train_row(classes[key], dataset, cfg, seed)
+                bench.record(row)
+                trained += 1
+                best = max(best, row.get("val_acc") or 0.0)
+                elapsed = time.perf_counter() - started
+                eta = elapsed / done * (len(todo) - done)
+                log(f"[seed {seed} {done}/{len(todo)}] {row['status']} val {row.get('val_acc', math.nan):.4f} "
+                    f"{row.get('train_seconds', 0.0):.1f}s  best {best:.4f}  ETA {eta / 60:.1f} min  "
+                    f"{classes[key]}", flush=True)
     return trained
 
 
@@ -140,8 +150,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="training budget per cell")
     parser.add_argument("--channels", type=int, default=8, help="skeleton width C (C, 2C, 4C)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="train at most this many classes now")
+    parser.add_argument("--seeds", default="0,1,2,3,4",
+                        help="training seeds, each on its own split (default 0,1,2,3,4)")
+    parser.add_argument("--limit", type=int, default=None, help="train at most this many rows now")
     parser.add_argument("--export-only", action="store_true", help="only export --db to --parquet")
     args = parser.parse_args(argv)
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
@@ -151,7 +162,8 @@ def main(argv=None) -> int:
     if unknown or not ops:
         parser.error(f"--ops takes operations from {', '.join(CELL_OPS)} (got {args.ops!r})")
     if not args.export_only:
-        build(args.db, ops, args.epochs, args.channels, args.batch_size, args.seed, args.limit)
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+        build(args.db, ops, args.epochs, args.channels, args.batch_size, seeds, args.limit)
     rows = export(args.db, args.parquet)
     size = args.parquet.stat().st_size
     print(f"exported {rows} rows to {args.parquet} ({size / 1024:.0f} KiB)")

@@ -37,6 +37,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -215,9 +216,12 @@ def make_sampler(name: str, seed: int, multi_objective: bool):
     import optuna
 
     if name == "tpe":
-        # multivariate + group model dependencies between define-by-run parameters
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True, n_startup_trials=5)
+        # multivariate + group model dependencies between define-by-run parameters;
+        # Optuna flags both as experimental on every construction: known, and chosen
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              constant_liar=True, n_startup_trials=5)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
