@@ -292,6 +292,19 @@ def test_stats_counts(ranked):
     assert stats["schema_version"] == SCHEMA_VERSION
 
 
+def test_stats_counts_every_distinct_robustness_setting(bench):
+    def setting(attack, norm, eps):
+        return {"attack": attack, "norm": norm, "eps": eps, "accuracy": 0.3}
+
+    bench.record(make_row(robust=[setting("pgd", "Linf", 0.1), setting("pgd", "Linf", 0.3),
+                                  setting("pgd", "L2", 0.5), setting("fgsm", "Linf", 0.1)]))
+    bench.record(make_row(arch_hash="b" * 16, robust=[setting("pgd", "Linf", 0.1), setting("square", "Linf", 0.1),
+                                                      setting("pgd", "Linf", 0.2)]))
+    expected = sorted(bench._read("SELECT DISTINCT attack, norm, eps FROM robustness"))
+    assert bench._robust_settings() == expected and len(expected) == 6
+    assert bench.stats()["robust_settings"] == 6 and bench.stats()["robust_results"] == 7
+
+
 def test_top_reads_the_best_rows_from_an_index(ranked):
     """Milliseconds on 10^5 rows come from indexes; benchmarks/store_query.py measures them."""
     for by, kwargs in (("val_acc", {}), ("params", {"dataset": "digits"}), ("test_acc:min", {}),
@@ -429,6 +442,37 @@ def test_newer_schema_is_refused(tmp_path):
     conn.close()
     with pytest.raises(BenchmarkError, match=f"schema v{SCHEMA_VERSION + 1}, newer"):
         Benchmark(path)
+
+
+def test_a_version_1_file_is_migrated_in_place_with_its_rows(tmp_path):
+    """Schema v2 added the indexes stats() reads; a v1 file gains them on open."""
+    path = tmp_path / "v1.db"
+    with Benchmark(path) as bench:
+        bench.record(make_row())
+        bench.record(make_row(arch_hash="b" * 16, seed=1, dataset="mnist"))
+        before = bench.stats()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX results_overview")
+    conn.execute("DROP INDEX results_by_dataset_arch")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Benchmark(path) as bench:
+        assert len(bench) == 2 and bench.integrity_check() == []
+        after = bench.stats()
+    assert {k: v for k, v in after.items() if k != "bytes"} == {k: v for k, v in before.items() if k != "bytes"}
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"results_overview", "results_by_dataset_arch"} <= names
+    conn.close()
+
+
+def test_stats_groups_from_an_index_not_the_table(ranked):
+    plan = ranked._read("EXPLAIN QUERY PLAN SELECT dataset, status, space, budget, seed, COUNT(*), MAX(val_acc) "
+                        "FROM results GROUP BY dataset, status, space, budget, seed")
+    details = " ".join(row[-1] for row in plan)
+    assert "COVERING INDEX results_overview" in details and "TEMP B-TREE" not in details, details
 
 
 def test_an_empty_sqlite_file_is_migrated(tmp_path):
