@@ -147,7 +147,8 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     import importlib.util
 
     spec = importlib.util.find_spec("sklearn")
-    csv = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    locations = spec.submodule_search_locations if spec else None
+    csv = Path(locations[0]) / "datasets" / "data" / "digits.csv.gz" if locations else None
     if csv is not None and csv.is_file():
         table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
         images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1]
