@@ -262,7 +262,7 @@ def format_table(recorded: RecordedSpace, summaries: dict[str, Summary], max_tri
                      "and count as that many (a lower bound)")
     lines.append("unique: distinct classes evaluated (what a search answering duplicates from its store "
                  "trains); resampled: proposals outside the recorded cells (not counted); "
-                 "ms/trial: Optuna ask + arch hash + store lookup + tell, per proposal")
+                 "ms/trial: Optuna ask + arch hash + recorded-mean lookup + tell, per proposal")
     return "\n".join(lines)
 
 
