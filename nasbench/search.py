@@ -64,6 +64,10 @@ class SearchConfig(DataConfig, TrainConfig):
     """Every option of ``nasbench search`` (data and training options included)."""
 
     space: Literal["macro", "cell"] = "macro"
+    # Keyword arguments of the space's class: search_spaces.MacroSpace (min_layers,
+    # max_layers, filter_sizes, strides, filters, pools, ...) or CellSpace
+    # (cells_per_stage, channels, ops), e.g. {"ops": ["skip_connect", "nor_conv_3x3"]}.
+    space_options: dict[str, Any] = {}
     epochs: int = Field(3, ge=1, le=10_000)
     trials: int = Field(20, ge=1, le=1_000_000)
     concurrency: int = Field(2, ge=1, le=4096)
@@ -511,19 +515,14 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     callbacks on the driver.
     """
     started = time.perf_counter()
+    # A new experiment's inputs are checked before its folder exists: a typo must not
+    # leave behind an experiment that the corrected command then refuses to overwrite.
+    inputs = None if config.resume else _check_inputs(config)
     config, directory = prepare_experiment(config)
+    dataset, space = inputs or _check_inputs(config)
     _configure_ray_environment()
 
-    from nasbench.data import load_dataset
-    from search_spaces import InvalidArchitecture, arch_hash, arch_to_dict, get_space
-
-    dataset = _load_dataset(config, load_dataset)
-    try:
-        space = get_space(config.space, dataset.input_shape)
-    except (InvalidArchitecture, ValueError) as error:
-        raise UserError(f"search space {config.space}: {error}") from None
-    if config.replay is not None and not Path(config.replay).is_file():
-        raise UserError(f"replay benchmark {config.replay} does not exist")
+    from search_spaces import arch_hash, arch_to_dict
 
     import optuna
 
@@ -590,6 +589,21 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
         search_run.end("KILLED" if interrupted else "FINISHED")
     _log(directory, {"event": "end", **{k: v for k, v in summary.to_dict().items() if k != "best"}})
     return summary
+
+
+def _check_inputs(config: SearchConfig):
+    """The dataset and the search space of ``config``, and its replay benchmark checked."""
+    from nasbench.data import load_dataset
+    from search_spaces import InvalidArchitecture, get_space
+
+    dataset = _load_dataset(config, load_dataset)
+    try:
+        space = get_space(config.space, dataset.input_shape, **config.space_options)
+    except (InvalidArchitecture, ValueError) as error:
+        raise UserError(f"search space {config.space}: {error}") from None
+    if config.replay is not None and not Path(config.replay).is_file():
+        raise UserError(f"replay benchmark {config.replay} does not exist")
+    return dataset, space
 
 
 def _load_dataset(config: SearchConfig, load_dataset):

@@ -15,7 +15,7 @@ only yields architectures that are valid for ``input_shape``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from search_spaces.arch import (
     ACTIVATIONS,
@@ -25,6 +25,7 @@ from search_spaces.arch import (
     Head,
     InvalidArchitecture,
     Pool,
+    _head_from_dict,
     check_input_shape,
     conv_output_size,
     infer_shapes,
@@ -35,7 +36,7 @@ POOL_CHOICES = ("none", "max", "avg")
 
 
 def _nonempty(name: str, values, allowed=None) -> tuple:
-    values = tuple(values)
+    values = (values,) if isinstance(values, (str, int)) else tuple(values)  # one choice given bare
     if not values:
         raise InvalidArchitecture(f"{name} needs at least one choice")
     if allowed is not None:
@@ -88,6 +89,8 @@ class MacroSpace:
         self.paddings = _nonempty("paddings", self.paddings, ("same", "valid"))
         self.activations = _nonempty("activations", self.activations, ACTIVATIONS)
         self.combine = _nonempty("combine", self.combine, COMBINE_MODES)
+        if not isinstance(self.head, Head):  # from a config file: {"pool": "avg", "dense": [64], ...}
+            self.head = _head_from_dict(self.head)
 
     def sample(self, trial) -> Arch:
         """Ask ``trial`` for one architecture (define-by-run) and return it."""
@@ -163,7 +166,12 @@ def get_space(name: str, input_shape, **options):
         cls = SPACES[name]
     except KeyError:
         raise InvalidArchitecture(f"unknown search space {name!r}; expected one of {', '.join(SPACES)}") from None
+    known = sorted(f.name for f in fields(cls) if f.name != "input_shape")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InvalidArchitecture(f"unknown option(s) {', '.join(unknown)}; the {name} space takes "
+                                  f"{', '.join(known)}")
     try:
         return cls(tuple(input_shape), **options)
-    except TypeError as error:
+    except TypeError as error:  # a value of the wrong type, e.g. a string where numbers go
         raise InvalidArchitecture(f"search space {name!r}: {error}") from None

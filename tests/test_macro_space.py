@@ -129,11 +129,24 @@ def test_get_space_and_bad_options():
     assert arch_from_json(arch_to_json(arch)) == arch
     with pytest.raises(InvalidArchitecture, match="unknown search space 'nasnet'"):
         get_space("nasnet", (1, 8, 8))
-    with pytest.raises(InvalidArchitecture, match="unexpected keyword argument 'depth'"):
+    with pytest.raises(InvalidArchitecture, match="unknown option.s. depth; the macro space takes activations"):
         get_space("macro", (1, 8, 8), depth=3)
+    with pytest.raises(InvalidArchitecture, match="search space 'macro':"):  # a value of the wrong type
+        get_space("macro", (1, 8, 8), min_layers="two")
     with pytest.raises(InvalidArchitecture, match="min_layers <= max_layers"):
         MacroSpace((1, 8, 8), min_layers=4, max_layers=2)
     with pytest.raises(InvalidArchitecture, match="pools: unknown choice"):
         MacroSpace((1, 8, 8), pools=("max", "lp"))
     with pytest.raises(InvalidArchitecture, match="strides must be positive integers"):
         MacroSpace((1, 8, 8), strides=(0, 1))
+
+
+def test_space_options_from_a_config_file_take_plain_values():
+    """YAML gives lists, dicts and bare strings; the spaces take them as their own types."""
+    macro = get_space("macro", (1, 8, 8), filters=[8, 16], pools="none", head={"pool": "flatten", "dense": [32]})
+    assert macro.filters == (8, 16) and macro.pools == ("none",)
+    assert macro.head.pool == "flatten" and macro.head.dense == (32,)
+    cell = get_space("cell", (1, 8, 8), ops="nor_conv_3x3", channels=4, cells_per_stage=1)
+    assert cell.ops == ("nor_conv_3x3",)
+    with pytest.raises(InvalidArchitecture, match="head.pool must be one of"):
+        get_space("macro", (1, 8, 8), head={"pool": "max"})

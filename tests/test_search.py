@@ -129,6 +129,39 @@ def test_replay_answers_from_a_recorded_benchmark(trained, tracking_uri):
     assert sorted(e["trial"] for e in log if e.get("status") == "ok") == [0, 1, 2, 3]
 
 
+def test_cell_subspace_search_replays_the_shipped_benchmark(ray_runtime, tracking_uri, tmp_path):
+    """The space's options from the command line select the recorded subspace of
+    tests/fixtures/cell_digits.parquet; every trial is answered from it, none trained."""
+    from pathlib import Path
+
+    from nasbench.store import Benchmark
+
+    recorded = tmp_path / "cell_digits.db"
+    with Benchmark(recorded) as bench:
+        bench.import_parquet(Path(__file__).parent / "fixtures" / "cell_digits.parquet")
+    code = main(["search", "--space", "cell", "--space-option", "channels=8", "--space-option", "cells_per_stage=1",
+                 "--space-option", "ops=[skip_connect,nor_conv_1x1,nor_conv_3x3]", "--replay", str(recorded),
+                 "--epochs", "2", "--trials", "6", "--seed", "3", "--experiments-dir", str(tmp_path / "exp"),
+                 "--experiment", "replayed", "--tracking-uri", tracking_uri, "--export-top", "0",
+                 "--no-register-models", "--no-progress"])
+    assert code == 0
+    log = [json.loads(line) for line in (tmp_path / "exp" / "replayed" / "search.log").read_text().splitlines()]
+    trials = [entry for entry in log if "trial" in entry]
+    assert len(trials) == 6 and all(entry["status"] == "ok" for entry in trials)
+    with Benchmark(recorded) as bench:
+        for entry in trials:  # seed 3's recorded numbers, not a new training run
+            row = bench.lookup(entry["arch_hash"], "digits", 2, 3)
+            assert (entry["val_acc"], entry["params"]) == (pytest.approx(row["val_acc"]), row["params"])
+
+
+def test_unknown_space_option_is_refused_before_the_experiment_exists(tmp_path, capsys):
+    code = main(["search", "--space", "cell", "--space-option", "width=8", "--experiments-dir", str(tmp_path),
+                 "--experiment", "typo", "--no-progress"])
+    assert code == 2
+    assert "unknown option(s) width; the cell space takes cells_per_stage, channels, ops" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
 def refuse_to_train(arch, context, report):
     """A trial that should have been answered from a store or a replay."""
     raise AssertionError("this trial should not have been evaluated")

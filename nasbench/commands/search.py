@@ -7,6 +7,8 @@ Examples:
   nasbench search --experiment exp1 --resume           # after a crash or Ctrl-C
   nasbench search --address 127.0.0.1:6379             # on an existing Ray cluster
   nasbench search --replay benchmark.db --trials 500   # answer from a recorded benchmark
+  nasbench search --space cell --space-option channels=8 --space-option cells_per_stage=1 \
+      --space-option ops=[skip_connect,nor_conv_1x1,nor_conv_3x3] --replay cell_digits.db
 
 Every option may also come from a YAML file given with --config; flags override it.
 """
@@ -34,10 +36,32 @@ def _bool(parser, name: str, help: str) -> None:
                         action=argparse.BooleanOptionalAction, help=help)
 
 
+class _SpaceOption(argparse.Action):
+    """``--space-option KEY=VALUE``, repeatable: VALUE is read as YAML (numbers, lists)."""
+
+    def __call__(self, parser, namespace, text, option_string=None):
+        import yaml
+
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"{option_string} takes KEY=VALUE, e.g. channels=8 or ops=[skip_connect,nor_conv_3x3]")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parser.error(f"{option_string} {text}: the value is not valid YAML")
+        options = dict(getattr(namespace, self.dest) or {})
+        options[key.strip()] = parsed
+        setattr(namespace, self.dest, options)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     what = parser.add_argument_group("what to search")
     _flag(what, "space", choices=("macro", "cell"), help="search space (default macro)")
+    what.add_argument("--space-option", dest="space_options", action=_SpaceOption, default=None,
+                      metavar="KEY=VALUE", help="a setting of the space, repeatable (replaces the config "
+                      "file's space_options): cell channels=8, cells_per_stage=1, ops=[...]; macro "
+                      "max_layers=4, filters=[24,36], strides=[1,2], ...")
     _flag(what, "dataset", help="digits (default), mnist, fashion-mnist, cifar10, cifar100, svhn, a folder or .npz")
     _flag(what, "data-dir", type=Path, help="where datasets live (default ./data)")
     _flag(what, "trials", type=int, help="number of architectures to evaluate (default 20)")
