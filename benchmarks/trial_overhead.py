@@ -25,8 +25,8 @@ from it a lower bound on the ratio for this machine: that start-up on ``concurre
 workers plus the driver's own MLflow start-up, spread perfectly over the cores, plus
 the steady-state overhead of the remaining trials.
 
-Measured (2 shared cores, idle, load 0.5): 2.03x the ideal (20.3 s: set-up 3.9 s,
-warm-up 5.2 s, steady state 0.072 s of overhead per trial); 2.19x-2.30x at load ~1, 2.62x
+Measured (2 shared cores, idle, load 0.5): 1.97x and 2.03x the ideal (19.7-20.3 s: set-up
+3.9 s, warm-up 4.8-5.2 s, steady state 0.064-0.072 s of overhead per trial); 2.19x-2.30x at load ~1, 2.62x
 under load. A second search in the same driver: 1.78x (set-up 0.1 s). The empty MLflow
 store template and the digits loader without scikit-learn took 2-3 s off the set-up
 (2.47x before). The probes: a trial actor's cold start is 2.8 s (Ray Tune 1.0-1.5 s,
