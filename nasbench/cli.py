@@ -50,23 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of internal errors")
         module.add_arguments(sub)
-        if getattr(module, "CONFIG_AS_FLAGS", False):
-            add_config_argument(sub)
+        if getattr(module, "CONFIG_AS_FLAGS", False) and _subparsers(sub) is None:
+            add_config_argument(sub)  # (a command with actions gives each action its own)
         sub.set_defaults(run=module.run, config_as_flags=getattr(module, "CONFIG_AS_FLAGS", False))
     return parser
 
 
 def _expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """For a plain-argparse command, re-spell ``--config FILE`` as the command's own flags,
-    placed ahead of the typed ones (which therefore override the file)."""
+    """For a plain-argparse command, re-spell ``--config FILE`` as the command's own flags
+    (or, for a command with actions such as ``bench top``, the action's), placed ahead of
+    the typed ones (which therefore override the file)."""
     command = next((token for token in argv if token in COMMANDS), None)
     if command is None:
         return argv
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    subparser = subparsers.choices[command]
+    subparser = _subparsers(parser).choices[command]
     if not subparser.get_default("config_as_flags"):
         return argv
     at = argv.index(command) + 1
+    actions = _subparsers(subparser)
+    if actions is not None:  # the flags belong to the action named next
+        action = next((token for token in argv[at:] if token in actions.choices), None)
+        if action is None:
+            return argv
+        subparser = actions.choices[action]
+        at = argv.index(action, at) + 1
     rest = argv[at:]
     path = None
     for i, token in enumerate(rest):
@@ -77,6 +84,10 @@ def _expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
     if path is None:
         return argv
     return argv[:at] + config_as_flags(Path(path), subparser) + rest
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,6 +150,9 @@ def config_as_flags(path: Path, parser: argparse.ArgumentParser) -> list[str]:
                 raise UserError(f"invalid {key.replace('_', '-')} in {path}: expected true or false, got {value!r}")
             if value == isinstance(action, argparse._StoreTrueAction):
                 flags.append(flag)
+        elif isinstance(action, argparse._AppendAction):  # a repeatable flag: once per item
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                flags += [flag, str(item)]
         elif isinstance(value, (list, tuple)):
             flags += [flag, ",".join(str(item) for item in value)]
         else:

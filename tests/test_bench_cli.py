@@ -161,3 +161,21 @@ def test_parse_where():
         "budget": 10, "params": ("<=", 100000.0), "space": ["macro", "cell"], "device": ("!=", "cpu")}
     with pytest.raises(UserError, match="filtered twice"):
         parse_where(["seed=1", "seed=2"])
+
+
+def test_actions_take_a_yaml_config_and_typed_flags_override_it(db, tmp_path, capsys):
+    config = tmp_path / "top.yaml"
+    config.write_text(f"db: {db}\nk: 2\nby: params:min\nwhere: [budget=5, params>=2000]\njson: true\n")
+    assert main(["bench", "top", "--config", str(config)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["arch_hash"], r["params"]) for r in rows] == [(C, 2_000), (A, 12_345)]
+    assert main(["bench", "top", "--config", str(config), "-k", "1", "--by", "val_acc"]) == 0
+    assert [r["arch_hash"] for r in json.loads(capsys.readouterr().out)] == [B]
+
+
+def test_a_bad_action_config_is_one_line_and_exit_2(db, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"db: {db}\nbogus: 1\n")
+    assert main(["bench", "stats", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"nasbench: error: unknown option 'bogus' in {config}"]

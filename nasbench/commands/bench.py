@@ -11,7 +11,10 @@
 Metrics: train_acc, val_acc, test_acc, params, macs, latency_ms, train_seconds, or a
 robust accuracy robust:ATTACK:NORM:EPS; append :max or :min to choose the direction.
 Filters (--where, repeatable): COLUMN=VALUE (VALUE may be a comma list), COLUMN<=N,
->=, <, >, !=. Add --json for output a program can read.
+>=, <, >, !=. Add --json for output a program can read. Options may also come from
+a YAML file given after the action (``nasbench bench top --config top.yaml``): its keys
+are the action's flags (``db``, ``by``, ``k``, ``where`` as a list, ...); typed flags
+override it (a typed ``--where`` adds to the file's filters).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nasbench.config import read_json
+from nasbench.config import add_config_argument, read_json
 from nasbench.errors import UserError
 
 HELP = "query, rank, export and import the tabular benchmark of evaluated architectures"
+CONFIG_AS_FLAGS = True  # --config FILE.yaml after the action: its keys are the action's flags
 
 _WHERE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 
@@ -44,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--json", action="store_true", help="print JSON instead of tables")
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks of internal errors")
+        add_config_argument(sub)
         return sub
 
     query = action("query", "what the benchmark knows about one architecture")
