@@ -52,7 +52,8 @@ class DataConfig(StrictModel):
 
 class TrainConfig(StrictModel):
     epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1, le=65_536)
+    # Batch norm in training mode needs two examples to normalise a 1x1 feature map.
+    batch_size: int = Field(64, ge=2, le=65_536)
     optimizer: Literal["sgd", "adamw"] = "adamw"
     lr: float = Field(1e-2, gt=0.0, le=10.0)
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)

@@ -102,9 +102,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    if cfg.schedule == "onecycle":
+    # OneCycleLR needs at least one step up and one step down; shorter runs keep the LR constant.
+    if cfg.schedule == "onecycle" and total_steps >= 3:
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
-                                                   pct_start=0.25)
+                                                   pct_start=max(0.25, 2 / total_steps))
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
@@ -142,6 +143,18 @@ def make_augmentation(names: list[str], num_classes: int, image_size: tuple[int,
     return augment
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of each training batch; a last batch of one example joins the one before.
+
+    Batch norm in training mode cannot normalise a single value per channel, which is what a
+    lone example on a 1x1 feature map gives.
+    """
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
                 on_epoch: Callable[[dict], None] | None = None, evaluate_test: bool = True,
                 seed: int = 0, augment: list[str] | None = None) -> TrainResult:
@@ -158,7 +171,8 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
     model = model.to(device, memory_format=memory_format)
     train, val = dataset.train.to(device), dataset.val.to(device)
 
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    batches = batch_bounds(len(train), cfg.batch_size)
+    steps_per_epoch = len(batches)
     optimizer = make_optimizer(model, cfg)
     schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
     augmentation = make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:])
@@ -178,8 +192,8 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
         order = torch.randperm(len(train), generator=generator).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
-        for step in range(steps_per_epoch):
-            index = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        for start, stop in batches:
+            index = order[start:stop]
             x, y = train.x[index], train.y[index]
             if perturb is not None:
                 x = perturb(x, y)

@@ -63,6 +63,25 @@ def test_nan_loss_is_reported_as_divergence(digits):
         train_model(overflowing, digits, TrainConfig(epochs=2))
 
 
+def test_a_last_batch_of_one_example_joins_the_batch_before(digits):
+    # Two stride-3 layers take 8x8 digits to a 1x1 map, where batch norm needs two examples.
+    one_by_one = {"kind": "macro", "layers": [{"filters": 8, "stride": 3}, {"filters": 8, "stride": 3}]}
+    model = wrap_normalized(build_from_spec(one_by_one, digits.input_shape, digits.num_classes), digits)
+    batch_size = (len(digits.train) - 1) // 3
+    assert len(digits.train) % batch_size == 1
+    result = train_model(model, digits, TrainConfig(epochs=1, batch_size=batch_size))
+    assert result.history[0]["train_loss"] > 0
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5])
+def test_every_schedule_runs_however_few_steps(digits, schedule, total_steps):
+    batch_size = len(digits.train) // total_steps + 1
+    assert -(-len(digits.train) // batch_size) == total_steps
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule=schedule)
+    assert train_model(lenet(digits), digits, cfg).history[0]["train_loss"] > 0
+
+
 def test_augmentation_and_mixup_train(digits):
     result = train_model(lenet(digits), digits, TrainConfig(epochs=1), augment=["crop", "erase", "mixup"])
     assert 0.0 <= result.val_acc <= 1.0 and result.history[0]["train_loss"] > 0
