@@ -21,7 +21,7 @@ from search_spaces.arch import (
     infer_shapes,
     validate,
 )
-from search_spaces.builder import build_model
+from search_spaces.builder import build, build_model
 from search_spaces.cell import OPS as CELL_OPS
 from search_spaces.cell import CellArch, all_cells
 from search_spaces.classic import UnknownModel, classic_arch, create_model, list_models
@@ -33,7 +33,7 @@ from search_spaces.macro import CellSpace, MacroSpace, get_space
 __all__ = [
     "SPEC_VERSION", "Arch", "ConvLayer", "Head", "Pool", "CellArch", "CELL_OPS", "InvalidArchitecture",
     "UnknownModel", "arch_to_dict", "arch_from_dict", "arch_to_json", "arch_from_json", "validate",
-    "infer_shapes", "arch_hash", "canonical_form", "build_model", "get_space", "MacroSpace", "CellSpace",
+    "infer_shapes", "arch_hash", "canonical_form", "build", "build_model", "get_space", "MacroSpace", "CellSpace",
     "all_cells", "create_model", "list_models", "classic_arch", "describe", "Description", "LayerProfile",
     "Latency", "measure_latency", "Normalize",
 ]

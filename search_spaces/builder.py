@@ -157,3 +157,6 @@ def build_model(arch, input_shape, num_classes: int) -> nn.Module:
         validate_cell(arch, input_shape)
         return CellNet(arch, input_shape, num_classes)
     raise InvalidArchitecture(f"not an architecture: {type(arch).__name__}")
+
+
+build = build_model  # the short name: ``build(arch, input_shape, num_classes) -> nn.Module``

@@ -20,6 +20,7 @@ from search_spaces import (
     arch_hash,
     arch_to_dict,
     arch_to_json,
+    build,
     build_model,
     infer_shapes,
     validate,
@@ -126,7 +127,7 @@ def test_built_model_matches_the_spec():
     torch.manual_seed(0)
     arch = Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=16, stride=2), ConvLayer(filters=4, skips=(0,))),
                 head=Head(pool="flatten", dense=(20,), dropout=0.1))
-    model = build_model(arch, (1, 8, 8), 10)
+    model = build(arch, (1, 8, 8), 10)  # build_model by its short name
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [tuple(c.weight.shape) for c in convs] == [(8, 1, 3, 3), (16, 8, 3, 3), (4, 24, 3, 3)]
     assert all(c.bias is None for c in convs)  # batch norm follows

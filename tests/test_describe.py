@@ -126,12 +126,32 @@ def test_cli_classic_model_and_cell_string(capsys):
     assert "AvgPool2d" in capsys.readouterr().out
 
 
+def test_cli_checkpoint_directory_and_classic_spec(tmp_path, capsys):
+    from nasbench.checkpoint import save_checkpoint
+    from nasbench.models import build_from_spec
+
+    spec = {"kind": "classic", "name": "lenet5"}
+    network = build_from_spec(spec, (1, 8, 8), 10)
+    save_checkpoint(tmp_path / "ckpt", network, spec,
+                    {"input_shape": [1, 8, 8], "num_classes": 10, "mean": [0.5], "std": [0.25]})
+    # A checkpoint knows its own input shape and classes.
+    assert main(["describe", "--model", str(tmp_path / "ckpt"), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["input_shape"] == [1, 8, 8]
+    assert described["totals"]["params"] == sum(p.numel() for p in network.parameters())
+    # Its arch.json alone is a classic spec: on LeNet-5's own 32x32 input it is the paper's network.
+    arch_json = str(tmp_path / "ckpt" / "arch.json")
+    assert main(["describe", "--model", arch_json, "--input", "1x32x32", "--variant", "paper", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["params"] == 61_706
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "resnet50", "--input", "3x32x32"], "unknown model 'resnet50'"),
     (["--model", "lenet5", "--input", "32x32"], "--input must be CxHxW"),
     (["--model", "alexnet", "--variant", "paper", "--input", "3x32x32"], "collapses"),
     (["--model", "|bad~0|", "--input", "1x8x8"], "'+'-separated nodes"),
     (["--model", "missing.json", "--input", "1x8x8"], "cannot read architecture missing.json"),
+    (["--model", "lenet5"], "--input CxHxW is needed"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(args, message, capsys):
     assert main(["describe", *args]) == 2

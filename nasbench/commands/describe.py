@@ -2,13 +2,15 @@
 receptive field, with totals; optionally the measured inference latency of a batch.
 
 MODEL is a classic model name (lenet5, alexnet, vgg11, vgg16, resnet18, resnet20,
-googlenet), an architecture JSON file (macro or cell spec), or a NAS-Bench-201 arch
-string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'.
+googlenet), an architecture JSON file (macro, cell or classic spec), a checkpoint
+directory from `nasbench train` or a search (its input shape and classes are the
+defaults), or a NAS-Bench-201 arch string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'.
 
 examples:
   nasbench describe --model lenet5 --input 1x32x32
   nasbench describe --model arch.json --input 192x28x28 --json
   nasbench describe --model resnet20 --input 3x32x32 --latency --batch-size 128
+  nasbench describe --model runs/lenet5-digits
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ HELP = "per-layer shapes, parameters, MACs and receptive field of a model or arc
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, metavar="NAME|ARCH.json",
-                        help="classic model name, architecture JSON file, or NAS-Bench-201 arch string")
-    parser.add_argument("--input", required=True, metavar="CxHxW", help="input shape, e.g. 1x8x8 or 3x32x32")
-    parser.add_argument("--classes", type=int, default=10, metavar="N", help="number of classes (default 10)")
+    parser.add_argument("--model", required=True, metavar="NAME|ARCH.json|DIR",
+                        help="classic model name, architecture JSON file, checkpoint directory, "
+                             "or NAS-Bench-201 arch string")
+    parser.add_argument("--input", metavar="CxHxW",
+                        help="input shape, e.g. 1x8x8 or 3x32x32 (default: a checkpoint's own)")
+    parser.add_argument("--classes", type=int, metavar="N", help="number of classes (default: a checkpoint's, or 10)")
     parser.add_argument("--variant", choices=("auto", "paper", "small"), default="auto",
                         help="classic models: paper shapes or the small-input variant (default: auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -45,25 +49,34 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     return tuple(int(g) for g in match.groups())
 
 
-def _load_target(model: str):
-    """A classic model name, a NAS-Bench-201 string, or an Arch read from a JSON file."""
-    from search_spaces import InvalidArchitecture, arch_from_json, list_models
+def _load_target(model: str) -> tuple[object, dict]:
+    """What to describe -> ``(target, checkpoint meta)``.
+
+    The target is a classic model name, a classic spec dict, a NAS-Bench-201 string or an
+    Arch; the meta (input shape, classes) is empty unless MODEL is a checkpoint directory.
+    """
+    from search_spaces import InvalidArchitecture, arch_from_dict, list_models
+
+    from nasbench.config import read_json
 
     if model.startswith("|"):
-        return model
+        return model, {}
     path = Path(model)
     if model in list_models() and not path.exists():
-        return model
-    if path.suffix.lower() == ".json" or path.exists():
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise UserError(f"cannot read architecture {path}: {error.strerror or error}") from None
-        try:
-            return arch_from_json(text)
-        except InvalidArchitecture as error:
-            raise UserError(f"architecture {path}: {error}") from None
-    raise UserError(f"unknown model {model!r}: not a file, and not one of {', '.join(list_models())}")
+        return model, {}
+    meta = {}
+    if path.is_dir():
+        meta = read_json(path / "meta.json", "checkpoint file")
+        path = path / "arch.json"
+    elif path.suffix.lower() != ".json" and not path.exists():
+        raise UserError(f"unknown model {model!r}: not a file, and not one of {', '.join(list_models())}")
+    spec = read_json(path, "architecture")
+    if isinstance(spec, dict) and spec.get("kind") == "classic":
+        return spec, meta
+    try:
+        return arch_from_dict(spec), meta
+    except InvalidArchitecture as error:
+        raise UserError(f"architecture {path}: {error}") from None
 
 
 def _format_shape(shape) -> str:
@@ -100,12 +113,20 @@ def _print_table(description) -> None:
 
 
 def run(args) -> int:
-    input_shape = parse_input_shape(args.input)
-    if args.classes < 1:
-        raise UserError(f"--classes must be at least 1, got {args.classes}")
     if args.latency and (args.batch_size < 1 or args.repeats < 1):
         raise UserError("--batch-size and --repeats must be at least 1")
-    target = _load_target(args.model)
+    target, meta = _load_target(args.model)
+    if args.input is None and "input_shape" not in meta:
+        raise UserError("--input CxHxW is needed (only a checkpoint directory knows its own)")
+    input_shape = parse_input_shape(args.input) if args.input else tuple(meta["input_shape"])
+    classes = args.classes if args.classes is not None else int(meta.get("num_classes", 10))
+    if classes < 1:
+        raise UserError(f"--classes must be at least 1, got {classes}")
+    variant = args.variant
+    if isinstance(target, dict):  # a classic spec: its name, and its variant unless one is asked for
+        if variant == "auto":
+            variant = target.get("variant", "auto")
+        target = target["name"]
 
     import torch
 
@@ -113,8 +134,8 @@ def run(args) -> int:
     from search_spaces.describe import resolve_device, resolve_model
 
     try:
-        name, model = resolve_model(target, input_shape, args.classes, args.variant)
-        description = describe(model, input_shape, args.classes, name=name)
+        name, model = resolve_model(target, input_shape, classes, variant)
+        description = describe(model, input_shape, classes, name=name)
     except InvalidArchitecture as error:
         raise UserError(str(error)) from None
     if args.latency:
