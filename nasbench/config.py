@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from nasbench.errors import UserError
 
@@ -34,6 +35,16 @@ def _fraction(value: Any) -> Any:
 
 Eps = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
 
+def _device_name(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+    return value
+
+
+# Whether the GPU exists is checked where the work runs (nasbench.train.select_device),
+# which may be another machine.
+Device = Annotated[str, AfterValidator(_device_name)]
+
 
 class StrictModel(BaseModel):
     """A config section: unknown keys are errors, values are validated on assignment."""
@@ -47,7 +58,12 @@ class DataConfig(StrictModel):
     download: bool = False
     seed: int = Field(0, ge=0)
     val_fraction: float = Field(0.15, gt=0.0, lt=0.9)
-    augment: list[Literal["crop", "flip", "erase", "mixup", "cutmix"]] = []
+    # YAML may write it as on the command line, "crop,flip", or as a list
+    augment: Annotated[list[Literal["crop", "flip", "erase", "mixup", "cutmix"]],
+                       BeforeValidator(lambda value: split_list(value) if isinstance(value, str) else value)] = []
+
+
+DEFAULT_LR = {"adamw": 1e-2, "sgd": 0.1}  # SGD with momentum needs a larger step than Adam's
 
 
 class TrainConfig(StrictModel):
@@ -55,15 +71,25 @@ class TrainConfig(StrictModel):
     # Batch norm in training mode needs two examples to normalise a 1x1 feature map.
     batch_size: int = Field(64, ge=2, le=65_536)
     optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: float = Field(1e-2, gt=0.0, le=10.0)
+    lr: float = Field(1e-2, gt=0.0, le=10.0)  # not given: DEFAULT_LR of the optimizer
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     schedule: Literal["cosine", "onecycle", "constant"] = "onecycle"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     adv: Literal["none", "pgd", "fgsm-rs"] = "none"
     adv_eps: Eps = 0.1
-    device: str = "auto"
+    device: Device = "auto"
+    # auto: on for CUDA, off on the CPU (where bfloat16 and channels_last rarely pay)
+    amp: Literal["auto", "on", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
     threads: int | None = Field(None, ge=1, le=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _optimizer_default_lr(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("lr") is None and values.get("optimizer") in DEFAULT_LR:
+            values = {**values, "lr": DEFAULT_LR[values["optimizer"]]}
+        return values
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +141,8 @@ def validate(model_cls: type[Model], values: dict[str, Any], source: str = "conf
             raise UserError(f"unknown option '{where}' in {source}") from None
         given = first.get("input")
         shown = f" (got {given!r})" if not isinstance(given, dict) else ""
-        raise UserError(f"invalid {where.replace('_', '-')}: {first['msg']}{shown}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own ValueErrors
+        raise UserError(f"invalid {where.replace('_', '-')}: {message}{shown}") from None
 
 
 def resolve(model_cls: type[Model], args: argparse.Namespace) -> Model:

@@ -28,6 +28,7 @@ training data with the run's ``seed``; search looks only at validation, never at
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def load_dataset(name: str = "digits", data_dir: str | Path = "data", download: 
     """Load ``name`` into memory and split it; see the module docstring for the names."""
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    kind, _, path = name.partition(":")
+    kind, colon, path = name.partition(":")
+    if colon and kind not in ("imagefolder", "npz"):
+        raise UserError(f"dataset '{kind}' takes no path after ':' (got '{name}'); use --data-dir for "
+                        "where torchvision datasets live")
     if kind == "digits":
         (x, y), test, class_names = _digits(), None, [str(d) for d in range(10)]
     elif kind in TORCHVISION_DATASETS:
@@ -228,7 +232,7 @@ def _npz(path: Path):
             arrays = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise UserError(f"npz: no such file {path}") from None
-    except (OSError, ValueError) as error:  # includes object arrays, which would need pickle
+    except (OSError, ValueError, zipfile.BadZipFile) as error:  # includes object arrays, which would need pickle
         raise UserError(f"npz {path}: not a readable .npz of plain arrays ({error})") from None
 
     def images(key: str) -> torch.Tensor:

@@ -213,7 +213,7 @@ def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, see
     from nasbench.checkpoint import save_checkpoint
     from nasbench.config import TrainConfig
     from nasbench.models import build_from_spec, spec_label, wrap_normalized
-    from nasbench.train import train_model
+    from nasbench.train import seed_everything, train_model
 
     name = spec_label(spec)
     directory = experiment_dir / "models" / safe_label(f"{name}-{dataset.name}-e{epochs}-s{seed}")
@@ -221,6 +221,7 @@ def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, see
         model, info = _load_checkpoint_dir(directory, dataset)
         info.label = safe_label(name)
         return model, info
+    seed_everything(seed)  # the initial weights too: the cache is keyed by seed
     model = wrap_normalized(build_from_spec(spec, dataset.input_shape, dataset.num_classes), dataset)
     config = TrainConfig(epochs=epochs, device=device)
     result = train_model(model, dataset, config, on_epoch=on_epoch, seed=seed)
@@ -249,22 +250,31 @@ def load_model(source: str, dataset, *, experiment_dir: str | Path, epochs: int 
     ``epochs`` and checkpointed under ``<experiment_dir>/models/``, and the checkpoint
     is reused on the next call. Anything unusable raises :class:`UserError`.
     """
+    kind, resolved = model_source(source)
+    if kind == "logged":
+        from nasbench.tracking import default_tracking_uri
+
+        return _load_logged(resolved, dataset, tracking_uri or default_tracking_uri(Path(experiment_dir)))
+    if kind == "checkpoint":
+        return _load_checkpoint_dir(resolved, dataset)
+    return _train_and_cache(resolved, dataset, Path(experiment_dir), epochs, seed, device, on_epoch)
+
+
+def model_source(source: str) -> tuple[str, Any]:
+    """What ``source`` names, checked without loading any data: ``("logged", uri)``,
+    ``("checkpoint", directory)`` or ``("spec", model spec)``; UserError otherwise."""
     from nasbench.models import resolve_spec
 
     source = str(source).strip()
-    experiment_dir = Path(experiment_dir)
     if source.startswith(MODEL_URI_PREFIXES):
-        from nasbench.tracking import default_tracking_uri
-
-        return _load_logged(source, dataset, tracking_uri or default_tracking_uri(experiment_dir))
+        return "logged", source
     path = Path(source).expanduser()
     if path.is_dir():
-        return _load_checkpoint_dir(path, dataset)
+        return "checkpoint", path
     if path.suffix.lower() != ".json" and (os.sep in source or "/" in source or path.exists()):
         raise UserError(f"no checkpoint directory at {source} (expected a folder with model.safetensors, "
                         "arch.json and meta.json)")
-    spec = resolve_spec(source)  # a classic name or an architecture JSON; UserError otherwise
-    return _train_and_cache(spec, dataset, experiment_dir, epochs, seed, device, on_epoch)
+    return "spec", resolve_spec(source)  # a classic name or an architecture JSON; UserError otherwise
 
 
 def load_models(sources: list[str], dataset, **kwargs) -> dict[str, tuple[nn.Module, ModelInfo]]:

@@ -38,6 +38,10 @@ def resolve_spec(name_or_path: str) -> dict:
         raise UserError(f"unknown model '{name_or_path}' (choose from {', '.join(list_models())}, "
                         "or give an architecture .json file)")
     data = read_json(path, "architecture")
+    if data.get("kind") == "classic":  # a checkpoint's arch.json for a classic model
+        if data.get("name") not in list_models():
+            raise UserError(f"architecture {path}: unknown classic model {data.get('name')!r}")
+        return data
     try:
         return arch_to_dict(arch_from_dict(data))
     except (InvalidArchitecture, TypeError, KeyError, ValueError) as error:

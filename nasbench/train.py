@@ -3,7 +3,8 @@
 The data already sits in memory as [0, 1] tensors (on the GPU when training there),
 so an epoch is a seeded permutation sliced into batches: no DataLoader, no worker
 processes, no per-sample Python transforms unless augmentation asks for them. On CUDA
-the loop runs in channels_last with bfloat16 autocast.
+the loop runs in channels_last with bfloat16 autocast (``amp``/``channels_last`` in the
+config turn either on or off anywhere).
 
 Adversarial training (``cfg.adv``) replaces each batch by adversarial examples made
 by ``attacks.adversarial_batch`` (PGD-AT, Madry et al. 2018; FGSM with random start,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,7 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.config import TrainConfig
+from nasbench.errors import UserError
 from nasbench.data import Dataset, Split
+
+
+# Datasets whose classes change under a horizontal flip (digits read left to right).
+MIRROR_SENSITIVE = ("digits", "mnist", "svhn")
 
 
 class StopTraining(Exception):
@@ -46,9 +53,17 @@ class TrainResult:
 
 
 def select_device(requested: str = "auto") -> torch.device:
+    """The device to run on: ``"auto"`` is CUDA when there is one; a missing GPU is a UserError."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+    device = torch.device(requested)
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise UserError(f"device {requested!r}: no CUDA device is available here")
+        if device.index is not None and device.index >= count:
+            raise UserError(f"device {requested!r}: only {count} CUDA device(s) here")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -57,34 +72,52 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def _autocast(device: torch.device):
-    """bfloat16 autocast on CUDA (no loss scaling needed); plain float32 on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+@dataclass(frozen=True)
+class Placement:
+    """Where and how the loop runs: the device, bfloat16 autocast, channels_last."""
+
+    device: torch.device
+    amp: bool = False
+    channels_last: bool = False
+
+    @classmethod
+    def resolve(cls, device: torch.device, amp: str = "auto", channels_last: str = "auto") -> "Placement":
+        """``"auto"`` switches are on for CUDA, off elsewhere."""
+        on_cuda = device.type == "cuda"
+        return cls(device, amp == "on" or (amp == "auto" and on_cuda),
+                   channels_last == "on" or (channels_last == "auto" and on_cuda))
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self):
+        # bfloat16 keeps float32's range: no loss scaling needed
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Predicted labels for ``x``, in eval mode, batched; on the model's device."""
-    device = next(model.parameters()).device
+def predict(model: nn.Module, x: torch.Tensor, placement: Placement, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels for ``x``, in eval mode, batched, on ``placement``'s device."""
     was_training = model.training
     model.eval()
     predictions = []
-    with _autocast(device):
+    with placement.autocast():
         for start in range(0, len(x), batch_size):
-            batch = x[start:start + batch_size].to(device, non_blocking=True)
-            if device.type == "cuda":
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            predictions.append(model(batch).argmax(dim=1))
+            predictions.append(model(placement.batch(x[start:start + batch_size])).argmax(dim=1))
     model.train(was_training)
-    return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long, device=device)
+    if not predictions:
+        return torch.empty(0, dtype=torch.long, device=placement.device)
+    return torch.cat(predictions)
 
 
-def evaluate_accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> float:
+def evaluate_accuracy(model: nn.Module, split: Split, placement: Placement, batch_size: int = 1024) -> float:
     if len(split) == 0:
         return float("nan")
-    predictions = predict(model, split.x, batch_size)
+    predictions = predict(model, split.x, placement, batch_size)
     return (predictions == split.y.to(predictions.device)).float().mean().item()
 
 
@@ -166,15 +199,17 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(seed)
-    device = select_device(cfg.device)
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
+    placement = Placement.resolve(select_device(cfg.device), cfg.amp, cfg.channels_last)
+    device = placement.device
+    model = model.to(device, memory_format=placement.memory_format)
     train, val = dataset.train.to(device), dataset.val.to(device)
 
     batches = batch_bounds(len(train), cfg.batch_size)
     steps_per_epoch = len(batches)
     optimizer = make_optimizer(model, cfg)
     schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
+    if "flip" in (augment or []) and dataset.name.partition(":")[0] in MIRROR_SENSITIVE:
+        warnings.warn(f"--augment flip on {dataset.name}: a mirrored digit is not the same digit", stacklevel=2)
     augmentation = make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:])
     perturb = None
     if cfg.adv != "none":
@@ -200,9 +235,8 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
             target = y
             if augmentation is not None:
                 x, target = augmentation(x, y)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device):
+            x = placement.batch(x)
+            with placement.autocast():
                 logits = model(x)
                 loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -219,7 +253,7 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
             "epoch": epoch,
             "train_loss": train_loss,
             "train_acc": correct.item() / len(train),
-            "val_acc": evaluate_accuracy(model, val),
+            "val_acc": evaluate_accuracy(model, val, placement),
             "epoch_seconds": time.perf_counter() - epoch_started,
         }
         result.history.append(metrics)
@@ -233,5 +267,5 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
     result.train_seconds = time.perf_counter() - started
     model.eval()
     if evaluate_test and not result.stopped_early:
-        result.test_acc = evaluate_accuracy(model, dataset.test.to(device))
+        result.test_acc = evaluate_accuracy(model, dataset.test.to(device), placement)
     return result

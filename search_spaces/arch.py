@@ -137,12 +137,25 @@ def _check_keys(data: Any, allowed: set[str], where: str) -> dict:
     return data
 
 
-def _int(value: Any, where: str, minimum: int) -> int:
+def _int(value: Any, where: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArchitecture(f"{where} must be an integer, not {value!r}")
-    if value < minimum:
+    if maximum is None and value < minimum:
         raise InvalidArchitecture(f"{where} must be >= {minimum}, not {value}")
+    if maximum is not None and not minimum <= value <= maximum:
+        raise InvalidArchitecture(f"{where} must be in {minimum}..{maximum}, not {value}")
     return value
+
+
+# Upper bounds far beyond any published CNN (AlexNet's 11x11 filters, ResNet's 2,048
+# channels, VGG's 4,096-wide dense layers), so that a typo such as 1e8 filters is a
+# clear error instead of an attempt to allocate gigabytes.
+MAX_LAYERS = 1024
+MAX_FILTER_SIZE = 64
+MAX_STRIDE = 64
+MAX_PADDING = 64
+MAX_FILTERS = 16_384
+MAX_DENSE = 65_536
 
 
 def _bool(value: Any, where: str) -> bool:
@@ -273,8 +286,8 @@ def arch_from_dict(data: Any):
                                       "such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'")
         return CellArch.from_string(
             data["cell"],
-            cells_per_stage=_int(data.get("cells_per_stage", 5), "cells_per_stage", 1),
-            channels=_int(data.get("channels", 16), "channels", 1),
+            cells_per_stage=data.get("cells_per_stage", 5),  # CellArch checks them
+            channels=data.get("channels", 16),
         )
     if kind != "macro":
         raise InvalidArchitecture(f"kind must be 'macro' or 'cell', not {kind!r}")
@@ -311,16 +324,17 @@ def arch_from_json(text: str):
 
 def check_structure(arch: Arch) -> None:
     """Checks that need no input shape: field values and skip indices."""
-    if not arch.layers:
-        raise InvalidArchitecture("architecture has no layers")
+    if not 1 <= len(arch.layers) <= MAX_LAYERS:
+        raise InvalidArchitecture(f"an architecture needs 1..{MAX_LAYERS} layers, not {len(arch.layers)}")
     for i, layer in enumerate(arch.layers):
         where = f"layer {i}"
-        for name in ("filter_height", "filter_width", "stride", "filters"):
-            _int(getattr(layer, name), f"{where}.{name}", 1)
+        for name, maximum in (("filter_height", MAX_FILTER_SIZE), ("filter_width", MAX_FILTER_SIZE),
+                              ("stride", MAX_STRIDE), ("filters", MAX_FILTERS)):
+            _int(getattr(layer, name), f"{where}.{name}", 1, maximum)
         if isinstance(layer.padding, str):
             _choice(layer.padding, ("same", "valid"), f"{where}.padding")
         else:
-            _int(layer.padding, f"{where}.padding", 0)
+            _int(layer.padding, f"{where}.padding", 0, MAX_PADDING)
         _choice(layer.activation, ACTIVATIONS, f"{where}.activation")
         _choice(layer.combine, COMBINE_MODES, f"{where}.combine")
         _choice(layer.shortcut, SHORTCUTS, f"{where}.shortcut")
@@ -338,7 +352,7 @@ def check_structure(arch: Arch) -> None:
     _choice(head.pool, HEAD_POOLS, "head.pool")
     _choice(head.activation, ACTIVATIONS, "head.activation")
     for k, width in enumerate(head.dense):
-        _int(width, f"head.dense[{k}]", 1)
+        _int(width, f"head.dense[{k}]", 1, MAX_DENSE)
     if not 0.0 <= head.dropout < 1.0:
         raise InvalidArchitecture(f"head.dropout must be in [0, 1), not {head.dropout}")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from search_spaces.arch import InvalidArchitecture, check_input_shape
+from search_spaces.arch import MAX_FILTERS, MAX_LAYERS, InvalidArchitecture, _int, check_input_shape
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """The five operations, in NAS-Bench-201's order."""
@@ -52,10 +52,8 @@ class CellArch:
         for op in ops:
             if op not in OPS:
                 raise InvalidArchitecture(f"unknown cell operation {op!r}; expected one of {', '.join(OPS)}")
-        for name in ("cells_per_stage", "channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArchitecture(f"{name} must be a positive integer, not {value!r}")
+        _int(self.cells_per_stage, "cells_per_stage", 1, MAX_LAYERS)
+        _int(self.channels, "channels", 1, MAX_FILTERS)
 
     # ---- the benchmark's string form
 

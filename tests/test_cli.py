@@ -130,7 +130,7 @@ def test_plain_commands_take_a_yaml_config_too(tmp_path, capsys):
 @pytest.mark.parametrize("text, message", [
     ("modle: lenet5\n", "unknown option 'modle'"),
     ("model: lenet5\ninput: 1x8x8\njson: 3\n", "expected true or false"),
-    ("model: lenet5\n", "required: --input"),
+    ("input: 1x8x8\n", "required: --model"),
 ])
 def test_bad_yaml_for_plain_commands(text, message, tmp_path, capsys):
     config = tmp_path / "bad.yaml"

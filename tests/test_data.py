@@ -133,6 +133,15 @@ def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
         load_dataset(f"npz:{path}")
 
 
+def test_truncated_npz_is_a_clear_error(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.zeros((4, 8, 8), dtype=np.uint8), y=np.arange(4))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:100])  # the zip's central directory is gone
+    with pytest.raises(UserError, match="not a readable .npz.*not a zip file"):
+        load_dataset(f"npz:{truncated}")
+
+
 @pytest.mark.parametrize("name", ["imagenet", "npz:", "imagefolder:"])
 def test_unknown_dataset(name):
     with pytest.raises(UserError, match="unknown dataset"):

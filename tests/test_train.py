@@ -3,6 +3,7 @@
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,7 +38,7 @@ def test_training_is_deterministic_by_seed(digits):
     cfg = TrainConfig(epochs=2)
     torch.manual_seed(3)
     first = train_model(lenet(digits), digits, cfg, seed=3)
-    torch.manual_seed(3)
+    torch.manual_seed(3)  # the same initial weights
     second = train_model(lenet(digits), digits, cfg, seed=3)
     assert first.history[-1]["train_loss"] == second.history[-1]["train_loss"]
     assert first.test_acc == second.test_acc
@@ -85,6 +86,11 @@ def test_every_schedule_runs_however_few_steps(digits, schedule, total_steps):
 def test_augmentation_and_mixup_train(digits):
     result = train_model(lenet(digits), digits, TrainConfig(epochs=1), augment=["crop", "erase", "mixup"])
     assert 0.0 <= result.val_acc <= 1.0 and result.history[0]["train_loss"] > 0
+
+
+def test_flipping_digits_is_warned_about(digits):
+    with pytest.warns(UserWarning, match="a mirrored digit is not the same digit"):
+        train_model(lenet(digits), digits, TrainConfig(epochs=1), augment=["flip", "cutmix"])
 
 
 def test_checkpoint_round_trip(trained, digits, tmp_path):
@@ -136,3 +142,30 @@ def test_train_command_writes_a_loadable_checkpoint(tmp_path, capsys, digits):
     model, _, _ = load_checkpoint(out)
     accuracy = (model(digits.test.x).argmax(1) == digits.test.y).float().mean().item()
     assert accuracy == pytest.approx(meta["test_acc"], abs=1e-6)
+
+
+def test_train_command_gives_one_result_per_seed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    histories = []
+    for out in ("first", "second"):
+        torch.manual_seed(len(out))  # whatever the global state was, --seed decides the weights
+        assert main(["train", "--model", "lenet5", "--epochs", "1", "--seed", "4", "--out", out]) == 0
+        histories.append(json.loads((tmp_path / out / "meta.json").read_text())["history"])
+    strip = [[{k: v for k, v in epoch.items() if k != "epoch_seconds"} for epoch in h] for h in histories]
+    assert strip[0] == strip[1]
+
+
+def test_train_command_takes_a_checkpoints_classic_arch_json_and_names_its_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "arch.json").write_text(json.dumps(LENET))
+    own = tmp_path / "my data" / "pets.npz"
+    own.parent.mkdir()
+    np.savez(own, x=np.random.default_rng(0).integers(0, 255, (40, 8, 8), dtype=np.uint8),
+             y=np.arange(40) % 2)
+    assert main(["train", "--model", "arch.json", "--dataset", f"npz:{own}", "--epochs", "1"]) == 0
+    assert (tmp_path / "experiments" / "models" / "lenet5-pets" / "model.safetensors").is_file()
+
+
+def test_sgd_gets_its_own_default_learning_rate():
+    assert TrainConfig(optimizer="sgd").lr == 0.1
+    assert TrainConfig().lr == 0.01 and TrainConfig(optimizer="sgd", lr=0.5).lr == 0.5

@@ -128,10 +128,10 @@ def run(args) -> int:
             variant = target.get("variant", "auto")
         target = target["name"]
 
-    import torch
-
     from search_spaces import InvalidArchitecture, describe, measure_latency
-    from search_spaces.describe import resolve_device, resolve_model
+    from search_spaces.describe import resolve_model
+
+    from nasbench.train import select_device
 
     try:
         name, model = resolve_model(target, input_shape, classes, variant)
@@ -140,11 +140,9 @@ def run(args) -> int:
         raise UserError(str(error)) from None
     if args.latency:
         try:
-            device = resolve_device(args.device)
+            device = select_device(args.device)
         except RuntimeError as error:
             raise UserError(f"--device {args.device!r}: {error}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"--device {args.device!r}: no CUDA device is available here")
         description.latency = measure_latency(model, input_shape, args.batch_size, device, repeats=args.repeats)
     if args.json:
         print(json.dumps(description.to_dict(), indent=2))

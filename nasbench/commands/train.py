@@ -53,6 +53,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                                      "(FGSM with random start)")
     group.add_argument("--eps", dest="adv_eps", help="Linf radius for adversarial training, e.g. 8/255 or 0.1")
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    group.add_argument("--amp", help="bfloat16 autocast: auto (default: on for CUDA), on or off")
+    group.add_argument("--channels-last", help="channels_last memory format: auto (default: on for CUDA), on or off")
     group.add_argument("--threads", type=int, help="torch CPU threads (default: all cores given)")
 
 
@@ -71,13 +73,16 @@ def run(args: argparse.Namespace) -> int:
 
     from nasbench.checkpoint import save_checkpoint
     from nasbench.data import load_dataset
+    from nasbench.evaluation import safe_label
     from nasbench.models import build_from_spec, resolve_spec, spec_label, wrap_normalized
-    from nasbench.train import train_model
+    from nasbench.train import seed_everything, select_device, train_model
 
+    select_device(config.device)  # a GPU asked for and not here: say so before any work
     console = Console(stderr=True)
     spec = resolve_spec(config.model)
     dataset = load_dataset(config.dataset, config.data_dir, config.download, config.seed, config.val_fraction)
     console.print(f"[bold]data[/] {dataset.summary()}")
+    seed_everything(config.seed)  # the initial weights too, so one seed gives one result
     model = wrap_normalized(build_from_spec(spec, dataset.input_shape, dataset.num_classes), dataset)
     params = sum(p.numel() for p in model.parameters())
     console.print(f"[bold]model[/] {spec_label(spec)}: {params:,} parameters")
@@ -88,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
                       f"({metrics['epoch_seconds']:.1f} s)")
 
     result = train_model(model, dataset, config, on_epoch=show, seed=config.seed, augment=config.augment)
-    out = config.out or Path("experiments") / "models" / f"{spec_label(spec)}-{config.dataset.replace(':', '_')}"
+    # a user's own dataset is named by its folder or file, never by a path that climbs out
+    dataset_label = Path(config.dataset.partition(":")[2]).stem or config.dataset
+    out = config.out or Path("experiments") / "models" / safe_label(f"{spec_label(spec)}-{dataset_label}")
     meta = {
         "dataset": config.dataset, "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
         "class_names": dataset.class_names, "mean": list(dataset.mean), "std": list(dataset.std),
