@@ -16,15 +16,20 @@ START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 
 def reference() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width: fix it
-    from nasbench.cli import COMMANDS, build_parser
+    from nasbench.cli import _subparsers, build_parser
 
     parser = build_parser()
-    subparsers = next(action for action in parser._actions if action.choices and "demo" in action.choices)
     sections = ["```text\n$ nasbench --help\n" + parser.format_help().rstrip() + "\n```"]
-    for name in COMMANDS:
-        help_text = subparsers.choices[name].format_help().rstrip()
-        sections.append(f"### `nasbench {name}`\n\n```text\n{help_text}\n```")
+    for name, command in _subparsers(parser).choices.items():
+        sections.append(_section(f"nasbench {name}", command, "###"))
+        actions = _subparsers(command)  # nested actions, such as bench's query, top, pareto ...
+        for action, sub in (actions.choices.items() if actions else ()):
+            sections.append(_section(f"nasbench {name} {action}", sub, "####"))
     return "\n\n".join(sections)
+
+
+def _section(title: str, parser, level: str) -> str:
+    return f"{level} `{title}`\n\n```text\n{parser.format_help().rstrip()}\n```"
 
 
 def render(readme: str) -> str:

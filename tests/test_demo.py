@@ -71,6 +71,7 @@ def test_the_default_demo(ray_runtime, tmp_path, capsys):
     (["--eps", "0,5"], "eps 5 is out of range"),
     (["--baselines", "lenet6"], "unknown model 'lenet6'"),
     (["--trials", "1"], "invalid trials"),
+    (["--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_demo_options_stop_before_any_work(argv, message, tmp_path, capsys):
     assert main(["demo", "--experiments-dir", str(tmp_path), *argv]) == 2

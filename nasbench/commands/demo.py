@@ -21,13 +21,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field
 
-from nasbench.config import StrictModel, add_config_argument, resolve, split_list
+from nasbench.config import Device, StrictModel, add_config_argument, resolve, split_list
 from nasbench.errors import UserError
 
 HELP = "search, attack and report on the embedded digits data, end to end"
@@ -47,7 +50,7 @@ class DemoConfig(StrictModel):
     eps: str = "0,0.05,0.1,0.2,0.3"  # MNIST-style radii: on 8x8 digits, curves reach zero by 0.3
     n: int = Field(200, ge=10)
     seed: int = Field(0, ge=0)
-    device: str = "auto"
+    device: Device = "auto"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
     from nasbench.report import build_report
     from nasbench.search import SearchConfig, run_search
     from nasbench.tracking import TrackingConfig, default_tracking_uri
+    from nasbench.train import select_device
 
     # every name and number is checked before the search spends a minute
+    select_device(config.device)
     try:
         attack_specs, eps = parse_attacks(config.attacks), parse_eps_list(config.eps)
     except AttackConfigError as error:
@@ -155,5 +160,14 @@ def run(args: argparse.Namespace) -> int:
         f" --experiments-dir {config.experiments_dir}"
     out.print(f"report:    {report.path}", soft_wrap=True, highlight=False)
     out.print(f"summary:   {report.json_path}", soft_wrap=True, highlight=False)
-    out.print(f"dashboard: nasbench ui --experiment {name}{relative_dir}", soft_wrap=True, highlight=False)
+    out.print(f"dashboard: {_launcher()} ui --experiment {name}{relative_dir}", soft_wrap=True, highlight=False)
     return 0
+
+
+def _launcher() -> str:
+    """How to run nasbench again from here: ``nasbench`` when it is on PATH, otherwise the
+    program as it was started (``./dev demo`` runs ``.venv/bin/nasbench``)."""
+    started_as = sys.argv[0] if sys.argv else ""
+    if shutil.which("nasbench") or Path(started_as).name != "nasbench":
+        return "nasbench"
+    return shlex.quote(started_as)
