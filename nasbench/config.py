@@ -41,6 +41,21 @@ def _device_name(value: str) -> str:
     return value
 
 
+# What MLflow can track to: a path, sqlite:///FILE, a server, a database URL.
+TRACKING_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
+                    "databricks-uc", "uc")
+
+
+def _tracking_uri(value: str | None) -> str | None:
+    scheme = value.partition("://")[0].partition("+")[0].lower() if value and "://" in value else ""
+    if scheme and scheme not in TRACKING_SCHEMES:
+        raise ValueError(f"MLflow cannot track to {scheme}:// (use a path, sqlite:///FILE, http(s)://HOST:PORT "
+                         "or a database URL)")
+    return value
+
+
+TrackingUri = Annotated[str | None, AfterValidator(_tracking_uri)]
+
 # Whether the GPU exists is checked where the work runs (nasbench.train.select_device),
 # which may be another machine.
 Device = Annotated[str, AfterValidator(_device_name)]

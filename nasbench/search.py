@@ -46,7 +46,7 @@ from typing import Any, Callable, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from nasbench.config import DataConfig, TrainConfig
+from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.errors import UserError
 from nasbench.tracking import end_trial_run, find_trial_run
 from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
@@ -83,7 +83,7 @@ class SearchConfig(DataConfig, TrainConfig):
     experiments_dir: Path = Path("experiments")
     resume: bool = False
     store: Path | None = None
-    tracking_uri: str | None = None
+    tracking_uri: TrackingUri = None
     replay: Path | None = None
     robust_attack: Literal["fgsm", "pgd"] = "fgsm"
     robust_eps: float = Field(0.1, gt=0.0, le=1.0)
@@ -483,6 +483,26 @@ def ensure_ray(address: str | None, num_cpus: int | None = None, num_gpus: int |
     return True
 
 
+def trial_resources(config: SearchConfig) -> dict[str, float]:
+    """What each trial asks Ray for; a fractional GPU shares it with other trials."""
+    resources = {"cpu": config.cpus_per_trial}
+    if config.gpus_per_trial:
+        resources["gpu"] = config.gpus_per_trial
+    return resources
+
+
+def check_resources_fit(resources: dict[str, float]) -> None:
+    """A trial asking for more than the whole Ray cluster has is a UserError."""
+    import ray
+
+    available = ray.cluster_resources()
+    for name, flag in (("cpu", "--cpus-per-trial"), ("gpu", "--gpus-per-trial")):
+        asked, has = resources.get(name, 0.0), available.get(name.upper(), 0.0)
+        if asked > has:
+            raise UserError(f"each trial asks for {asked:g} {name.upper()}(s) ({flag}), but the Ray cluster has "
+                            f"{has:g}")
+
+
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__
@@ -518,27 +538,35 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     # A new experiment's inputs are checked before its folder exists: a typo must not
     # leave behind an experiment that the corrected command then refuses to overwrite.
     inputs = None if config.resume else _check_inputs(config)
+    _configure_ray_environment()
+    ensure_ray(config.address)
+    check_resources_fit(trial_resources(config))  # Tune would wait for them forever
     config, directory = prepare_experiment(config)
     dataset, space = inputs or _check_inputs(config)
-    _configure_ray_environment()
 
     from search_spaces import arch_hash, arch_to_dict
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna_storage(directory)
     metrics = [OBJECTIVES[name][0] for name in config.objectives]
     modes = [OBJECTIVES[name][1] for name in config.objectives]
     sampler = make_sampler(config.sampler, config.seed, config.multi_objective)
-    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
-                                load_if_exists=True,
-                                directions=["maximize" if m == "max" else "minimize" for m in modes])
+    try:
+        storage = optuna_storage(directory)
+        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
+                                    load_if_exists=True,
+                                    directions=["maximize" if m == "max" else "minimize" for m in modes])
+    except (ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"experiment {directory.name}: {directory / 'optuna.journal'} cannot be read "
+                        f"({_short(error)}); keep a copy, and remove it to start the search over") from None
     before = study_progress(study)
     remaining = max(0, config.trials - before["finished"])
     resume_numbers = before["running"][:remaining]
 
     tracking, search_run = _open_tracking(config, directory)
+    # described once, here where the data is loaded: the trials log it as their input
+    dataset_description = search_run.log_dataset(dataset) if search_run else None
     store_path = str(Path(config.store).expanduser().resolve()) if config.store else str(directory / "benchmark.db")
     from nasbench.store import Benchmark
 
@@ -550,6 +578,7 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
         train=train_cfg.model_dump(), objectives=tuple(config.objectives), store_path=store_path,
         replay_path=str(Path(config.replay).resolve()) if config.replay else None,
         tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
+        dataset_description=dataset_description,
         robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
                             config.robust_samples) if "robust_acc" in config.objectives else None,
         checkpoint_dir=str(directory / "checkpoints"), augment=tuple(config.augment),
@@ -592,7 +621,7 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
 
 
 def _check_inputs(config: SearchConfig):
-    """The dataset and the search space of ``config``, and its replay benchmark checked."""
+    """The dataset and the search space of ``config``; its replay benchmark and store checked."""
     from nasbench.data import load_dataset
     from search_spaces import InvalidArchitecture, get_space
 
@@ -603,6 +632,10 @@ def _check_inputs(config: SearchConfig):
         raise UserError(f"search space {config.space}: {error}") from None
     if config.replay is not None and not Path(config.replay).is_file():
         raise UserError(f"replay benchmark {config.replay} does not exist")
+    if config.store is not None:  # another program's file, a newer schema ...: BenchmarkError
+        from nasbench.store import Benchmark
+
+        Benchmark(Path(config.store).expanduser()).close()
     return dataset, space
 
 
@@ -645,19 +678,25 @@ def _write_ahead_log(tracking_uri: str) -> None:
     folder (about 9 ms here), in WAL mode one append to the log (about 3 ms), and the
     workers' readers no longer block the writer. The mode is stored in the file, so
     every later connection uses it. Only for the embedded default inside the
-    experiment folder: WAL needs a local disk, which a user's own URI may not be on.
+    experiment folder: WAL needs a local disk, which a user's own URI may not be on (and
+    the experiment folder may not be either, on a cluster).
     """
     import sqlite3
 
+    from nasbench.store import journal_mode_for
     from nasbench.tracking import tracking_client
 
     tracking_client(tracking_uri)  # MLflow creates its tables first
     path = tracking_uri.removeprefix("sqlite:///")
+    if journal_mode_for(Path(path)) != "wal":  # a network file system: see nasbench.store
+        return
     connection = sqlite3.connect(path, timeout=10)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
     except sqlite3.OperationalError:  # busy: only slower, never wrong, in the old mode
         pass
+    except sqlite3.DatabaseError as error:
+        raise UserError(f"cannot open the MLflow store {tracking_uri}: {error}") from None
     finally:
         connection.close()
 
@@ -675,8 +714,6 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
     from nasbench.progress import SearchProgress
     from nasbench.trial import run_trial
 
-    ensure_ray(config.address, num_cpus=None, num_gpus=None)
-
     def define_by_run(trial):
         arch = space.sample(trial)
         as_dict, digest = arch_to_dict(arch), arch_hash(arch)
@@ -688,10 +725,7 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
         define_by_run, metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0], sampler=study.sampler, study_name=STUDY_NAME,
         storage=storage, resume_numbers=resume_numbers)
-    resources = {"cpu": config.cpus_per_trial}
-    if config.gpus_per_trial:
-        resources["gpu"] = config.gpus_per_trial
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(config))
     ledger = _ledger_class()(directory, context, config.scheduler)
     progress = SearchProgress(total=config.trials, already=before, objectives=config.objectives,
                               enabled=config.progress, console=console)
@@ -785,7 +819,7 @@ def _table_row(row: dict) -> dict:
 
 def _export_best(config, directory, summary, dataset, tracking, search_run) -> list[Path]:
     """Copy the best (or Pareto) architectures to ``best/<rank>-<hash>/`` and log them to
-    MLflow, registered with the aliases ``best-val`` / ``best-robust``."""
+    MLflow as registered models, the winners with the aliases ``best-val`` / ``best-robust``."""
     if config.export_top == 0 or not summary.best:
         return []
     best_dir = directory / "best"
@@ -808,23 +842,32 @@ def _export_best(config, directory, summary, dataset, tracking, search_run) -> l
 
 
 def _register_best(config, summary, dataset, tracking, search_run, directory) -> None:
+    """Log every exported best/Pareto member that has weights (and each alias winner) as an
+    MLflow model of its trial run, registered under the experiment's name in rank order;
+    the winners also get the aliases ``best-val`` / ``best-robust``."""
     from nasbench.checkpoint import load_checkpoint
     from nasbench.tracking import log_model, registered_model_name
 
-    aliases: dict[int, list[str]] = {}
-    for objective, alias in (("val_acc", "best-val"), ("robust_acc", "best-robust")):
-        if objective not in config.objectives:
+    aliases = _aliases(config, summary.best)
+    exported = {row["trial"] for row in summary.best[: config.export_top]}
+    for row in summary.best:
+        if row["trial"] not in exported and row["trial"] not in aliases:
             continue
-        candidates = [r for r in summary.best if r.get(objective) is not None]
-        if candidates:
-            top = max(candidates, key=lambda r: r[objective])
-            aliases.setdefault(top["trial"], []).append(alias)
-    for number, names in aliases.items():
-        row = next(r for r in summary.best if r["trial"] == number)
         checkpoint = directory / "checkpoints" / row["arch_hash"][:16]
-        run_id = find_trial_run(tracking, search_run.run_id, number)
+        run_id = find_trial_run(tracking, search_run.run_id, row["trial"])
         if run_id is None or not (checkpoint / "model.safetensors").is_file():
-            continue
+            continue  # answered from a shared store or a replay: no weights here
         model, arch, meta = load_checkpoint(checkpoint)
         log_model(tracking, run_id, model, dataset.val.x[:2].cpu(), registered_model_name(tracking),
-                  names, arch=arch, meta=meta)
+                  aliases.get(row["trial"], []), arch=arch, meta=meta)
+
+
+def _aliases(config, rows: list[dict]) -> dict[int, list[str]]:
+    """Trial number -> its registry aliases: the best row per objective that has one."""
+    aliases: dict[int, list[str]] = {}
+    for objective, alias in (("val_acc", "best-val"), ("robust_acc", "best-robust")):
+        candidates = [r for r in rows if r.get(objective) is not None]
+        if objective in config.objectives and candidates:
+            top = max(candidates, key=lambda r: r[objective])
+            aliases.setdefault(top["trial"], []).append(alias)
+    return aliases

@@ -15,7 +15,10 @@ status (ok / failed / pruned, with the reason), robust accuracies and provenance
 Storage is one SQLite file, chosen because many Ray workers on one machine write to
 it at once and a killed worker must not leave half a row behind:
 
-- WAL journal: readers never block the writer and the writer never blocks readers;
+- WAL journal on local disks: readers never block the writer and the writer never
+  blocks readers. WAL needs memory shared between the processes of one host, so on a
+  network file system (NFS, SMB, Lustre, ...) the store keeps SQLite's rollback journal
+  and POSIX locks instead, the mode SQLite supports there;
 - every write is one ``BEGIN IMMEDIATE`` transaction (a row and its robustness
   results commit together or not at all), waiting up to ``busy_timeout`` for the
   write lock instead of failing with "database is locked";
@@ -176,15 +179,25 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # ----------------------------------------------------------------------- provenance
 
-@functools.cache
-def _git_commit(directory: str) -> str | None:
+def _git(directory: str, *args: str) -> str | None:
+    """git's stripped output in ``directory``, or None when git fails or is missing."""
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
-                              text=True, timeout=5, check=False)
+        done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.cache
+def _git_commit(directory: str) -> str | None:
+    """HEAD, with " (uncommitted changes)" after it when tracked files differ from it: code run
+    from a dirty tree is not that commit. Untracked files are left out, as a checkout holds
+    experiments and other outputs that are no part of the code."""
+    commit = _git(directory, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    dirty = _git(directory, "status", "--porcelain", "--untracked-files=no")
+    return f"{commit} (uncommitted changes)" if dirty else commit
 
 
 @functools.cache
@@ -201,7 +214,8 @@ def _package_versions() -> dict[str, str | None]:
 
 
 def collect_provenance() -> dict[str, Any]:
-    """Package versions and the git commit of the working directory (None outside a checkout).
+    """Package versions and the git commit of the working directory (None outside a checkout),
+    marked "<commit> (uncommitted changes)" when the checkout has uncommitted changes.
 
     Ray runs trials in their own directories, so when the working directory is not a
     checkout the commit of the nasbench source tree is used instead, when there is one.
@@ -484,6 +498,40 @@ def _reduce_std(values: list[float]) -> float | None:
     return statistics.pstdev(values) if len(values) > 1 else (0.0 if values else None)
 
 
+# File systems shared between hosts, where SQLite's WAL (shared memory) cannot work.
+NETWORK_FILE_SYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs",
+                                  "glusterfs", "fuse.glusterfs", "ceph", "fuse.sshfs", "9p", "afs"})
+
+
+def file_system_type(path: Path) -> str | None:
+    """The type of the Linux mount holding ``path`` (read from /proc/mounts), or None."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target = Path(os.path.realpath(path))
+    deepest, kind = -1, None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = Path(fields[1].replace("\\040", " "))  # /proc/mounts escapes spaces
+        if (mount == target or mount in target.parents) and len(mount.parts) > deepest:
+            deepest, kind = len(mount.parts), fields[2]
+    return kind
+
+
+def journal_mode_for(path: Path) -> str:
+    """``"wal"`` on a local disk, ``"delete"`` (the rollback journal) on a network file
+    system; ``$NASBENCH_STORE_JOURNAL`` overrides it for file systems not recognised."""
+    chosen = os.environ.get("NASBENCH_STORE_JOURNAL", "").strip().lower()
+    if chosen:
+        if chosen not in ("wal", "delete"):
+            raise UserError(f"NASBENCH_STORE_JOURNAL must be 'wal' or 'delete', not {chosen!r}")
+        return chosen
+    return "delete" if file_system_type(path) in NETWORK_FILE_SYSTEMS else "wal"
+
+
 class Benchmark:
     """A tabular benchmark of trained architectures in one SQLite file.
 
@@ -518,11 +566,13 @@ class Benchmark:
             raise BenchmarkError(f"cannot open benchmark {self.path}: {error}") from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            self._set_wal()
+            self.journal_mode = journal_mode_for(self.path)
+            self._set_journal_mode(self.journal_mode)
             self._conn.execute("PRAGMA foreign_keys = ON")
             # With WAL, NORMAL loses nothing when a process dies; only a power cut
-            # can roll back the last transactions, and never corrupts the file.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            # can roll back the last transactions, and never corrupts the file. The
+            # rollback journal needs FULL for the same guarantee.
+            self._conn.execute(f"PRAGMA synchronous = {'NORMAL' if self.journal_mode == 'wal' else 'FULL'}")
             self._migrate()
         except sqlite3.DatabaseError as error:
             self._conn.close()
@@ -552,20 +602,20 @@ class Benchmark:
         elif not path.parent.exists():
             raise BenchmarkError(f"cannot create benchmark {path}: directory {path.parent} does not exist")
 
-    def _set_wal(self) -> None:
-        # Switching a brand-new file to WAL needs a moment of exclusive access; when
+    def _set_journal_mode(self, wanted: str) -> None:
+        # Switching a brand-new file's journal needs a moment of exclusive access; when
         # several workers open it at once the busy handler is not always consulted.
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = self._conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
                 break
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
-        if str(mode).lower() != "wal":
-            raise BenchmarkError(f"{self.path}: the file system does not support SQLite's WAL mode "
+        if str(mode).lower() != wanted:
+            raise BenchmarkError(f"{self.path}: the file system does not support SQLite's {wanted} journal "
                                  f"(journal mode stayed {mode!r}); use a local disk")
 
     def _migrate(self) -> None:

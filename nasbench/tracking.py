@@ -5,11 +5,13 @@ Layout in MLflow (the UI nests children under their parent through the
 
     experiment <name>                       one per search
     ├── run "search"        tags nasbench.role=search; params: the search config (flattened);
-    │                       metrics: totals; artifacts: config.json, best_architectures.json/.csv
+    │                       metrics: totals; artifacts: config.json, best_architectures.json/.csv;
+    │                       dataset input
     │   ├── run "trial-7"   tags nasbench.role=trial, nasbench.trial_id, nasbench.arch_hash,
     │   │                   nasbench.status (+ nasbench.reason); params arch.* and train.*;
     │   │                   artifact arch.json; per-epoch metrics (step=epoch); final metrics
-    │   │                   (params, macs, latency_ms, ...); dataset input (name + digest)
+    │   │                   (params, macs, latency_ms, ...) at the last epoch's step;
+    │   │                   dataset input (name, digest, schema, profile)
     │   └── ...
     └── run "attack ..."    tags nasbench.role=evaluation, nasbench.model_run_id=<trial run id>;
                             metrics robust_acc.<attack>.<norm>.eps_<eps> and robust_acc.worst...
@@ -37,6 +39,15 @@ weights from safetensors, so the model it returns is an ordinary eager ``nn.Modu
 (trainable, attackable) and nothing is ever unpickled. Registered models get one name
 per experiment (:func:`registered_model_name`) and aliases such as ``best-val`` and
 ``best-robust``.
+
+Which store. A search records its ``--tracking-uri`` in ``<experiment>/config.yaml``;
+later commands on the experiment (attack, report, ui) follow it through
+:func:`experiment_tracking_uri`, and none of them opens a local store that does not
+exist (:func:`missing_local_store`): MLflow would create an empty one.
+
+Quiet. MLflow prints progress bars, "Successfully registered model" lines and
+store-creation notices around model logging, downloads and new stores; those calls run
+under :func:`_quiet_mlflow`, so a search shows nasbench's own progress display only.
 """
 
 from __future__ import annotations
@@ -56,9 +67,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from nasbench.errors import UserError
+
 # Tag keys: the nasbench ones join MLflow runs to the benchmark store and the reports.
 TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own key: makes the UI nest the run
-TAG_ROLE = "nasbench.role"  # "search" | "trial" | "evaluation"
+TAG_ROLE = "nasbench.role"  # "search" | "trial" | "evaluation" (an attack) | "report"
 TAG_TRIAL_ID = "nasbench.trial_id"
 TAG_ARCH_HASH = "nasbench.arch_hash"
 TAG_STATUS = "nasbench.status"
@@ -102,18 +115,84 @@ def registered_model_name(cfg: TrackingConfig) -> str:
     return f"nasbench-{cfg.experiment_name}"
 
 
+def recorded_tracking_uri(experiment_dir: str | Path) -> str | None:
+    """The ``--tracking-uri`` the search of ``experiment_dir`` recorded in its config.yaml."""
+    import yaml
+
+    try:
+        values = yaml.safe_load((Path(experiment_dir) / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    uri = values.get("tracking_uri") if isinstance(values, dict) else None
+    return uri if isinstance(uri, str) and uri.strip() else None
+
+
+def experiment_tracking_uri(experiment_dir: str | Path, given: str | None = None) -> str:
+    """Where an experiment is tracked: ``given`` (a --tracking-uri flag), else the URI its
+    search recorded, else the embedded default inside the experiment directory."""
+    return given or recorded_tracking_uri(experiment_dir) or default_tracking_uri(experiment_dir)
+
+
+def missing_local_store(tracking_uri: str) -> Path | None:
+    """The file of a local SQLite store that does not exist: opening it would create an
+    empty store (MLflow builds one on first contact). None for existing or remote stores."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    return None if path.is_file() else path
+
+
 # --------------------------------------------------------------------------------------
 # Plumbing shared by every run kind
 # --------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's chatter for the duration: tqdm "Downloading artifacts" bars (the
+    user's own MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR wins), and MLflow's event log --
+    "Successfully registered model" / "Created version" (printed, not logged), "Creating
+    initial MLflow database tables" and log_model's "Failed to resolve installed pip
+    version" (a venv without pip; the requirements are given, the conda.yaml still asks).
+    Failures still raise."""
+    from contextlib import nullcontext
+
+    try:  # MLflow's own switch: reference-counted, so it nests with MLflow's internal uses
+        from mlflow.utils.autologging_utils.logging_and_warnings import (
+            MlflowEventsAndWarningsBehaviorGlobally as EventLogs,
+        )
+        muted = EventLogs(disable_event_logs=True, disable_warnings=False, reroute_warnings=False)
+    except ImportError:  # pragma: no cover - a future MLflow without it: only noisier
+        muted = nullcontext()
+    variable = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    user_setting = os.environ.get(variable)
+    os.environ.setdefault(variable, "false")
+    try:
+        with muted:
+            yield
+    finally:
+        if user_setting is None:
+            os.environ.pop(variable, None)
+
+
 @lru_cache(maxsize=8)
 def _client(tracking_uri: str):
-    """One client per URI and process: a SQLite store opens its engine once."""
+    """One client per URI and process: a SQLite store opens its engine once. A store
+    that cannot be opened (a corrupt file, an unknown scheme) is a UserError."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
 
     _seed_new_store(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri)
+    try:
+        with _quiet_mlflow():  # a store without the cached template is built here, with notices
+            client = MlflowClient(tracking_uri=tracking_uri)
+            client._tracking_client.store  # opened now, not at the first run: one clear error here
+    except (MlflowException, SQLAlchemyError) as error:
+        message = (str(getattr(error, "message", "")) or str(error)).strip().splitlines()
+        raise UserError(f"cannot open the MLflow store {tracking_uri}: "
+                        f"{message[0][:300] if message else type(error).__name__}") from None
+    return client
 
 
 def _seed_new_store(tracking_uri: str) -> None:
@@ -215,7 +294,9 @@ def ensure_experiment(cfg: TrackingConfig) -> str:
             return client.create_experiment(
                 cfg.experiment_name,
                 artifact_location=_local_artifact_root(cfg.tracking_uri),
-                # MLflow 3's UI opens an experiment as a GenAI one unless told otherwise.
+                # MLflow 3 UIs without the GenAI / model-training switch read this tag to
+                # open the runs table; 3.17's UI follows that per-browser switch (GenAI by
+                # default) instead, which the runs link `nasbench ui` prints sets.
                 tags={"nasbench.experiment": cfg.experiment_name,
                       "mlflow.experimentKind": "custom_model_development"},
             )
@@ -292,17 +373,19 @@ class _BatchWriter:
         self.last_flush = time.monotonic()
         self.batches_written = 0
 
-    def metric(self, key: str, value: Any, step: int = 0) -> None:
+    def metric(self, key: str, value: Any, step: int = 0) -> bool:
+        """Buffer one value; False (and nothing buffered) for what is not a number."""
         from mlflow.entities import Metric
 
         number = _as_float(value)
         if number is None:
-            return
+            return False
         self.metrics.append(Metric(key, number, _now_ms(), int(step)))
+        return True
 
-    def metrics_from(self, values: Mapping[str, Any], step: int = 0, prefix: str = "") -> None:
-        for key, value in values.items():
-            self.metric(f"{prefix}{key}", value, step)
+    def metrics_from(self, values: Mapping[str, Any], step: int = 0, prefix: str = "") -> list[str]:
+        """Buffer every number of ``values``; returns the keys buffered."""
+        return [key for key, value in values.items() if self.metric(f"{prefix}{key}", value, step)]
 
     def param(self, key: str, value: str) -> None:
         self.params[key] = _clip(value, _MAX_PARAM_VALUE)
@@ -390,6 +473,18 @@ class SearchRun:
         self.experiment_id = experiment_id
         self._ended = False
 
+    def log_dataset(self, dataset) -> DatasetDescription:
+        """The search's dataset as the run's input; returns its description for the trials.
+
+        Logged before any trial starts, so the experiment's dataset row exists and the
+        trials' runs only link to it: workers racing to create that row would collide on
+        MLflow's unique (experiment, name, digest). Logging it again (a resumed search)
+        changes nothing.
+        """
+        described = describe_dataset(dataset)
+        self.client.log_inputs(self.run_id, datasets=[dataset_input(described)])
+        return described
+
     def log_summary(self, metrics: dict, table_rows: list[dict],
                     table_name: str = "best_architectures") -> None:
         """Totals as metrics; the best/Pareto table as ``<table_name>.json`` (MLflow's table
@@ -462,16 +557,25 @@ class TrialRecorder:
         self.status: str | None = None
         self.reason: str | None = None
         self._writer = _BatchWriter(client, run_id, flush_seconds)
+        self._curve_step: dict[str, int] = {}  # metric key -> the last epoch it was logged at
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         """Per-epoch metrics with ``step=epoch`` (the key ``"epoch"`` itself is skipped)."""
-        self._writer.metrics_from({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
+        logged = self._writer.metrics_from({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
+        self._curve_step.update(dict.fromkeys(logged, int(epoch)))
         self._writer.maybe_flush()
 
-    def log_metrics(self, metrics: dict) -> None:
-        """Final metrics (params, macs, latency_ms, test_acc, robust_acc, ...); non-numbers
-        such as None are skipped."""
-        self._writer.metrics_from(metrics)
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        """Final metrics (params, macs, latency_ms, test_acc, robust_acc, ...) at ``step``.
+
+        Give the trial's last epoch: a final value logged at step 0 would be the first
+        point of its per-epoch curve (val_acc would read final, epoch 1, epoch 2, ...).
+        A key whose curve already has its point at ``step`` is not logged twice; the other
+        keys (a replay's last epoch, a deduplicated trial) get theirs here. Non-numbers such
+        as None are skipped.
+        """
+        self._writer.metrics_from({k: v for k, v in metrics.items() if self._curve_step.get(k) != step},
+                                  step=step)
 
     def set_status(self, status: str, reason: str | None = None) -> None:
         if status not in TRIAL_STATUSES:
@@ -479,7 +583,8 @@ class TrialRecorder:
                              f"not {status!r}")
         self.status, self.reason = status, reason
         self._writer.tag(TAG_STATUS, status)
-        self._writer.tag(TAG_REASON, reason or "")
+        if reason:  # an empty tag would show as a bare "nasbench.reason" on every ok run
+            self._writer.tag(TAG_REASON, reason)
         self._writer.maybe_flush()  # the run's exit writes it in any case
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
@@ -518,11 +623,17 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
     resumed search), that run is reused instead of creating a duplicate; a caller that
     knows the trial is new (``find_existing=False``) skips that search.
 
+    ``dataset`` is a loaded dataset or its :class:`DatasetDescription` (either becomes
+    the run's dataset input; with concurrent trials the parent logs it first,
+    :meth:`SearchRun.log_dataset`), just its name (a ``dataset`` param only), or None.
+
     Cost per trial: three store transactions -- ``create_run`` (with every tag), one
     ``log_batch`` on exit (params, metrics and the final status together; long trials
     flush earlier, every ``flush_seconds``) and ``set_terminated`` -- plus ``arch.json``
-    written straight to the artifact store. Each SQLite transaction costs milliseconds
-    to tens of milliseconds, as much as a short trial's orchestration budget.
+    written straight to the artifact store and, with a dataset to describe, a fourth
+    (``log_inputs``; MLflow has no batch call that takes inputs). Each SQLite
+    transaction costs milliseconds to tens of milliseconds, as much as a short trial's
+    orchestration budget.
 
     On exit the buffered metrics are written and the run ends FINISHED (status ok or
     deduplicated; ok is assumed if none was set), KILLED (pruned) or FAILED (failed, or
@@ -531,10 +642,12 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
     client = _client(cfg.tracking_uri)
     experiment_id = _experiment_of(cfg.tracking_uri, parent_run_id)
     trial_id = str(trial_id)
-    existing = _child_run_id(client, experiment_id, parent_run_id, trial_id) if find_existing else None
+    existing = _child_run(client, experiment_id, parent_run_id, trial_id) if find_existing else None
     if existing:
-        run_id = existing
+        run_id = existing.info.run_id
         client.update_run(run_id, status="RUNNING")
+        if TAG_REASON in existing.data.tags:  # why the earlier attempt ended; this one starts clean
+            client.delete_tag(run_id, TAG_REASON)
         fresh = False
     else:
         run = client.create_run(
@@ -555,7 +668,7 @@ def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: d
         recorder._writer.param(key, value)
     if fresh:
         _write_json_artifact(cfg.tracking_uri, run.info.artifact_uri, arch, "arch.json")
-        if dataset is not None and hasattr(dataset, "train"):
+        if isinstance(dataset, DatasetDescription) or hasattr(dataset, "train"):
             client.log_inputs(run_id, datasets=[dataset_input(dataset)])
     else:
         recorder._writer.tag(TAG_ARCH_HASH, arch_hash)
@@ -586,20 +699,22 @@ def _finish(client, recorder: TrialRecorder, status: str) -> None:
     client.set_terminated(recorder.run_id, status=status)
 
 
-def _child_run_id(client, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
-    """The child run of ``trial_id`` under ``parent_run_id``, if one was created."""
+def _child_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
+    """The child run (:class:`mlflow.entities.Run`) of ``trial_id`` under ``parent_run_id``,
+    if one was created."""
     runs = client.search_runs(
         [experiment_id],
         filter_string=(f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
                        f"and tags.`{TAG_TRIAL_ID}` = '{_quote(str(trial_id))}'"),
         max_results=1)
-    return runs[0].info.run_id if runs else None
+    return runs[0] if runs else None
 
 
 def find_trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str | int) -> str | None:
     """The child run a trial made, looked up from the driver (its worker may have died)."""
-    return _child_run_id(_client(cfg.tracking_uri), _experiment_of(cfg.tracking_uri, parent_run_id),
-                         parent_run_id, str(trial_id))
+    run = _child_run(_client(cfg.tracking_uri), _experiment_of(cfg.tracking_uri, parent_run_id),
+                     parent_run_id, str(trial_id))
+    return run.info.run_id if run else None
 
 
 def end_trial_run(cfg: TrackingConfig, run_id: str, status: str, reason: str | None) -> None:
@@ -643,9 +758,21 @@ def dataset_digest(dataset) -> str:
     return sha.hexdigest()[:12]
 
 
-def dataset_input(dataset, context: str = "train"):
-    """A :class:`mlflow.entities.DatasetInput` describing ``dataset`` (no data is copied)."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag
+@dataclass(frozen=True)
+class DatasetDescription:
+    """What a run's dataset input records, as plain strings (source, schema and profile
+    are JSON). A search computes it once on the driver and ships it to the trials, so no
+    worker loads the data just to log it (replayed and deduplicated trials never do)."""
+
+    name: str
+    digest: str
+    source: str
+    schema: str
+    profile: str
+
+
+def describe_dataset(dataset) -> DatasetDescription:
+    """The :class:`DatasetDescription` of a loaded dataset (no data is copied)."""
 
     def size(split_name: str) -> int:
         split = getattr(dataset, split_name, None)
@@ -656,9 +783,17 @@ def dataset_input(dataset, context: str = "train"):
     profile = {"num_train": size("train"), "num_val": size("val"), "num_test": size("test")}
     schema = {"x": {"dtype": str(dataset.train.x.dtype), "shape": [-1, *dataset.train.x.shape[1:]]},
               "y": {"dtype": str(dataset.train.y.dtype), "shape": [-1]}}
-    entity = Dataset(name=dataset.name, digest=dataset_digest(dataset), source_type="nasbench",
-                     source=json.dumps(source), schema=json.dumps(schema),
-                     profile=json.dumps(profile))
+    return DatasetDescription(name=dataset.name, digest=dataset_digest(dataset), source=json.dumps(source),
+                              schema=json.dumps(schema), profile=json.dumps(profile))
+
+
+def dataset_input(dataset, context: str = "train"):
+    """A :class:`mlflow.entities.DatasetInput` for a loaded dataset or its description."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    described = dataset if isinstance(dataset, DatasetDescription) else describe_dataset(dataset)
+    entity = Dataset(name=described.name, digest=described.digest, source_type="nasbench",
+                     source=described.source, schema=described.schema, profile=described.profile)
     return DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])
 
 
@@ -710,7 +845,7 @@ def log_model(cfg: TrackingConfig, run_id: str, model, input_example,
 
     client = _client(cfg.tracking_uri)
     if arch is None:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
             arch = json.loads(Path(client.download_artifacts(run_id, "arch.json", tmp)).read_text())
     example = input_example.detach().cpu() if isinstance(input_example, torch.Tensor) \
         else torch.as_tensor(input_example)
@@ -729,7 +864,7 @@ def log_model(cfg: TrackingConfig, run_id: str, model, input_example,
                                             params=dict(run.data.params))
         with tempfile.TemporaryDirectory() as tmp:
             extra_files = _write_checkpoint(Path(tmp), model, arch, meta)
-            with _global_tracking_uri(cfg.tracking_uri):
+            with _global_tracking_uri(cfg.tracking_uri), _quiet_mlflow():
                 info = mlflow.pytorch.log_model(
                     model, name=name, model_id=logged.model_id, run_id=run_id, signature=signature,
                     input_example=example.numpy(), serialization_format="pt2",
@@ -759,7 +894,8 @@ def download_logged_model(model_uri: str, tracking_uri: str, dst: str | Path) ->
     """Download a logged model (``models:/m-...``, ``models:/<name>@<alias>``) into ``dst``."""
     import mlflow.artifacts
 
-    with _global_tracking_uri(tracking_uri):  # the registry client behind models:/ URIs uses it
+    # the registry client behind models:/ URIs uses the global URI
+    with _global_tracking_uri(tracking_uri), _quiet_mlflow():
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
                                                         tracking_uri=tracking_uri))
 
@@ -863,8 +999,9 @@ class EvaluationRecorder:
 
 @contextmanager
 def evaluation_run(cfg: TrackingConfig, *, model_run_id: str | None, name: str,
-                   params: dict) -> Iterator[EvaluationRecorder]:
-    """A run for an attack or a report, linked to the run of the model it evaluated.
+                   params: dict, role: str = "evaluation") -> Iterator[EvaluationRecorder]:
+    """A run for an attack (``role`` "evaluation") or a report (``role`` "report"),
+    linked to the run of the model it evaluated.
 
     The link is the tag ``nasbench.model_run_id``; search the evaluations of a model
     with ``tags.`nasbench.model_run_id` = '<run id>'``. Ends FINISHED, or FAILED (KILLED
@@ -872,7 +1009,7 @@ def evaluation_run(cfg: TrackingConfig, *, model_run_id: str | None, name: str,
     """
     client = _client(cfg.tracking_uri)
     experiment_id = ensure_experiment(cfg)
-    tags = {TAG_ROLE: "evaluation"}
+    tags = {TAG_ROLE: role}
     if model_run_id is not None:
         tags[TAG_MODEL_RUN] = model_run_id
     run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id

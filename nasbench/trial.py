@@ -78,6 +78,9 @@ class TrialContext:
     replay_path: str | None = None
     tracking: Any = None                      # nasbench.tracking.TrackingConfig or None
     parent_run_id: str | None = None
+    # nasbench.tracking.DatasetDescription: every trial run's dataset input, described once
+    # on the driver (a replayed or deduplicated trial never loads the data)
+    dataset_description: Any = None
     robust: RobustConfig | None = None
     checkpoint_dir: str | None = None         # where ok trials leave model.safetensors
     augment: tuple[str, ...] = ()
@@ -138,7 +141,8 @@ def run_trial(config: dict, context: TrialContext) -> None:
         # trial skips that search (one store query less per trial)
         recording = trial_run(context.tracking, context.parent_run_id, str(number), arch=arch,
                               arch_hash=arch_hash, train_config=context.train,
-                              dataset=context.dataset, find_existing=bool(config.get("rerun")))
+                              dataset=context.dataset_description or context.dataset,
+                              find_existing=bool(config.get("rerun")))
     with recording if recording is not None else nullcontext() as recorder:
         run_id = getattr(recorder, "run_id", None)
         base = {"trial_number": number, "arch_hash": arch_hash, "mlflow_run_id": run_id}
@@ -155,11 +159,11 @@ def run_trial(config: dict, context: TrialContext) -> None:
                 recorder.set_status("failed", reason)
             _report({**base, "status": "failed", "reason": reason, "trial_complete": True})
             return
-        if recorder is not None:
+        if recorder is not None:  # at the last epoch's step: the curves start at epoch 1
             recorder.log_metrics({k: v for k, v in final.items()
                                   if k in ("val_acc", "train_acc", "test_acc", "robust_acc", "params",
                                            "macs", "latency_ms", "train_seconds")
-                                  and _finite(v)})
+                                  and _finite(v)}, step=int(final.get("epoch") or context.budget))
             recorder.set_status("deduplicated" if final["status"] == "deduplicated" else "ok")
         _report({**base, **final, "trial_complete": True})
 
@@ -229,7 +233,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
     from nasbench.config import TrainConfig
     from nasbench.models import wrap_normalized
     from nasbench.train import train_model
-    from search_spaces import arch_from_dict, build_model, describe, measure_latency, validate
+    from search_spaces import arch_from_dict, build_model, describe, validate
 
     if context.train.get("threads"):  # here, not per trial: stand-in trials never import torch
         torch.set_num_threads(int(context.train["threads"]))
@@ -239,7 +243,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
     torch.manual_seed(context.seed)
     network = build_model(arch, dataset.input_shape, dataset.num_classes)
     model = wrap_normalized(network, dataset)
-    cfg = TrainConfig(**context.train)
+    cfg = TrainConfig(**{**context.train, "device": trial_device(context.train.get("device", "auto"))})
 
     def on_epoch(metrics: dict) -> None:
         if not all(_finite(metrics.get(k)) for k in ("train_loss", "val_acc")):
@@ -265,19 +269,48 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
         "device": str(result.device),
         "epoch": cfg.epochs,
     }
-    if "latency" in context.objectives:
-        latency = measure_latency(model, dataset.input_shape, batch_size=32, device=result.device)
-        metrics["latency_ms"] = float(latency.mean_ms)
+    metrics["latency_ms"] = _latency_ms(model, dataset.input_shape, result.device,
+                                        repeats=20 if "latency" in context.objectives else 5)
     robust = []
     if context.robust is not None:
         robust = _robust(model, dataset, context.robust, context.seed)
         metrics["robust_acc"] = robust[0]["accuracy"]
-    checkpoint = _save_checkpoint(context, model, arch_dict, arch_hash, dataset, metrics)
+    checkpoint = _save_checkpoint(context, model, arch_dict, arch_hash, dataset, metrics, base.get("mlflow_run_id"))
     if checkpoint is not None:
         metrics["checkpoint"] = checkpoint
     _record_ok(context, arch_dict, arch_hash, metrics, base.get("mlflow_run_id"),
                curves=result.history, robust=robust)
     return {**metrics, "status": "ok"}
+
+
+def trial_device(requested: str) -> str:
+    """The device of a trial: ``"auto"`` means the GPUs Ray gave it, and without any, the CPU.
+
+    Ray leaves CUDA visible to a trial that asked for no GPU: on its own, ``"auto"``
+    would put every such trial on GPU 0, outside Ray's accounting.
+    """
+    if requested != "auto":
+        return requested
+    import ray
+
+    if not ray.is_initialized():  # called outside a Ray worker (a test, the Python API)
+        return requested
+    return "cuda" if ray.get_gpu_ids() else "cpu"
+
+
+def _latency_ms(model, input_shape, device: str, repeats: int) -> float:
+    """Single-image inference latency on the training device, best of ``repeats`` timed
+    passes after 2 warm-up ones: the quantity ``nasbench attack`` reports (ms/image, best
+    of 20), so the store's latency_ms means one thing. Measured for every trained trial;
+    20 passes when latency is an objective, else 5 -- 7 forward passes of one image, a few
+    milliseconds for a search's networks, next to seconds of training."""
+    import torch
+
+    from search_spaces import measure_latency
+
+    with torch.random.fork_rng():  # random inputs: leave the trial's RNG (the attack's) alone
+        latency = measure_latency(model, input_shape, batch_size=1, device=device, warmup=2, repeats=repeats)
+    return float(latency.min_ms)
 
 
 def _robust(model, dataset, robust: RobustConfig, seed: int) -> list[dict]:
@@ -295,14 +328,17 @@ def _robust(model, dataset, robust: RobustConfig, seed: int) -> list[dict]:
 
 
 def _save_checkpoint(context: TrialContext, model, arch: dict, arch_hash: str, dataset,
-                     metrics: dict) -> str | None:
+                     metrics: dict, run_id: str | None) -> str | None:
     if context.checkpoint_dir is None:
         return None
     from nasbench.checkpoint import save_checkpoint
 
     directory = Path(context.checkpoint_dir) / arch_hash[:16]
+    # The store key and the trial's MLflow run: an attack on this checkpoint adds its
+    # robust accuracies to the trial's benchmark row and links its run to the trial's.
     meta = {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
             "mean": list(dataset.mean), "std": list(dataset.std), "dataset": dataset.name,
+            "arch_hash": arch_hash, "budget": context.budget, "seed": context.seed, "mlflow_run_id": run_id,
             "metrics": {k: v for k, v in metrics.items() if _finite(v)}}
     save_checkpoint(directory, model, arch, meta)
     return str(directory)

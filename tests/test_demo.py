@@ -18,6 +18,7 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
     # every trial is in the store and in MLflow, nested under the search's parent run
     with Benchmark(directory / "benchmark.db") as store:
         assert store.stats()["rows"] == trials
+        assert store.stats()["robust_settings"] > 1  # the search's FGSM, and the attacks' eps grid
     client = mlflow.MlflowClient(f"sqlite:///{directory / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(directory.name)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
@@ -32,9 +33,16 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
     evaluations = sorted((directory / "evaluations").glob("*/evaluation.json"))
     assert len(evaluations) == models
     kinds = set()
+    trial_runs = {run.info.run_id for run in runs if run.data.tags.get("nasbench.role") == "trial"}
+    attack_links = {run.data.tags.get("nasbench.model_run_id") for run in runs
+                    if run.data.tags.get("nasbench.role") == "evaluation"}
     for path in evaluations:
         record = json.loads(path.read_text())
         kinds.add(record["model"]["kind"])
+        if record["model"]["kind"] == "found":
+            # the attack's robust accuracies joined the trial's benchmark row, and its run links to the trial's
+            assert record["store"]["status"] == "recorded"
+            assert record["model"]["run_id"] in trial_runs & attack_links
         report = record["report"]
         worst = {row["eps"]: row["robust_accuracy"] for row in report["worst_case"]}
         assert report["clean_accuracy"] > 0.3  # far above chance (10%) on digits

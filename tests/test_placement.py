@@ -11,6 +11,14 @@ from nasbench.models import build_from_spec, wrap_normalized
 from nasbench.train import Placement, predict, select_device, train_model
 
 
+def exit_code(argv: list[str]) -> int:
+    """main's return value, or argparse's exit status for a usage error."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
 def test_auto_means_on_for_cuda_and_off_for_the_cpu():
     cuda = Placement.resolve(torch.device("cuda"))
     assert cuda.amp and cuda.channels_last and cuda.memory_format is torch.channels_last
@@ -58,13 +66,13 @@ def test_a_gpu_that_is_not_there_is_a_user_error(monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["train", "--device", "cuda"], "device 'cuda': no CUDA device is available here"),
     (["train", "--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N (got 'tpu')"),
-    (["train", "--amp", "maybe"], "invalid amp"),
+    (["train", "--amp", "maybe"], "argument --amp: invalid choice: 'maybe'"),
     (["attack", "--device", "cuda:0", "--no-tracking"], "no CUDA device is available here"),
 ])
 def test_device_options_are_checked_before_any_work(args, message, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    assert main(args) == 2
+    assert exit_code(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())  # nothing loaded, trained or written

@@ -38,6 +38,16 @@ def fake_metrics(arch, context, report):
             "macs": 1000 * width + len(layers)}
 
 
+def stand_in_curves(arch, context, report):
+    """A stand-in trial with per-epoch curves: val_acc and train_acc at every epoch of the
+    budget; its final val_acc is the last epoch's, as in real training."""
+    width = sum(layer["filters"] for layer in arch["layers"])
+    for epoch in range(1, context.budget + 1):
+        report({"epoch": epoch, "val_acc": epoch / 10, "train_acc": epoch / 20, "train_loss": 1 / epoch})
+    return {"val_acc": context.budget / 10, "train_acc": context.budget / 20, "params": 100 * width,
+            "macs": 1000 * width}
+
+
 def mlflow_runs(summary, tracking_uri):
     from mlflow import MlflowClient
 
@@ -59,7 +69,9 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
     import optuna
 
     from nasbench.checkpoint import load_checkpoint
+    from nasbench.data import load_dataset
     from nasbench.store import Benchmark
+    from nasbench.tracking import dataset_digest
 
     _, summary = trained
     assert (summary.finished, summary.complete, summary.failed) == (4, 4, 0)
@@ -74,14 +86,17 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
         row = store.lookup(trial.user_attrs["arch_hash"], "digits", 1, 0)
         assert row["status"] == "ok" and row["val_acc"] == pytest.approx(trial.value)
         assert len(row["curves"]) == 1 and row["params"] > 0 and row["macs"] > 0
+        assert row["latency_ms"] > 0  # measured for every trial, not only for the latency objective
     # a search that trained learns something: digits has 10 classes
     assert max(t.value for t in study.trials) > 0.3
 
     # MLflow: a parent run and one finished child per trial, created in the workers, each
-    # with its params, final metrics and arch.json
+    # with its params, final metrics, arch.json and the search's dataset as its input
     client, parent, children = mlflow_runs(summary, tracking_uri)
+    digest = dataset_digest(load_dataset("digits", seed=0, val_fraction=SearchConfig().val_fraction))
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["trials_finished"] == 4
+    assert [i.dataset.digest for i in parent.inputs.dataset_inputs] == [digest]
     assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in children) == [0, 1, 2, 3]
     assert {r.data.tags["nasbench.status"] for r in children} == {"ok"}
     assert all(r.info.status == "FINISHED" for r in children)
@@ -89,19 +104,28 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
     for trial in study.trials:
         run = by_number[trial.number]
         assert run.data.metrics["val_acc"] == pytest.approx(trial.value)
+        assert run.data.metrics["latency_ms"] > 0 and run.data.metrics["params"] > 0
         assert run.data.params["train.epochs"] == "1" and run.data.params["dataset"] == "digits"
         assert run.data.tags["nasbench.arch_hash"] == trial.user_attrs["arch_hash"]
+        assert "nasbench.reason" not in run.data.tags
         assert "arch.json" in {f.path for f in client.list_artifacts(run.info.run_id)}
+        [dataset_input] = run.inputs.dataset_inputs
+        assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("digits", digest)
+        for key in ("val_acc", "train_acc"):  # one point per epoch, none at step 0
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1]
     stored_runs = {store.lookup(t.user_attrs["arch_hash"], "digits", 1, 0)["mlflow_run_id"] for t in study.trials}
     assert stored_runs == {r.info.run_id for r in children}
 
-    # the best architecture is exported (arch JSON + safetensors) and registered
+    # the best architectures are exported (arch JSON + safetensors), each one logged as an
+    # MLflow model of its trial run and registered; the winner carries the alias
     assert [p.name[:2] for p in summary.exported] == ["01", "02"]
     model, arch, meta = load_checkpoint(summary.exported[0])
     assert arch == summary.best[0]["arch"]
     assert summary.best[0]["val_acc"] == max(t.value for t in study.trials)
-    version = client.get_model_version_by_alias("nasbench-first", "best-val")
-    assert version.run_id in {r.info.run_id for r in children}
+    exported_runs = [by_number[row["trial"]].info.run_id for row in summary.best[:2]]
+    versions = client.search_model_versions("name = 'nasbench-first'")
+    assert sorted((int(v.version), v.run_id) for v in versions) == [(1, exported_runs[0]), (2, exported_runs[1])]
+    assert client.get_model_version_by_alias("nasbench-first", "best-val").run_id == exported_runs[0]
 
 
 def test_the_same_search_on_the_same_store_trains_nothing(trained, tracking_uri):
@@ -116,6 +140,24 @@ def test_the_same_search_on_the_same_store_trains_nothing(trained, tracking_uri)
     _, _, children = mlflow_runs(again, tracking_uri)
     assert {r.data.tags["nasbench.status"] for r in children} == {"deduplicated"}
     assert len(children) == 4
+    # answered from the store, never loaded the data: still the search's dataset input
+    assert all([i.dataset.name for i in r.inputs.dataset_inputs] == ["digits"] for r in children)
+
+
+def test_trial_curves_have_one_point_per_epoch_and_the_final_metrics_at_the_last(ray_runtime, tracking_uri,
+                                                                                 tmp_path):
+    """The final metrics join the curves at the last epoch's step: no step-0 point before
+    them (the UI would draw final, epoch 1, epoch 2, ...), and no second point at the end."""
+    summary = run_search(config(tmp_path, experiment="curves", trials=2, epochs=3, export_top=0,
+                                tracking_uri=tracking_uri), evaluate=stand_in_curves)
+    assert summary.complete == 2
+    client, _, children = mlflow_runs(summary, tracking_uri)
+    for run in children:
+        for key, scale in (("val_acc", 10), ("train_acc", 20)):
+            history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+            assert [(m.step, m.value) for m in history] == [(1, 1 / scale), (2, 2 / scale), (3, 3 / scale)]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "params")] == [3]
+        assert run.data.metrics["val_acc"] == 0.3
 
 
 def test_replay_answers_from_a_recorded_benchmark(trained, tracking_uri):
@@ -193,6 +235,18 @@ def test_multi_objective_search_with_robust_accuracy_returns_the_pareto_front(ra
                                      "accuracy": pytest.approx(row["robust_acc"])}]
         # a one-epoch model under FGSM at 0.3 loses accuracy
         assert 0.0 <= row["robust_acc"] < row["val_acc"]
+
+    # every exported front member is a registered model of its trial run; the aliases
+    # name the front's best clean and best robust members
+    client, _, children = mlflow_runs(summary, tracking_uri)
+    run_of = {int(r.data.tags["nasbench.trial_id"]): r.info.run_id for r in children}
+    best_val = max(summary.best, key=lambda r: r["val_acc"])
+    best_robust = max(summary.best, key=lambda r: r["robust_acc"])
+    expected = {run_of[r["trial"]] for r in [*summary.best[:2], best_val, best_robust]}
+    versions = client.search_model_versions("name = 'nasbench-pareto'")
+    assert sorted(v.run_id for v in versions) == sorted(expected)
+    for alias, winner in (("best-val", best_val), ("best-robust", best_robust)):
+        assert client.get_model_version_by_alias("nasbench-pareto", alias).run_id == run_of[winner["trial"]]
 
 
 def test_a_console_passed_to_the_search_draws_its_progress(ray_runtime, tracking_uri, tmp_path):

@@ -235,3 +235,67 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
     assert len(store) == len({t.user_attrs["arch_hash"] for t in study.trials})
     log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
     assert next(e for e in log if e.get("event") == "resume")["rerun"] == [3, 4]
+
+
+# ----------------------------------------------------------------------------- bad inputs, no work lost
+
+
+def quick_trials(arch, context, report):
+    return {"val_acc": 0.5, "epoch": context.budget}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--store", "{store}"], "is not a SQLite database (left untouched)"),
+    (["--gpus-per-trial", "1000"], "each trial asks for 1000 GPU(s) (--gpus-per-trial), but the Ray cluster has"),
+    (["--tracking-uri", "bogus://x"], "invalid tracking-uri: MLflow cannot track to bogus://"),
+])
+def test_bad_search_inputs_stop_before_the_experiment_exists(argv, message, ray_runtime, tmp_path, capsys):
+    from nasbench.cli import main
+
+    not_a_store = tmp_path / "store.json"
+    not_a_store.write_text("{}")
+    argv = [arg.format(store=not_a_store) for arg in argv]
+    assert main(["search", "--experiments-dir", str(tmp_path / "experiments"), "--experiment", "bad",
+                 "--trials", "1", "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "experiments" / "bad").exists()  # the corrected command needs no --resume
+    assert not_a_store.read_text() == "{}"
+
+
+def test_corrupt_journal_or_mlflow_store_on_resume_is_one_line_and_kept(ray_runtime, tmp_path, capsys):
+    from nasbench.cli import main
+
+    run_search(config(tmp_path, experiment="kept", trials=2), evaluate=quick_trials)
+    directory = tmp_path / "experiments" / "kept"
+    resume = ["search", "--experiments-dir", str(tmp_path / "experiments"), "--experiment", "kept", "--resume",
+              "--trials", "3", "--no-progress"]
+
+    journal = directory / "optuna.journal"
+    good_journal = journal.read_bytes()
+    journal.write_bytes(b"not json\n" + good_journal)
+    assert main(resume) == 2
+    err = capsys.readouterr().err
+    assert "optuna.journal cannot be read" in err and "keep a copy" in err and err.count("\n") == 1
+    assert journal.read_bytes() == b"not json\n" + good_journal  # left as it was, for the user to inspect
+    journal.write_bytes(good_journal)
+
+    store = directory / "mlflow.db"
+    good_store = store.read_bytes()
+    store.write_bytes(good_store[:4096] + b"\0" * 8192)  # the header survives, the tables do not
+    assert main(resume) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the MLflow store" in err and err.count("\n") == 1
+    assert len(load_study(directory).trials) == 2  # nothing recorded was lost
+
+
+def test_trials_given_no_gpu_train_on_the_cpu(ray_runtime):
+    import ray
+
+    from nasbench.trial import trial_device
+
+    @ray.remote(num_cpus=0, num_gpus=0)
+    def devices():
+        return trial_device("auto"), trial_device("cuda:1"), trial_device("cpu")
+
+    assert ray.get(devices.remote()) == ("cpu", "cuda:1", "cpu")

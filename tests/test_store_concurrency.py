@@ -10,6 +10,9 @@ import signal
 import sqlite3
 import time
 
+import pytest
+
+from nasbench import store
 from nasbench.store import Benchmark, _encode_json, validate_row
 
 WORKERS = 4
@@ -75,7 +78,9 @@ def assert_every_row_complete(path) -> int:
     return total
 
 
-def test_concurrent_writers_end_with_exactly_all_rows(tmp_path):
+@pytest.mark.parametrize("journal", ["wal", "delete"])  # delete: what a network file system gets
+def test_concurrent_writers_end_with_exactly_all_rows(journal, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASBENCH_STORE_JOURNAL", journal)  # the spawned writers inherit it
     context = multiprocessing.get_context("spawn")
     path = str(tmp_path / "shared.db")
     start, results = context.Event(), context.Queue()
@@ -92,6 +97,18 @@ def test_concurrent_writers_end_with_exactly_all_rows(tmp_path):
     assert assert_every_row_complete(path) == WORKERS * ROWS_EACH + 1
     with Benchmark(path) as bench:
         assert bench.stats()["architectures"] == WORKERS * ROWS_EACH + 1
+        assert bench._conn.execute("PRAGMA journal_mode").fetchone()[0] == journal == bench.journal_mode
+
+
+def test_network_file_systems_get_the_rollback_journal(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "file_system_type", lambda path: "nfs4")  # no NFS mount here
+    assert store.journal_mode_for(tmp_path / "b.db") == "delete"
+    monkeypatch.setattr(store, "file_system_type", lambda path: "ext4")
+    assert store.journal_mode_for(tmp_path / "b.db") == "wal"
+    monkeypatch.setenv("NASBENCH_STORE_JOURNAL", "delete")
+    assert store.journal_mode_for(tmp_path / "b.db") == "delete"
+    # and the real mount table: the temporary directory is on some mount
+    assert store.file_system_type(tmp_path) is not None
 
 
 def test_writer_killed_inside_a_transaction_leaves_nothing_behind(tmp_path):

@@ -26,11 +26,14 @@ from nasbench.tracking import (
     SearchRun,
     dataset_digest,
     default_tracking_uri,
+    describe_dataset,
     download_logged_model,
     evaluation_run,
+    experiment_tracking_uri,
     flatten,
     load_logged_model,
     log_model,
+    missing_local_store,
     registered_model_name,
     robust_metric_name,
     tracking_client,
@@ -74,6 +77,24 @@ def test_default_tracking_uri_is_the_sqlite_file_inside_the_experiment_dir(tmp_p
     assert uri.startswith("sqlite:////")  # absolute: Ray workers run in other directories
 
 
+def test_an_experiment_is_tracked_where_its_search_recorded(tmp_path):
+    """A flag wins; else the --tracking-uri the search wrote into config.yaml; else the
+    experiment's own mlflow.db. Only a missing local SQLite file counts as missing."""
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    assert experiment_tracking_uri(experiment) == default_tracking_uri(experiment)
+    (experiment / "config.yaml").write_text("dataset: digits\ntracking_uri: null\n")
+    assert experiment_tracking_uri(experiment) == default_tracking_uri(experiment)
+    (experiment / "config.yaml").write_text("dataset: digits\ntracking_uri: http://10.0.0.5:5000\n")
+    assert experiment_tracking_uri(experiment) == "http://10.0.0.5:5000"
+    assert experiment_tracking_uri(experiment, "sqlite:////elsewhere.db") == "sqlite:////elsewhere.db"
+
+    assert missing_local_store(default_tracking_uri(experiment)) == experiment.resolve() / "mlflow.db"
+    assert missing_local_store("http://10.0.0.5:5000") is None
+    (experiment / "mlflow.db").touch()
+    assert missing_local_store(default_tracking_uri(experiment)) is None
+
+
 def test_flatten_gives_readable_param_names():
     flat = flatten({"layers": [{"kernel_h": 3, "skip": [0, 2]}, {"kernel_h": 5, "skip": []}],
                     "head": {"pool": "avg"}, "lr": 0.1, "augment": ["crop", "flip"]})
@@ -104,7 +125,10 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
                    dataset=digits) as ok:
         for epoch in (1, 2, 3):
             ok.log_epoch(epoch, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.25 * epoch})
-        ok.log_metrics({"params": 1234, "macs": 56789, "latency_ms": 0.42, "test_acc": None})
+        # the final metrics at the last epoch; val_acc's curve already has that point
+        ok.log_metrics({"val_acc": 0.75, "params": 1234, "macs": 56789, "latency_ms": 0.42, "test_acc": None},
+                       step=3)
+        ok.set_status("ok")
     with trial_run(cfg, search.run_id, "1", arch=MACRO_ARCH, arch_hash="h1", train_config=TRAIN,
                    dataset=digits) as pruned:
         pruned.log_epoch(1, {"val_acc": 0.1})
@@ -136,6 +160,7 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
     assert {h: (r.info.status, r.data.tags[TAG_STATUS]) for h, r in by_hash.items()} == {
         "h0": ("FINISHED", "ok"), "h1": ("KILLED", "pruned"), "h2": ("FAILED", "failed")}
     assert by_hash["h1"].data.tags[TAG_REASON] == "ASHA stopped it at epoch 1"
+    assert TAG_REASON not in by_hash["h0"].data.tags  # no empty reason on a run that went well
     assert by_hash["h2"].data.tags[TAG_REASON] == "RuntimeError: CUDA out of memory"
 
     run = by_hash["h0"]
@@ -147,12 +172,35 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
     assert "test_acc" not in run.data.metrics and "epoch" not in run.data.metrics
     history = client.get_metric_history(run.info.run_id, "val_acc")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
-        (1, 0.25), (2, 0.5), (3, 0.75)]
+        (1, 0.25), (2, 0.5), (3, 0.75)]  # no step-0 copy of the final value
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "params")] == [3]
     assert read_artifact_json(client, run.info.run_id, "arch.json", tmp_path) == MACRO_ARCH
     [dataset_input] = run.inputs.dataset_inputs
     assert dataset_input.dataset.name == "digits"
     assert dataset_input.dataset.digest == dataset_digest(digits)
     assert json.loads(dataset_input.dataset.profile)["num_train"] == len(digits.train)
+
+
+def test_a_dataset_description_logs_the_same_input_as_the_loaded_dataset(store_uri, digits):
+    """What a search ships to its trials instead of the data: plain strings that pickle,
+    and the run's dataset input it gives is the one the loaded dataset gives."""
+    import pickle
+
+    cfg = TrackingConfig(store_uri, "described")
+    described = describe_dataset(digits)
+    assert pickle.loads(pickle.dumps(described)) == described
+    search = SearchRun(cfg, {"trials": 2})
+    runs = {}
+    for trial_id, dataset in (("0", digits), ("1", described)):
+        with trial_run(cfg, search.run_id, trial_id, arch=MACRO_ARCH, arch_hash=f"d{trial_id}",
+                       train_config=TRAIN, dataset=dataset) as recorder:
+            pass
+        runs[trial_id] = client_for(store_uri).get_run(recorder.run_id)
+    search.end()
+    [from_data], [from_description] = (runs[t].inputs.dataset_inputs for t in ("0", "1"))
+    assert from_description.dataset.to_dictionary() == from_data.dataset.to_dictionary()
+    assert (from_description.dataset.name, from_description.dataset.digest) == ("digits", dataset_digest(digits))
+    assert runs["1"].data.params["dataset"] == "digits"
 
 
 def test_dataset_digest_tells_splits_apart(digits):
@@ -187,7 +235,7 @@ def test_resumed_search_reuses_its_parent_and_trial_runs(store_uri, digits):
     with trial_run(cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN,
                    dataset=digits) as first:
         first.log_epoch(1, {"val_acc": 0.5})
-        first.set_status("pruned")
+        first.set_status("pruned", "the search was interrupted")
     search.end("KILLED")
 
     resumed = SearchRun(cfg, {"trials": 2}, resume_run_id=search.run_id)
@@ -204,6 +252,7 @@ def test_resumed_search_reuses_its_parent_and_trial_runs(store_uri, digits):
                                   filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")
     assert len(children) == 1
     assert children[0].info.status == "FINISHED" and children[0].data.tags[TAG_STATUS] == "ok"
+    assert TAG_REASON not in children[0].data.tags  # the first attempt's reason went with it
     assert len(children[0].inputs.dataset_inputs) == 1
     history = client.get_metric_history(first.run_id, "val_acc")
     assert sorted((m.step, m.value) for m in history) == [(1, 0.5), (2, 0.6)]
@@ -267,7 +316,7 @@ def test_evaluation_run_links_its_model_run_and_logs_the_worst_case(store_uri, t
     assert [r.info.run_id for r in linked] == [recorder.run_id]
 
 
-def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, digits, tmp_path):
+def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, digits, tmp_path, capfd):
     from mlflow.models import Model
 
     from nasbench.models import build_from_spec, wrap_normalized
@@ -281,9 +330,11 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
                    dataset=digits) as recorder:
         pass
     name = registered_model_name(cfg)
+    capfd.readouterr()
     uri = log_model(cfg, recorder.run_id, model, digits.val.x[:4], name, ["best-val", "best-robust"],
                     meta={"mean": digits.mean, "std": digits.std})
     search.end()
+    assert_no_mlflow_chatter(capfd.readouterr().err)
 
     client = client_for(store_uri)
     version = client.get_model_version_by_alias(name, "best-val")
@@ -299,6 +350,7 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
         torch.testing.assert_close(restored(images), expected)
 
     local = download_logged_model(uri, store_uri, tmp_path)
+    assert_no_mlflow_chatter(capfd.readouterr().err)
     files = {path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file()}
     assert {"MLmodel", "data/model.pt2", "extra_files/model.safetensors", "extra_files/arch.json",
             "extra_files/meta.json"} <= files
@@ -310,6 +362,13 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
     logged = client.get_logged_model(uri.removeprefix("models:/"))
     assert logged.experiment_id == search.experiment_id
     assert logged.artifact_location.startswith(Path(store_uri.removeprefix("sqlite:///")).parent.as_uri())
+
+
+def assert_no_mlflow_chatter(stderr: str) -> None:
+    """Nothing of what MLflow prints around model logging, downloads and new stores."""
+    for noise in ("Downloading artifacts", "Successfully registered model", "Created version",
+                  "already exists", "Failed to resolve installed pip version", "Creating initial MLflow"):
+        assert noise not in stderr
 
 
 def test_new_local_store_is_seeded_from_the_empty_template(tmp_path, monkeypatch):
@@ -340,7 +399,7 @@ def test_new_local_store_is_seeded_from_the_empty_template(tmp_path, monkeypatch
     assert not list(store.parent.glob(".*partial"))
 
 
-def test_existing_store_is_never_replaced_and_a_bad_cache_is_skipped(tmp_path, monkeypatch):
+def test_existing_store_is_never_replaced_and_a_bad_cache_is_skipped(tmp_path, monkeypatch, capfd):
     from nasbench import tracking
 
     existing = tmp_path / "mlflow.db"
@@ -352,5 +411,6 @@ def test_existing_store_is_never_replaced_and_a_bad_cache_is_skipped(tmp_path, m
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "not-a-dir" / "cache"))
     fresh = tmp_path / "fresh" / "mlflow.db"
     fresh.parent.mkdir()
-    client = tracking_client(f"sqlite:///{fresh}")  # MLflow builds the schema itself
+    client = tracking_client(f"sqlite:///{fresh}")  # MLflow builds the schema itself ...
     assert client.get_experiment("0").name == "Default" and fresh.is_file()
+    assert_no_mlflow_chatter(capfd.readouterr().err)  # ... without its migration notices

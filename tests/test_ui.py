@@ -111,6 +111,10 @@ def test_ui_serves_the_experiment_runs_and_curves_over_rest(server):
     assert f"MLflow UI for demo: {base}" in server["log"].read_text()
     experiment = call(base, "GET", "/api/2.0/mlflow/experiments/get-by-name",
                       query="?experiment_name=demo")["experiment"]
+    # and, after the URL, the experiment's runs table in the UI's model-training view
+    # (MLflow 3.17 opens experiments on its GenAI overview otherwise)
+    assert (f"runs of demo: {base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
+            in server["log"].read_text())
     runs = call(base, "POST", "/api/2.0/mlflow/runs/search",
                 {"experiment_ids": [experiment["experiment_id"]]})["runs"]
     by_id = {run["info"]["run_id"]: run for run in runs}
@@ -170,6 +174,50 @@ def test_tracking_to_a_remote_server_by_uri(server):
     torch.testing.assert_close(restored(images), model.eval()(images))
 
 
+@pytest.mark.e2e
+def test_attack_and_report_follow_the_tracking_uri_a_search_recorded(server, tmp_path, capsys):
+    """An experiment whose search tracked to a server (its config.yaml records the
+    --tracking-uri): `nasbench attack` loads the registered model from there and logs its
+    evaluation there, `nasbench report` logs there too, `nasbench ui` points at the server,
+    and none of them leaves a local mlflow.db behind."""
+    import torch
+
+    from nasbench.tracking import TAG_MODEL_RUN, log_model, registered_model_name
+
+    base = server["base"]
+    root = tmp_path / "experiments"
+    (root / "followed").mkdir(parents=True)
+    (root / "followed" / "config.yaml").write_text(f"dataset: digits\ntracking_uri: {base}\n")
+    cfg = TrackingConfig(base, "followed")
+    spec = {"kind": "classic", "name": "lenet5"}
+    with SearchRun(cfg, {"trials": 1}) as search:
+        with trial_run(cfg, search.run_id, "0", arch=spec, arch_hash="f0", train_config={},
+                       dataset=TinyDataset()) as trial:
+            pass
+    torch.manual_seed(0)
+    model = wrap_normalized(build_from_spec(spec, (1, 8, 8), 10), NORMALIZE)
+    log_model(cfg, trial.run_id, model, torch.rand(2, 1, 8, 8), registered_model_name(cfg), ["best-val"],
+              meta={"mean": NORMALIZE.mean, "std": NORMALIZE.std})
+
+    common = ["--experiment", "followed", "--experiments-dir", str(root)]
+    assert main(["attack", "--model", "models:/nasbench-followed@best-val", "--attacks", "fgsm", "--eps", "0,0.1",
+                 "--n", "16", "--no-checks", *common]) == 0
+    assert main(["report", *common]) == 0
+    capsys.readouterr()
+    assert main(["ui", *common]) == 2
+    error = capsys.readouterr().err
+    assert error == f"nasbench ui: error: experiment followed is tracked at {base}: open that server instead\n"
+    assert not (root / "followed" / "mlflow.db").exists()
+
+    evaluations = call(base, "POST", "/api/2.0/mlflow/runs/search",
+                       {"experiment_ids": [search.experiment_id],
+                        "filter": "tags.`nasbench.role` != 'trial' AND tags.`nasbench.role` != 'search'"})["runs"]
+    tags = {run["info"]["run_name"]: {t["key"]: t["value"] for t in run["data"]["tags"]} for run in evaluations}
+    assert set(tags) == {"attack lenet5", "report"}
+    assert tags["attack lenet5"][TAG_MODEL_RUN] == trial.run_id  # linked to the model's trial run
+    assert tags["report"]["nasbench.covers_runs"] and tags["report"]["nasbench.role"] == "report"
+
+
 def fill_store_remote(base: str) -> dict:
     cfg = TrackingConfig(base, "remote")
     with SearchRun(cfg, {"trials": 1}) as search:
@@ -196,6 +244,46 @@ def test_ui_without_a_store_is_a_user_error(tmp_path, capsys):
 
     assert main(["ui", "--tracking-uri", f"sqlite:///{tmp_path}/missing.db"]) == 2
     assert "no MLflow store" in capsys.readouterr().err
+
+
+def test_ui_serves_the_local_store_a_search_recorded(tmp_path, capsys):
+    """A search's --tracking-uri (in config.yaml) decides what `nasbench ui --experiment`
+    serves: a SQLite store elsewhere is served; a server is pointed at, not served again."""
+    import argparse
+
+    from nasbench.commands.ui import resolve_store
+
+    elsewhere = tmp_path / "shared"
+    elsewhere.mkdir()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "config.yaml").write_text(f"tracking_uri: sqlite:///{elsewhere}/mlflow.db\n")
+    assert main(["ui", "--experiment", "local", "--experiments-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"no MLflow store at {elsewhere}/mlflow.db (recorded in" in error
+    assert not (elsewhere / "mlflow.db").exists() and not (tmp_path / "local" / "mlflow.db").exists()
+
+    (elsewhere / "mlflow.db").touch()
+    args = argparse.Namespace(tracking_uri=None, experiment="local", experiments_dir=tmp_path)
+    assert resolve_store(args) == (f"sqlite:///{elsewhere}/mlflow.db", elsewhere)
+
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "config.yaml").write_text("tracking_uri: http://10.0.0.5:5000\n")
+    assert main(["ui", "--experiment", "remote", "--experiments-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "experiment remote is tracked at http://10.0.0.5:5000: open that server instead" in error
+    assert not (tmp_path / "remote" / "mlflow.db").exists()
+
+
+def test_attack_of_a_logged_model_without_its_store_is_a_user_error(tmp_path, capsys):
+    """models:/ from an experiment with no store: one line, and no empty mlflow.db made
+    while looking (MLflow creates a SQLite store on first contact)."""
+    code = main(["attack", "--model", "models:/nasbench-none@best-val", "--attacks", "fgsm", "--eps", "0,0.1",
+                 "--n", "16", "--experiment", "none", "--experiments-dir", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert f"no MLflow store at {(tmp_path / 'none').resolve()}/mlflow.db" in error
+    assert not (tmp_path / "none").exists()
 
 
 def test_ui_on_a_busy_port_is_a_user_error(tmp_path, capsys):

@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from nasbench.commands.train import add_data_arguments
-from nasbench.config import DataConfig, add_config_argument, resolve, split_list
+from nasbench.config import DataConfig, Device, TrackingUri, add_config_argument, resolve, split_list
 from nasbench.errors import UserError
 
 HELP = "attack trained models: robust accuracy per attack and eps, worst case, checks, example grids"
@@ -43,13 +43,13 @@ class AttackCommandConfig(DataConfig):
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(256, ge=1, le=65_536)
     keep_examples: int = Field(16, ge=1, le=1024)
-    device: str = "auto"
+    device: Device = "auto"
     checks: bool = True
     transfer_attack: str | None = None
     transfer_eps: str | None = None
     experiment: str = "default"
     experiments_dir: Path = Path("experiments")
-    tracking_uri: str | None = None
+    tracking_uri: TrackingUri = None
     no_tracking: bool = False
 
     @field_validator("model", "attacks", "eps", "eps_l2", mode="before")
@@ -93,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, help="training epochs for a classic model name (default 10)")
     group.add_argument("--experiment", help="experiment name: files go to <experiments-dir>/<NAME> (default: default)")
     group.add_argument("--experiments-dir", type=Path, help="root of the experiments (default: experiments)")
-    group.add_argument("--tracking-uri", help="MLflow tracking URI (default: the experiment's mlflow.db)")
+    group.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the experiment's search "
+                                                     "recorded, else its mlflow.db)")
     group.add_argument("--no-tracking", action="store_true", default=None, help="do not log to MLflow")
     add_data_arguments(parser)
 
@@ -244,6 +245,19 @@ def _reconstruct(config: AttackCommandConfig) -> str:
     return shlex.join(words)
 
 
+def _check_model_store(models: list[str], store_uri: str) -> None:
+    """A logged model (runs:/, models:/) from a local store that does not exist: one clear
+    line, before MLflow would create an empty store while looking for it."""
+    from nasbench.evaluation import MODEL_URI_PREFIXES
+    from nasbench.tracking import missing_local_store
+
+    logged = [model for model in models if model.strip().startswith(MODEL_URI_PREFIXES)]
+    missing = missing_local_store(store_uri) if logged else None
+    if missing is not None:
+        raise UserError(f"cannot load {logged[0]}: no MLflow store at {missing} (give --tracking-uri, or the "
+                        "--experiment whose search logged it)")
+
+
 def run(args: argparse.Namespace) -> int:
     config = resolve(AttackCommandConfig, args)
 
@@ -251,30 +265,37 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
     from nasbench.data import load_dataset
-    from nasbench.evaluation import command_line, evaluate_models, experiment_path, load_models, parse_one_eps
+    from nasbench.evaluation import (command_line, evaluate_models, experiment_path, load_models, model_source,
+                                     parse_one_eps)
+    from nasbench.tracking import TrackingConfig, experiment_tracking_uri
+    from nasbench.train import select_device
 
+    # a GPU asked for and not here, or a model that does not exist: say so before any work
+    select_device(config.device)
+    for model in config.model:
+        model_source(model)
     specs = _parse_attacks(config)
     eps = _parse_eps(config)
     transfer_eps = None if config.transfer_eps is None else parse_one_eps(config.transfer_eps, "--transfer-eps")
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
+    # the store the experiment's search tracked to (also where models:/ URIs are looked up)
+    store_uri = experiment_tracking_uri(experiment_dir, config.tracking_uri)
+    _check_model_store(config.model, store_uri)
     console = Console(stderr=True)
     dataset = load_dataset(config.dataset, config.data_dir, config.download, config.seed, config.val_fraction)
     console.print(f"[bold]data[/] {dataset.summary()}")
 
     tracking = None
     if not config.no_tracking:
-        from nasbench.tracking import TrackingConfig, default_tracking_uri
-
         experiment_dir.mkdir(parents=True, exist_ok=True)
-        tracking = TrackingConfig(config.tracking_uri or default_tracking_uri(experiment_dir), config.experiment)
+        tracking = TrackingConfig(store_uri, config.experiment)
 
     def show_epoch(metrics: dict) -> None:
         console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
                       f"val {metrics['val_acc']:.2%}")
 
     models = load_models(config.model, dataset, experiment_dir=experiment_dir, epochs=config.epochs,
-                         seed=config.seed, device=config.device,
-                         tracking_uri=tracking.tracking_uri if tracking else None, on_epoch=show_epoch)
+                         seed=config.seed, device=config.device, tracking_uri=store_uri, on_epoch=show_epoch)
     if config.n > len(dataset.test):
         console.print(f"[yellow]note[/]: the {dataset.name} test split has {len(dataset.test)} points; "
                       f"attacking all of them (asked for {config.n})")

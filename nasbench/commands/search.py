@@ -7,7 +7,7 @@ Examples:
   nasbench search --experiment exp1 --resume           # after a crash or Ctrl-C
   nasbench search --address 127.0.0.1:6379             # on an existing Ray cluster
   nasbench search --replay benchmark.db --trials 500   # answer from a recorded benchmark
-  nasbench search --space cell --space-option channels=8 --space-option cells_per_stage=1 \
+  nasbench search --space cell --space-option channels=8 --space-option cells_per_stage=1 \\
       --space-option ops=[skip_connect,nor_conv_1x1,nor_conv_3x3] --replay cell_digits.db
 
 Every option may also come from a YAML file given with --config; flags override it.
@@ -94,16 +94,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(run, "concurrency", type=int, help="trials at a time (default 2)")
     _flag(run, "cpus-per-trial", type=float, help="CPUs per trial; torch threads follow it (default 1)")
     _flag(run, "gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (default 0)")
-    _flag(run, "device", help="auto (default), cpu, cuda")
+    _flag(run, "device", help="auto (default: the trial's GPU if it was given one, else the CPU), cpu, cuda")
+    _flag(run, "amp", choices=("auto", "on", "off"), help="bfloat16 autocast (default auto: on for CUDA)")
+    _flag(run, "channels-last", choices=("auto", "on", "off"),
+          help="channels_last memory format (default auto: on for CUDA)")
     _flag(run, "address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379) instead of starting one")
     _flag(run, "experiment", metavar="NAME", help="experiment name (default <space>-<dataset>-<time>)")
     _flag(run, "experiments-dir", type=Path, help="where experiments live (default ./experiments)")
     parser.add_argument("--resume", dest="resume", action="store_true", default=None,
                         help="continue the experiment NAME where it stopped")
     _flag(run, "store", type=Path, metavar="BENCH.db", help="benchmark store (default <experiment>/benchmark.db)")
-    _flag(run, "tracking-uri", help="MLflow tracking URI (default sqlite in the experiment folder)")
+    _flag(run, "tracking-uri", help="MLflow tracking URI (default sqlite in the experiment folder); recorded, "
+          "so later attack, report and ui commands use it too")
     _flag(run, "export-top", type=int, help="best architectures exported as arch JSON + weights (default 5)")
-    _bool(run, "register-models", "register the best models in MLflow with aliases best-val/best-robust")
+    _bool(run, "register-models", "log and register the exported best/Pareto models in MLflow, aliases "
+                                     "best-val/best-robust on the winners")
     _bool(run, "progress", "show the live progress line")
 
 

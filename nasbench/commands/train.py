@@ -53,8 +53,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                                      "(FGSM with random start)")
     group.add_argument("--eps", dest="adv_eps", help="Linf radius for adversarial training, e.g. 8/255 or 0.1")
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
-    group.add_argument("--amp", help="bfloat16 autocast: auto (default: on for CUDA), on or off")
-    group.add_argument("--channels-last", help="channels_last memory format: auto (default: on for CUDA), on or off")
+    group.add_argument("--amp", choices=("auto", "on", "off"), help="bfloat16 autocast (default auto: on for CUDA)")
+    group.add_argument("--channels-last", choices=("auto", "on", "off"),
+                       help="channels_last memory format (default auto: on for CUDA)")
     group.add_argument("--threads", type=int, help="torch CPU threads (default: all cores given)")
 
 

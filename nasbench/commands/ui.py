@@ -3,8 +3,10 @@
 Runs ``mlflow server`` on 127.0.0.1 (another interface only when --host says so) over
 ``experiments/<NAME>/mlflow.db``, the store ``nasbench search --experiment NAME`` fills,
 or over any store given with --tracking-uri. The experiment, its search run with the
-nested trial runs, their curves and artifacts are then at the printed URL. Ctrl-C stops
-the server.
+nested trial runs, their curves and artifacts are then at the printed URL; the second
+link opens the experiment's runs table in MLflow's "Model training" view. An
+experiment whose search tracked to a server is served there already: open that server.
+Ctrl-C stops the server.
 
 Examples:
   nasbench ui --experiment demo
@@ -15,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -48,20 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_store(args: argparse.Namespace) -> tuple[str, Path | None]:
-    """The backend store URI to serve and the experiment directory (None for --tracking-uri)."""
-    from nasbench.tracking import default_tracking_uri
+    """The backend store URI to serve and the directory its artifacts go to (None for a
+    --tracking-uri that is not a SQLite file)."""
+    from nasbench.tracking import default_tracking_uri, recorded_tracking_uri
 
     if args.tracking_uri:
         uri = args.tracking_uri
-        if uri.startswith(("http://", "https://")):
+        if _is_server(uri):
             raise UserError(f"{uri} is already a tracking server: open it in a browser "
                             "(nasbench ui serves a local store such as sqlite:///path/mlflow.db)")
-        if uri.startswith("sqlite:///"):
-            path = Path(uri.removeprefix("sqlite:///"))
-            if not path.is_file():
-                raise UserError(f"no MLflow store at {path} (from --tracking-uri {uri})")
-            return uri, path.parent
-        return uri, None
+        return _local_store(uri, f"from --tracking-uri {uri}")
 
     root: Path = args.experiments_dir
     if args.experiment is None:
@@ -72,12 +72,49 @@ def resolve_store(args: argparse.Namespace) -> tuple[str, Path | None]:
             raise UserError(f"which experiment? give --experiment NAME{listing}")
         args.experiment = found[0]
     directory = root / args.experiment
+    recorded = recorded_tracking_uri(directory)  # the search's own --tracking-uri
+    if recorded is not None and _is_server(recorded):
+        raise UserError(f"experiment {args.experiment} is tracked at {recorded}: open that server instead")
+    if recorded is not None:
+        return _local_store(recorded, f"recorded in {directory / 'config.yaml'}")
     if not (directory / "mlflow.db").is_file():
         known = sorted(p.parent.name for p in root.glob("*/mlflow.db")) if root.is_dir() else []
         hint = f" (experiments with a store: {', '.join(known)})" if known else \
             f" (run 'nasbench search --experiment {args.experiment}' first)"
         raise UserError(f"no MLflow store at {directory / 'mlflow.db'}{hint}")
     return default_tracking_uri(directory), directory
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _local_store(uri: str, origin: str) -> tuple[str, Path | None]:
+    """A local backend store URI checked to exist (serving a missing file would create it)."""
+    if not uri.startswith("sqlite:///"):
+        return uri, None
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        raise UserError(f"no MLflow store at {path} ({origin})")
+    return uri, path.parent
+
+
+def runs_link(url: str, experiment: str) -> str | None:
+    """The experiment's runs table on the running server, or None if it has no such experiment.
+
+    MLflow 3.17's UI opens an experiment on the GenAI overview: which view it shows
+    follows a per-browser switch (GenAI by default), not the experiment's
+    ``mlflow.experimentKind`` tag; ``?workflowType=machine_learning`` selects "model
+    training", whose runs table holds the search, its trials and the evaluations.
+    """
+    query = urllib.parse.urlencode({"experiment_name": experiment})
+    try:
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?{query}",
+                                    timeout=10) as response:
+            experiment_id = json.loads(response.read())["experiment"]["experiment_id"]
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, KeyError):
+        return None  # the store holds no such experiment (yet): the home page lists the others
+    return f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -157,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"the MLflow server did not answer at {url} within {STARTUP_SECONDS} s")
             raise UserError(f"the MLflow server exited with status {code} (its messages are above)")
         label = args.experiment or store_uri
-        print(f"MLflow UI for {label}: {url}  (Ctrl-C to stop)", flush=True)
+        link = runs_link(url, args.experiment) if args.experiment else None
+        runs = f"\nruns of {args.experiment}: {link}" if link else ""
+        print(f"MLflow UI for {label}: {url}  (Ctrl-C to stop){runs}", flush=True)  # one write: seen whole
         return_code = process.wait()
         return 0 if return_code in (0, -15) else 1
     except KeyboardInterrupt:
