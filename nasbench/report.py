@@ -24,9 +24,12 @@ in a folder beside it. Every number shown is also in the JSON summary.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import math
+import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ TEMPLATE = "report.html.j2"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
 STORE_COLOUR = "#b0b0b0"
+NORM_SYMBOLS = {"Linf": "L∞"}
 
 
 @dataclass
@@ -82,6 +86,14 @@ def _eps_text(value: float | str) -> str:
     if len(short) > 5 and abs(numerator - round(numerator)) < 1e-6:
         return f"{round(numerator)}/255"
     return short
+
+
+def _eps_axis_label(norm: str) -> str:
+    """What an eps is measured in: attacks perturb images in [0, 1] (nasbench.data scales every
+    dataset so), before any normalisation a model applies in its first layer."""
+    if norm == "gaussian":
+        return "noise std (pixel scale 0–1)"
+    return f"{NORM_SYMBOLS.get(norm, norm)} eps (pixel scale 0–1)"
 
 
 def _count(value: int | None) -> str:
@@ -158,6 +170,25 @@ def _store_context(experiment_dir: Path, dataset: str, norm: str, eps: float | N
     return {"path": str(path), "rows": points}
 
 
+def _model_colours(labels: list[str]) -> dict[str, str]:
+    """A colour per model by its position among all of the experiment's evaluations, so that
+    a report filtered with --models draws each model in the colour of the full report."""
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+# attacks.save_example_grid draws the first 8 examples (its max_examples default).
+GRID_COLUMNS = 8
+
+
+def _grid_shown(examples: list[dict]) -> dict[str, Any]:
+    """The norm, eps and attack of each column of a model's grid.png: evaluation._write_bundle
+    draws the examples kept at the largest eps of the first norm."""
+    if not examples:
+        return {"norm": None, "eps": None, "attacks": []}
+    shown = max((e for e in examples if e["norm"] == examples[0]["norm"]), key=lambda e: _finite(e["eps"]))
+    return {"norm": shown["norm"], "eps": shown["eps"], "attacks": list(shown.get("attacks") or [])[:GRID_COLUMNS]}
+
+
 def collect_summary(experiment_dir: str | Path, models: list[str] | None = None, attacks: list[str] | None = None,
                     headline_eps: float | None = None) -> dict[str, Any]:
     """Every number the report shows, as a JSON-able dict (also written beside the report)."""
@@ -173,6 +204,7 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         raise UserError(f"experiment {experiment_dir} has no evaluations; run 'nasbench attack --experiment "
                         f"{experiment_dir.name}' first")
     available = [r["model"]["label"] for r in records]
+    colours = _model_colours(available)  # before filtering: a model keeps its colour in every report
     if models:
         unknown = [m for m in models if m not in available]
         if unknown:
@@ -185,9 +217,8 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         if unknown:
             raise UserError(f"attack {unknown[0]!r} was not run in {experiment_dir}; run: {', '.join(sorted(ran))}")
 
-    colours = {r["model"]["label"]: PALETTE[i % len(PALETTE)] for i, r in enumerate(records)}
-    norms = list(dict.fromkeys(w["norm"] for r in records for w in r["report"]["worst_case"]))
-    norm = "Linf" if "Linf" in norms else (norms[0] if norms else "Linf")
+    worst_norms = list(dict.fromkeys(w["norm"] for r in records for w in r["report"]["worst_case"]))
+    norm = "Linf" if "Linf" in worst_norms else (worst_norms[0] if worst_norms else "Linf")
     headline, why = _choose_headline(records, norm, headline_eps)
 
     # Threat model: the union over the evaluations (they normally share it). It lists every
@@ -207,7 +238,8 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         "targeted": sorted({bool(r["targeted"]) for r in records}),
         "target_selection": next((r["report"]["threat_model"].get("target_selection") for r in records
                                   if r["report"]["threat_model"].get("target_selection")), None),
-        "norms": norms,
+        # Every norm an attack ran in: an unbounded L2 DeepFool has no worst case but was run.
+        "norms": list(dict.fromkeys([*worst_norms, *(spec["norm"] for spec in specs.values())])),
         "eps": eps_table,
         "attacks": list(specs.values()),
         "cascade": sorted({c for r in records for c in r["report"]["threat_model"].get("cascade", [])}),
@@ -271,8 +303,8 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
             transfer = json.loads(transfer_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise UserError(f"{transfer_path} is not readable JSON ({error})") from None
-        labels = [m["label"] for m in model_rows]
-        keep = [t for t in transfer.get("sources", []) if t in labels]
+        # In the models' order, as in every other section, not the order they were attacked in.
+        keep = [m["label"] for m in model_rows if m["label"] in transfer.get("sources", [])]
         if len(keep) < 2:
             transfer = None
         else:
@@ -282,7 +314,7 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
 
     checks = [{"model": r["model"]["label"], **c} for r in records for c in r["report"]["checks"]]
     grids = [{"model": r["model"]["label"], "file": str(Path(r["_dir"]) / r["files"]["grid"]),
-              "examples": r["report"].get("examples", [])}
+              "examples": r["report"].get("examples", []), **_grid_shown(r["report"].get("examples") or [])}
              for r in records if (r.get("files") or {}).get("grid") and (Path(r["_dir"]) / r["files"]["grid"]).is_file()]
     reproducibility = {
         "versions": records[0].get("versions", {}),
@@ -296,7 +328,7 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
     }
     return {
         "experiment": experiment_dir.name,
-        "experiment_dir": str(experiment_dir),
+        "experiment_dir": str(experiment_dir.resolve()),
         "dataset": dataset,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "filters": {"models": models, "attacks": attacks},
@@ -353,12 +385,11 @@ def plot_curves(summary: dict) -> bytes | None:
             ax.plot(curve["eps"], [100 * a for a in curve["robust_acc"]], marker="o", markersize=4,
                     color=colours[curve["model"]], label=curve["model"],
                     linewidth=2.4 if attack == "worst case" else 1.6)
-        kind = "noise std" if norm == "gaussian" else f"{norm} eps"
         title = f"worst case over all attacks ({norm})" if attack == "worst case" else f"{attack} ({norm})"
         if any(c["scope"] == "cascade" for c in summary["curves"] if (c["norm"], c["attack"]) == (norm, attack)):
             title += "\ncascade: ensemble up to this attack"
         ax.set_title(title, fontsize=10, fontweight="bold" if attack == "worst case" else "normal")
-        ax.set_xlabel(kind)
+        ax.set_xlabel(_eps_axis_label(norm))
         ax.set_ylabel("robust accuracy (%)")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
@@ -372,6 +403,20 @@ def plot_curves(summary: dict) -> bytes | None:
     return _png(fig)
 
 
+# Accuracy axes of the Pareto plot span at least this many points: auto-zoomed, 97% and 98%
+# sit at opposite corners and one point of accuracy reads as a large difference.
+MIN_ACCURACY_SPAN = 10.0
+
+
+def _accuracy_limits(low: float, high: float) -> tuple[float, float]:
+    """Axis limits (in %) widened around their middle to MIN_ACCURACY_SPAN, kept within -1..101."""
+    if high - low >= MIN_ACCURACY_SPAN:
+        return low, high
+    middle = (low + high) / 2
+    low = min(max(middle - MIN_ACCURACY_SPAN / 2, -1.0), 101.0 - MIN_ACCURACY_SPAN)
+    return low, low + MIN_ACCURACY_SPAN
+
+
 def plot_pareto(summary: dict) -> bytes | None:
     """Three views of (clean accuracy, robust accuracy, parameters); the front is ringed in black."""
     plt = _pyplot()
@@ -379,8 +424,9 @@ def plot_pareto(summary: dict) -> bytes | None:
     if not models:
         return None
     headline = summary["headline"]
-    robust_axis = f"worst-case robust accuracy (%)\n{headline['norm']} eps {_eps_text(headline['eps'])}" \
-        if headline["eps"] is not None else "worst-case robust accuracy (%)"
+    robust_axis = f"worst-case robust accuracy (%)\nat {NORM_SYMBOLS.get(headline['norm'], headline['norm'])} " \
+        f"eps {_eps_text(headline['eps'])} (0–1 scale)" if headline["eps"] is not None \
+        else "worst-case robust accuracy (%)"
     store = (summary["pareto"].get("store") or {}).get("rows") or []
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     views = [("params", "clean_acc", "parameters (log scale)", "clean accuracy (%)"),
@@ -412,6 +458,9 @@ def plot_pareto(summary: dict) -> bytes | None:
             ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^3, 3x10^3 ... overlap on short axes
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        ax.set_ylim(*_accuracy_limits(*ax.get_ylim()))
+        if xk != "params":
+            ax.set_xlim(*_accuracy_limits(*ax.get_xlim()))
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5), frameon=False,
@@ -439,14 +488,17 @@ def plot_transfer(summary: dict) -> bytes | None:
     ax.set_yticks(range(len(sources)), sources)
     ax.set_xlabel("target model (evaluated)")
     ax.set_ylabel("source model (attacked)")
-    ax.set_title(f"{matrix.get('attack_label', matrix['attack'].get('name'))}, {matrix.get('norm', '')} eps "
-                 f"{_eps_text(matrix['eps'])}: target accuracy (%)", fontsize=10)
+    ax.set_title(f"{matrix.get('attack_label', matrix['attack'].get('name'))} at "
+                 f"{_eps_axis_label(matrix.get('norm', ''))} = {_eps_text(matrix['eps'])}\n"
+                 "target accuracy (%)", fontsize=10)
     fig.colorbar(image, ax=ax, label="accuracy on transferred examples (%)")
     fig.tight_layout()
     return _png(fig)
 
 
-# ----------------------------------------------------------------------------- tables
+# ----------------------------------------------------------------------------- tables and text
+# Everything a reader sees as words or table cells is made here once, for both the HTML
+# template and the Markdown renderer, so the two formats say the same things.
 
 
 def _spec_params(spec: dict) -> str:
@@ -458,60 +510,216 @@ def _spec_params(spec: dict) -> str:
     return ", ".join(parts) or "–"
 
 
-def _tables(summary: dict) -> dict[str, Any]:
-    """Header + rows of display strings, shared by the HTML and Markdown renderers."""
+def _table(headers: list, rows: list, numeric=()) -> dict[str, Any]:
+    """A table as the renderers take it; ``numeric`` column indices are right-aligned."""
+    return {"headers": headers, "rows": rows, "numeric": list(numeric)}
+
+
+def _checks_cell(failed: int) -> str:
+    return f"⚠ {failed} FAILED" if failed else "none failed"
+
+
+def _short_commit(commit: str | None) -> str:
+    """The first 12 hex digits, keeping a " (uncommitted changes)" note after them."""
+    if not commit:
+        return "–"
+    sha, _, note = commit.partition(" ")
+    return f"{sha[:12]} {note}".strip()
+
+
+def _models_table(summary: dict) -> dict[str, Any]:
     norm, headline = summary["headline"]["norm"], summary["headline"]["eps"]
-    threat = summary["threat_model"]
-    attacks = {"headers": ["attack", "norm", "steps", "restarts", "targeted", "parameters"],
-               "rows": [[s["name"], s["norm"], s.get("steps") or "–", s.get("restarts", 1),
-                         "yes" if s.get("targeted") else "no", _spec_params(s)] for s in threat["attacks"]]}
-    eps_rows = [[k if k != "gaussian" else "gaussian (noise std)", ", ".join(_eps_text(v) for v in values)]
-                for k, values in threat["eps"].items()]
     sweep = sorted({float(p["eps"]) for m in summary["models"] for p in m["worst_case"].get(norm, [])})
-    model_headers = ["", "model", "kind", "params", "MACs", "latency (ms/image, best of 20)", "clean acc"] + \
-        [f"worst case @ {_eps_text(e)}" for e in sweep] + ["Pareto front"]
-    model_rows = []
+    fixed = ["model", "kind", "sanity checks", "params", "MACs", "latency (ms/image, best of 20)", "clean acc"]
+    headers = fixed + [f"worst case @ {_eps_text(e)}" + (" (headline)" if e == headline else "") for e in sweep] + \
+        ["Pareto front"]
+    rows = []
     for m in summary["models"]:
         by_eps = {float(p["eps"]): p["robust_acc"] for p in m["worst_case"].get(norm, [])}
-        model_rows.append({"colour": m["colour"], "headline_index": sweep.index(headline) if headline in sweep else None,
-                           "cells": [m["label"], m["kind"] or "–", _count(m["params"]), _count(m["macs"]),
-                                     "–" if m["latency_ms"] is None else f"{m['latency_ms']:.2f}",
-                                     _pct(m["clean_acc"])] + [_pct(by_eps.get(e)) for e in sweep] +
-                                    ["yes" if m["on_front"] else "no"]})
-    checks = {"headers": ["model", "check", "verdict", "detail"],
-              "rows": [{"cells": [c["model"], c["name"], {True: "PASS", False: "FAIL", None: "n/a"}[c["passed"]],
-                                  c["detail"]], "passed": c["passed"]} for c in summary["checks"]]}
+        rows.append({"colour": m["colour"], "failed": m["failed_checks"] > 0,
+                     "cells": [m["label"], m["kind"] or "–", _checks_cell(m["failed_checks"]), _count(m["params"]),
+                               _count(m["macs"]), "–" if m["latency_ms"] is None else f"{m['latency_ms']:.2f}",
+                               _pct(m["clean_acc"])] + [_pct(by_eps.get(e)) for e in sweep] +
+                              ["yes" if m["on_front"] else "no"]})
+    table = _table(headers, rows, numeric=range(3, len(fixed) + len(sweep)))
+    table["checks_column"] = fixed.index("sanity checks")
+    table["headline_column"] = len(fixed) + sweep.index(headline) if headline in sweep else None
+    return table
 
+
+def _details_table(summary: dict) -> dict[str, Any]:
     def number(value, digits=3):
         return "–" if value is None else f"{value:.{digits}f}"
 
-    details = {"headers": ["model", "attack", "norm", "eps", "robust acc", "success rate", "broken", "attacked",
-                           "mean L2", "median L2", "mean Linf", "median Linf", "ms/example", "scope"],
-               "rows": [[d["model"], d["attack"], d["norm"], _eps_text(d["eps"]), _pct(d["robust_accuracy"]),
-                         _pct(d["success_rate"]), d["n_broken"], d["n_attacked"], number(d["mean_l2"]),
-                         number(d["median_l2"]), number(d["mean_linf"]), number(d["median_linf"]),
-                         number(1000 * d["seconds_per_example"], 2), d["scope"]]
-                        for d in summary["details"] if _finite(d["eps"]) != 0]}
-    transfer = None
-    if summary.get("transfer"):
-        t = summary["transfer"]
-        transfer = {"headers": ["source \\ target", *t["targets"]],
-                    "rows": [["clean", *[_pct(t["clean_accuracy"][x]) for x in t["targets"]]]] +
-                            [[s, *[_pct(t["robust_accuracy"][s][x]) for x in t["targets"]]] for s in t["sources"]]}
+    # n_broken counts every point broken at this eps or a smaller one, n_attacked only the
+    # points still standing that the attack ran on at this eps: named so they don't read
+    # as "broke more than it attacked".
+    headers = ["model", "attack", "norm", "eps", "robust acc", "success rate", "points broken (so far)",
+               "points attacked at this eps", "mean L2", "median L2", "mean Linf", "median Linf", "ms/example",
+               "scope"]
+    rows = [[d["model"], d["attack"], d["norm"], _eps_text(d["eps"]), _pct(d["robust_accuracy"]),
+             _pct(d["success_rate"]), d["n_broken"], d["n_attacked"], number(d["mean_l2"]),
+             number(d["median_l2"]), number(d["mean_linf"]), number(d["median_linf"]),
+             number(1000 * d["seconds_per_example"], 2), d["scope"]]
+            for d in summary["details"] if _finite(d["eps"]) != 0]
+    return _table(headers, rows, numeric=range(3, len(headers) - 1))
+
+
+def _transfer_table(summary: dict) -> dict[str, Any] | None:
+    t = summary.get("transfer")
+    if not t:
+        return None
+    rows = [["clean", *[_pct(t["clean_accuracy"][x]) for x in t["targets"]]]]
+    rows += [[s, *[_pct(t["robust_accuracy"][s][x]) for x in t["targets"]]] for s in t["sources"]]
+    return _table(["source \\ target", *t["targets"]], rows, numeric=range(1, len(t["targets"]) + 1))
+
+
+def _tables(summary: dict) -> dict[str, Any]:
+    """Header + rows of display strings, shared by the HTML and Markdown renderers."""
+    threat = summary["threat_model"]
+    attacks = _table(["attack", "norm", "steps", "restarts", "targeted", "parameters"],
+                     [[s["name"], s["norm"], s.get("steps") or "–", s.get("restarts", 1),
+                       "yes" if s.get("targeted") else "no", _spec_params(s)] for s in threat["attacks"]],
+                     numeric=(2, 3))
+    eps_rows = [[k if k != "gaussian" else "gaussian (noise std)", ", ".join(_eps_text(v) for v in values)]
+                for k, values in threat["eps"].items()]
+    checks = _table(["model", "check", "verdict", "detail"],
+                    [{"cells": [c["model"], c["name"], {True: "PASS", False: "FAIL", None: "n/a"}[c["passed"]],
+                                c["detail"]], "passed": c["passed"]} for c in summary["checks"]])
     repro = summary["reproducibility"]
-    versions = {"headers": ["package", "version"], "rows": [[k, v or "–"] for k, v in repro["versions"].items()]}
-    runs = {"headers": ["model", "seed", "n", "git commit", "MLflow run", "model's run", "device", "created"],
-            "rows": [[r["model"], r["seed"], r["n"], (r["git_commit"] or "–")[:12], r["mlflow_run_id"] or "–",
-                      r["model_run_id"] or "–", r["device"] or "–", r["created_at"] or "–"] for r in repro["runs"]]}
+    versions = _table(["package", "version"], [[k, v or "–"] for k, v in repro["versions"].items()])
+    runs = _table(["model", "seed", "n", "git commit", "MLflow run", "model's run", "device", "created"],
+                  [[r["model"], r["seed"], r["n"], _short_commit(r["git_commit"]), r["mlflow_run_id"] or "–",
+                    r["model_run_id"] or "–", r["device"] or "–", r["created_at"] or "–"] for r in repro["runs"]],
+                  numeric=(1, 2))
+    return {"attacks": attacks, "eps": _table(["norm", "eps (pixel scale 0–1)"], eps_rows),
+            "models": _models_table(summary), "checks": checks, "details": _details_table(summary),
+            "transfer": _transfer_table(summary), "versions": versions, "runs": runs}
+
+
+def _threat_facts(summary: dict) -> list[tuple[str, str]]:
+    tm = summary["threat_model"]
+    facts = [
+        ("examples", f"{', '.join(f'{k}: {v}' for k, v in tm['n'].items())} points of the {'/'.join(tm['split'])} "
+                     "split (the same seeded subset for every model)"),
+        ("targeted", " and ".join("yes" if v else "no" for v in tm["targeted"])
+         + (f" ({tm['target_selection']})" if tm["target_selection"] else "")),
+        ("norms", ", ".join(tm["norms"]) + "; eps in pixel units, images scaled to 0–1"),
+        ("worst case", f"per example, over {tm['worst_case_over']}"),
+        ("cascade", f"{', '.join(tm['cascade']) or 'none'} (expensive attacks run only on the points every "
+                    "cheaper attack left standing)"),
+    ]
+    if tm.get("autoattack"):
+        facts.append(("AutoAttack", str(tm["autoattack"])))
+    return facts
+
+
+def _report_filters(summary: dict) -> str:
+    report = summary["reproducibility"].get("report") or {}
+    filters = summary["filters"]
+    head = summary["headline"]
+    chosen = "given with --headline-eps" if report.get("headline_eps_given") else f"chosen: {head['why']}"
+    return (f"models: {', '.join(filters['models'] or []) or 'all'}; "
+            f"attacks: {', '.join(filters['attacks'] or []) or 'all'}; "
+            f"headline eps: {head['norm']} {_eps_text(head['eps']) if head['eps'] is not None else '–'} ({chosen})")
+
+
+def _reproducibility_facts(summary: dict) -> list[tuple[str, str]]:
+    repro = summary["reproducibility"]
+    report_commit = (repro.get("report") or {}).get("git_commit")
+    commits = ", ".join(repro["git_commit"])
+    if report_commit and [report_commit] != repro["git_commit"]:
+        commits = f"evaluations: {commits}; this report: {report_commit}"
+    return [("git commit", commits),
+            ("seeds", ", ".join(f"{r['model']}: {r['seed']}" for r in repro["runs"])),
+            ("experiment", summary["experiment_dir"]),
+            ("report filters", _report_filters(summary))]
+
+
+def _commands(summary: dict) -> list[tuple[str, str]]:
+    """(what it made, the command): this report's, each evaluation's, the transfer matrix's."""
+    repro = summary["reproducibility"]
+    by_command: dict[str, list[str]] = {}
+    for run in repro["runs"]:
+        by_command.setdefault(run["command"] or "(not recorded)", []).append(run["model"])
+    transfer = repro.get("transfer_command")
+    report = repro.get("report")
+    commands = [(f"this report (run in {report['working_directory']})", report["command"])] if report else []
+    for command, models in by_command.items():
+        what = f"evaluation of {', '.join(models)}"
+        commands.append((what + (" and the transfer matrix" if command == transfer else ""), command))
+    if transfer and transfer not in by_command:
+        commands.append(("transfer matrix", transfer))
+    return commands
+
+
+def _grid_caption(grid: dict) -> str:
+    attacks = grid["attacks"]
+    if not attacks:
+        made_by = "attack not recorded"
+    elif len(set(attacks)) == 1:
+        made_by = f"every example made by {attacks[0]}"
+    else:
+        made_by = "made by, left to right: " + ", ".join(attacks)
+    where = f" at {grid['norm']} eps ≤ {_eps_text(grid['eps'])}" if grid["eps"] is not None else ""
+    return f"{grid['model']}: {len(attacks) or 'the'} examples{where}, {made_by} (the first attack that broke each)."
+
+
+def _captions(summary: dict) -> dict[str, str]:
+    """Figure captions and table notes."""
     store = summary["pareto"].get("store")
-    return {"attacks": attacks, "eps": {"headers": ["norm", "eps"], "rows": eps_rows},
-            "models": {"headers": model_headers, "rows": model_rows}, "checks": checks, "details": details,
-            "transfer": transfer, "versions": versions, "runs": runs,
-            "commands": [(r["model"], r["command"]) for r in repro["runs"]],
-            "store_note": None if not store else (
-                f"{len(store['rows'])} search results of {summary['dataset']} from {store['path']} in grey "
-                "(their validation accuracy; robust accuracy where the store has the worst case at this eps)"
-                if not store.get("error") else f"benchmark store unreadable: {store['error']}")}
+    store_note = ""
+    if store:
+        store_note = (f" {len(store['rows'])} search results of {summary['dataset']} from {store['path']} in grey "
+                      "(their validation accuracy; robust accuracy where the store has the worst case at this eps)."
+                      if not store.get("error") else f" Benchmark store unreadable: {store['error']}.")
+    transfer = summary.get("transfer")
+    captions = {
+        "models": "Clean and robust accuracy on the attacked test points; worst case = the share of points that "
+                  "every attack failed on (per example); (headline): the headline eps. Sanity checks: how many of "
+                  "the model's checks failed (see the checks section). Latency: one image, best of 20 runs on the "
+                  "device named in the reproducibility block.",
+        "curves": "Robust accuracy (%) against the attack radius. The first panel is the per-example worst case over "
+                  "all attacks (the number to report); the others show each attack alone (\"cascade\" attacks: the "
+                  "ensemble up to them).",
+        "curves_missing": "No eps-bounded attack was run.",
+        "pareto": "Each evaluated model in its colour; models on the Pareto front of (clean accuracy, worst-case "
+                  "robust accuracy, parameters) are ringed in black: "
+                  f"{', '.join(summary['pareto']['front']) or 'none'}.{store_note}",
+        "pareto_missing": "No model has both a parameter count and a robust accuracy.",
+        "transfer_missing": "Not available: a transfer matrix needs two or more models attacked together "
+                            "(nasbench attack --model a,b).",
+        "examples": "Per model: the clean image with its true and predicted label (top row), the adversarial image "
+                    "with its prediction (middle, red), and the perturbation amplified so its largest entry fills "
+                    "the grey range (bottom; mid-grey is zero, its true size is written above it).",
+        "examples_missing": "No attack succeeded, so there are no adversarial examples to show.",
+        "checks": "After Carlini et al. 2019, \"On Evaluating Adversarial Robustness\": passing them is no proof of "
+                  "robustness, failing any is a sign the evaluation is too weak. n/a: nothing in the run to judge "
+                  "it on.",
+        "details": "Success rate: broken / clean-correct points (cascade attacks: / points they ran on). Points "
+                   "broken (so far): by this attack at this eps or a smaller one (cascade attacks: only those the "
+                   "cheaper attacks missed); points attacked at this eps: those still standing that it ran on. "
+                   "Perturbation sizes over the examples each attack broke.",
+    }
+    if transfer:
+        captions["transfer"] = (
+            f"Accuracy of each target model (column) on adversarial examples crafted on each source model (row) "
+            f"with {transfer.get('attack_label')} at {transfer.get('norm')} eps {_eps_text(transfer['eps'])} "
+            f"({transfer.get('eps_choice')}), on {transfer.get('n')} points. The diagonal is white-box; high values "
+            "off it mean the examples transfer poorly.")
+    for grid in summary["grids"]:
+        captions[f"grid-{grid['model']}"] = _grid_caption(grid)
+    return captions
+
+
+def _headline_text(summary: dict) -> str:
+    head = summary["headline"]
+    eps = _eps_text(head["eps"]) if head["eps"] is not None else "–"
+    return f"per-example worst case over all attacks at {head['norm']} eps {eps} ({head['why']})"
+
+
+def _failure_banner(summary: dict) -> str:
+    return f"{len(summary['failed_checks'])} sanity check(s) FAILED: these robustness numbers may be overestimates"
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -528,6 +736,13 @@ def _figures(summary: dict) -> dict[str, bytes]:
     return figures
 
 
+def _texts(summary: dict) -> dict[str, Any]:
+    """The words both renderers put around the tables and figures."""
+    return {"captions": _captions(summary), "threat_facts": _threat_facts(summary),
+            "repro_facts": _reproducibility_facts(summary), "commands": _commands(summary),
+            "headline": _headline_text(summary), "banner": _failure_banner(summary)}
+
+
 def _render_html(summary: dict, tables: dict, figures: dict[str, bytes]) -> str:
     from importlib.resources import files
 
@@ -538,70 +753,74 @@ def _render_html(summary: dict, tables: dict, figures: dict[str, bytes]) -> str:
                                      trim_blocks=True, lstrip_blocks=True)
     images = {name: "data:image/png;base64," + base64.b64encode(data).decode() for name, data in figures.items()}
     colours = {m["label"]: m["colour"] for m in summary["models"]}
-    return environment.from_string(source).render(s=summary, t=tables, images=images, sections=SECTIONS,
-                                                  colours=colours, eps_text=_eps_text, pct=_pct)
+    return environment.from_string(source).render(s=summary, t=tables, x=_texts(summary), images=images,
+                                                  sections=SECTIONS, colours=colours)
 
 
 def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(headers: list, rows: list[list]) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+def _md_table(table: dict, bold_column: int | None = None) -> str:
+    """A pipe table; numeric columns right-aligned, ``bold_column`` (the headline) in bold."""
+    def row_cells(row):
+        cells = row["cells"] if isinstance(row, dict) else row
+        return [f"**{_md_cell(c)}**" if i == bold_column else _md_cell(c) for i, c in enumerate(cells)]
+
+    headers = table["headers"]
+    lines = ["| " + " | ".join(row_cells(headers)) + " |",
+             "|" + "".join("---:|" if i in table["numeric"] else "---|" for i in range(len(headers)))]
+    lines += ["| " + " | ".join(row_cells(row)) + " |" for row in table["rows"]]
     return "\n".join(lines)
 
 
+def _md_figure(key: str, alt: str, image_paths: dict[str, str], caption: str) -> list[str]:
+    return [f"![{alt}]({image_paths[key]})", "", f"*{_md_cell(caption)}*", ""]
+
+
 def _render_markdown(summary: dict, tables: dict, image_paths: dict[str, str]) -> str:
-    s, t = summary, tables
-    head = s["headline"]
+    s, t, x = summary, tables, _texts(summary)
+    captions = x["captions"]
     out = [f"# Robustness report: {s['experiment']}", "",
            f"Dataset **{s['dataset']}**, {len(s['models'])} model(s), generated {s['generated_at']}. "
-           f"Headline robust accuracy: per-example worst case over all attacks at {head['norm']} eps "
-           f"{_eps_text(head['eps']) if head['eps'] is not None else '–'} ({head['why']}).", ""]
+           f"Headline number: {x['headline']}.", ""]
     if s["failed_checks"]:
-        out += [f"> **{len(s['failed_checks'])} sanity check(s) FAILED** — the evaluation may be too weak:", ">"]
-        out += [f"> - **{c['model']}: {c['name']}** — {c['detail']}" for c in s["failed_checks"]]
+        out += [f"> **{x['banner']}**", ">"]
+        out += [f"> - **{c['model']}: {c['name']}** – {c['detail']}" for c in s["failed_checks"]]
         out.append("")
-    tm = s["threat_model"]
-    out += [f"## {SECTIONS['threat-model']}", "",
-            f"- examples: {', '.join(f'{k}: {v}' for k, v in tm['n'].items())} points of the "
-            f"{'/'.join(tm['split'])} split, the same seeded subset for every model",
-            f"- targeted: {' and '.join('yes' if v else 'no' for v in tm['targeted'])}"
-            + (f" ({tm['target_selection']})" if tm["target_selection"] else ""),
-            f"- norms: {', '.join(tm['norms'])}; worst case over {tm['worst_case_over']}",
-            f"- expensive attacks run as a cascade on the points the cheaper ones left standing: "
-            f"{', '.join(tm['cascade']) or 'none'}"]
-    if tm.get("autoattack"):
-        out.append(f"- AutoAttack: {tm['autoattack']}")
-    out += ["", _md_table(t["eps"]["headers"], t["eps"]["rows"]), "",
-            _md_table(t["attacks"]["headers"], t["attacks"]["rows"]), ""]
-    out += [f"## {SECTIONS['models']}", "",
-            _md_table(t["models"]["headers"][1:], [r["cells"] for r in t["models"]["rows"]]), ""]
+    else:
+        out += ["All applicable sanity checks passed (Carlini et al. 2019); see the checks below.", ""]
+    out += [f"## {SECTIONS['threat-model']}", ""]
+    out += [f"- **{term}**: {text}" for term, text in x["threat_facts"]]
+    out += ["", _md_table(t["eps"]), "", _md_table(t["attacks"]), ""]
+    column = t["models"]["checks_column"]
+    models = {**t["models"], "rows": [[f"**{c}**" if i == column and r["failed"] else c
+                                       for i, c in enumerate(r["cells"])] for r in t["models"]["rows"]]}
+    out += [f"## {SECTIONS['models']}", "", _md_table(models, bold_column=t["models"]["headline_column"]), "",
+            captions["models"], ""]
     for key in ("curves", "pareto", "transfer"):
         out += [f"## {SECTIONS[key]}", ""]
+        out += (_md_figure(key, SECTIONS[key], image_paths, captions[key]) if key in image_paths
+                else [captions[f"{key}_missing"], ""])
         if key == "transfer" and t["transfer"]:
-            out += [_md_table(t["transfer"]["headers"], t["transfer"]["rows"]), ""]
-        if key == "pareto" and t["store_note"]:
-            out += [t["store_note"], ""]
-        if key == "pareto":
-            out += [f"Front (clean accuracy, robust accuracy, parameters): {', '.join(s['pareto']['front']) or '–'}", ""]
-        out += ([f"![{SECTIONS[key]}]({image_paths[key]})", ""] if key in image_paths
-                else ["Not available (needs two or more models evaluated together).", ""])
-    out += [f"## {SECTIONS['examples']}", ""]
+            out += [_md_table(t["transfer"]), ""]
+    out += [f"## {SECTIONS['examples']}", "", captions["examples"], ""]
     for grid in s["grids"]:
-        out += [f"**{grid['model']}**: clean / adversarial / amplified perturbation", "",
-                f"![adversarial examples of {grid['model']}]({image_paths['grid-' + grid['model']]})", ""]
+        key = f"grid-{grid['model']}"
+        out += [f"### {grid['model']}", ""] + _md_figure(key, f"adversarial examples of {grid['model']}",
+                                                          image_paths, captions[key])
     if not s["grids"]:
-        out += ["No attack succeeded, so there are no adversarial examples to show.", ""]
-    out += [f"## {SECTIONS['checks']}", "",
-            _md_table(t["checks"]["headers"], [[*r["cells"][:2], f"**{r['cells'][2]}**" if r["passed"] is False
-                                                 else r["cells"][2], r["cells"][3]] for r in t["checks"]["rows"]]), ""]
-    out += [f"## {SECTIONS['details']}", "", _md_table(t["details"]["headers"], t["details"]["rows"]), ""]
-    out += [f"## {SECTIONS['reproducibility']}", "", _md_table(t["versions"]["headers"], t["versions"]["rows"]), "",
-            _md_table(t["runs"]["headers"], t["runs"]["rows"]), "", "Commands:", ""]
-    out += [f"```\n{command}\n```" for _, command in dict.fromkeys((None, c) for _, c in t["commands"])]
-    return "\n".join(out) + "\n"
+        out += [captions["examples_missing"], ""]
+    checks = {**t["checks"], "rows": [[*r["cells"][:2], f"**{r['cells'][2]}**" if r["passed"] is False
+                                       else r["cells"][2], r["cells"][3]] for r in t["checks"]["rows"]]}
+    out += [f"## {SECTIONS['checks']}", "", captions["checks"], "", _md_table(checks), ""]
+    out += [f"## {SECTIONS['details']}", "", _md_table(t["details"]), "", captions["details"], ""]
+    out += [f"## {SECTIONS['reproducibility']}", ""]
+    out += [f"- **{term}**: {text}" for term, text in x["repro_facts"]]
+    out += ["", _md_table(t["versions"]), "", _md_table(t["runs"]), "", "Commands:", ""]
+    for what, command in x["commands"]:
+        out += [f"{what}:", "", f"```\n{command}\n```", ""]
+    return "\n".join(out)
 
 
 def _log_report(tracking, summary: dict, result: ReportResult, extra: list[Path]) -> str:
@@ -613,8 +832,7 @@ def _log_report(tracking, summary: dict, result: ReportResult, extra: list[Path]
               "format": result.path.suffix.lstrip("."), "headline_eps": summary["headline"]["eps"],
               "headline_norm": summary["headline"]["norm"]}
     with evaluation_run(tracking, model_run_id=next(iter(model_runs)) if len(model_runs) == 1 else None,
-                        name="report", params=params) as run:
-        run.set_tag("nasbench.role_detail", "report")
+                        name="report", params=params, role="report") as run:
         run.set_tag("nasbench.covers_runs", ",".join(runs))
         run.log_metrics({"models": len(summary["models"]), "failed_checks": len(summary["failed_checks"])})
         run.log_artifact(result.path, "report")
@@ -624,8 +842,77 @@ def _log_report(tracking, summary: dict, result: ReportResult, extra: list[Path]
         return run.run_id
 
 
+def _equivalent_command(experiment_dir: Path, out: Path, format: str, models: list[str] | None,
+                        attacks: list[str] | None, headline_eps: float | None) -> str:
+    """The CLI call that makes the same report, for one built from Python."""
+    words = ["nasbench", "report", "--experiment", experiment_dir.name, "--experiments-dir", str(experiment_dir.parent)]
+    if models:
+        words += ["--models", ",".join(models)]
+    if attacks:
+        words += ["--attacks", ",".join(attacks)]
+    if headline_eps is not None:
+        words += ["--headline-eps", str(headline_eps)]
+    if format != "html":
+        words += ["--format", format]
+    return shlex.join([*words, "--out", str(out)])
+
+
+def _report_provenance(command: str, headline_eps: float | None) -> dict[str, Any]:
+    """How this report itself was made: its command and the code it ran, which may differ
+    from those of the evaluations it shows."""
+    from nasbench.store import collect_provenance
+
+    return {"command": command, "working_directory": os.getcwd(),  # the command's relative paths start there
+            "git_commit": collect_provenance().get("git_commit"), "headline_eps_given": headline_eps is not None}
+
+
+def _report_path(out: str | Path, format: str) -> Path:
+    out = Path(out)
+    if out.suffix.lower() == f".{format}":
+        return out
+    if out.suffix.lower() in (".html", ".md", ""):
+        return out.with_suffix(f".{format}")
+    return out.with_name(out.name + f".{format}")
+
+
+@contextlib.contextmanager
+def _writing_to(out: Path):
+    """An --out that cannot be written (a file where a folder should be, no permission, a full
+    disk) is the user's to fix: a UserError naming the path, not an internal error."""
+    try:
+        yield
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename and str(error.filename) != str(out) else ""
+        # mkdir(exist_ok=True) says "File exists" for a plain file where a folder should be.
+        reason = "not a folder" if isinstance(error, (FileExistsError, NotADirectoryError)) else error.strerror
+        raise UserError(f"cannot write the report to {out}: {where}{reason or error}") from None
+
+
+def _write_report(out: Path, format: str, summary: dict, tables: dict, figures: dict[str, bytes]) -> list[Path]:
+    """Write the report file (and, for Markdown, its images beside it); returns the images."""
+    extra: list[Path] = []
+    if format == "html":
+        out.write_text(_render_html(summary, tables, figures), encoding="utf-8")
+        summary["figures"] = sorted(figures)
+        return extra
+    folder = out.with_name(f"{out.stem}_files")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    paths = {}
+    for name, data in figures.items():
+        path = folder / f"{name}.png"
+        path.write_bytes(data)
+        extra.append(path)
+        paths[name] = f"{folder.name}/{path.name}"
+    out.write_text(_render_markdown(summary, tables, paths), encoding="utf-8")
+    summary["figures"] = paths
+    return extra
+
+
 def build_report(experiment_dir: str | Path, out: str | Path, format: str = "html", models: list[str] | None = None,
-                 attacks: list[str] | None = None, tracking=None, headline_eps: float | None = None) -> ReportResult:
+                 attacks: list[str] | None = None, tracking=None, headline_eps: float | None = None,
+                 command: str | None = None) -> ReportResult:
     """Write the robustness report of an experiment and its JSON summary.
 
     Args:
@@ -637,38 +924,29 @@ def build_report(experiment_dir: str | Path, out: str | Path, format: str = "htm
             artifacts of an MLflow run tagged with the evaluation runs it covers.
         headline_eps: the eps of the summary column and the Pareto plot (default: where
             the models differ most, see :func:`_choose_headline`).
+        command: the command line that asked for the report, shown in its reproducibility
+            block (default: this process's ``nasbench`` command, else the equivalent one).
 
-    Raises UserError for a missing experiment, no evaluations, unknown models or attacks.
+    Raises UserError for a missing experiment, no evaluations, unknown models or attacks,
+    and an ``out`` that cannot be written.
     """
+    from nasbench.evaluation import command_line
+
     if format not in ("html", "md"):
         raise UserError(f"report format must be html or md, not {format!r}")
     summary = collect_summary(experiment_dir, models, attacks, headline_eps)
-    out = Path(out)
-    if out.suffix.lower() != f".{format}":
-        out = out.with_suffix(f".{format}") if out.suffix.lower() in (".html", ".md", "") else \
-            out.with_name(out.name + f".{format}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _report_path(out, format)
+    command = command or command_line() or _equivalent_command(Path(experiment_dir), out, format, models, attacks,
+                                                                headline_eps)
+    summary["reproducibility"]["report"] = _report_provenance(command, headline_eps)
+    with _writing_to(out):  # before the plots: a bad --out fails in a second, not after them
+        out.parent.mkdir(parents=True, exist_ok=True)
     tables = _tables(summary)
     figures = _figures(summary)
-    extra: list[Path] = []
-    if format == "html":
-        out.write_text(_render_html(summary, tables, figures), encoding="utf-8")
-        summary["figures"] = sorted(figures)
-    else:
-        folder = out.with_name(f"{out.stem}_files")
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        paths = {}
-        for name, data in figures.items():
-            path = folder / f"{name}.png"
-            path.write_bytes(data)
-            extra.append(path)
-            paths[name] = f"{folder.name}/{path.name}"
-        out.write_text(_render_markdown(summary, tables, paths), encoding="utf-8")
-        summary["figures"] = paths
     json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(summary, indent=2, default=str))
+    with _writing_to(out):
+        extra = _write_report(out, format, summary, tables, figures)
+        json_path.write_text(json.dumps(summary, indent=2, default=str))
     result = ReportResult(path=out, json_path=json_path, failed_checks=len(summary["failed_checks"]))
     if tracking is not None:
         result.mlflow_run_id = _log_report(tracking, summary, result, extra)

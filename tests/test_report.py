@@ -7,11 +7,16 @@ import base64
 import io
 import json
 import re
+import shlex
 import shutil
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 
+import cssselect2
 import pytest
+import tinycss2
 from PIL import Image
+from tinycss2.color3 import parse_color
 
 from nasbench.cli import main
 from nasbench.report import SECTIONS, build_report
@@ -115,9 +120,10 @@ def test_html_report_has_every_section_decodable_images_and_matching_json(experi
         assert model["params"] == evaluation.record["model"]["params"]
         # The table shows exactly these numbers.
         row_start = page.cells.index(model["label"])
-        row = page.cells[row_start:row_start + 6 + len(EPS) + 1]
-        assert f"{100 * model['clean_acc']:.1f}%" == row[5]
-        for eps, cell in zip(EPS, row[6:]):
+        row = page.cells[row_start:row_start + 7 + len(EPS) + 1]
+        assert row[2] == (f"⚠ {model['failed_checks']} FAILED" if model["failed_checks"] else "none failed")
+        assert f"{100 * model['clean_acc']:.1f}%" == row[6]
+        for eps, cell in zip(EPS, row[7:]):
             assert cell == f"{100 * evaluation.report.robust_accuracy(eps):.1f}%"
         worst_curve = next(c for c in summary["curves"] if c["model"] == model["label"] and c["attack"] == "worst case")
         assert worst_curve["eps"] == EPS
@@ -146,18 +152,38 @@ def test_html_report_has_every_section_decodable_images_and_matching_json(experi
                                                                                   "report/report.json"}
 
 
-def test_failed_checks_are_shown_at_the_top(experiment, tmp_path):
-    experiment_dir, evaluations, _ = experiment
-    copy = tmp_path / "exp"
-    shutil.copytree(experiment_dir / "evaluations", copy / "evaluations")
-    path = copy / "evaluations" / evaluations[0].label / "evaluation.json"
-    record = json.loads(path.read_text())
-    check = next(c for c in record["report"]["checks"] if c["passed"] is not False)
-    check.update(passed=False, detail="robust accuracy rises from 10% to 40%")
-    path.write_text(json.dumps(record))
-    already = sum(len(e.report.failed_checks) for e in evaluations)  # tiny models may fail some for real
+def _copy_experiment(experiment_dir, to, edit=None):
+    """A copy of the experiment's evaluations; ``edit(record)`` may change each evaluation.json."""
+    shutil.copytree(experiment_dir / "evaluations", to / "evaluations")
+    for path in sorted((to / "evaluations").glob("*/evaluation.json")):
+        record = json.loads(path.read_text())
+        if edit is not None:
+            edit(record)
+        path.write_text(json.dumps(record))
+    return to
 
-    result = build_report(copy, tmp_path / "r.html")
+
+@pytest.fixture(scope="module")
+def failing(experiment, tmp_path_factory):
+    """The experiment with one more check of the first model set to FAIL, and its HTML report."""
+    experiment_dir, evaluations, _ = experiment
+    root = tmp_path_factory.mktemp("failing")
+    changed = {}
+
+    def fail_one_check(record):
+        if record["model"]["label"] == evaluations[0].label:
+            check = next(c for c in record["report"]["checks"] if c["passed"] is not False)
+            check.update(passed=False, detail="robust accuracy rises from 10% to 40%")
+            changed.update(check)
+
+    copy = _copy_experiment(experiment_dir, root / "exp", fail_one_check)
+    return build_report(copy, root / "r.html"), changed
+
+
+def test_failed_checks_are_shown_at_the_top(experiment, failing):
+    _, evaluations, _ = experiment
+    result, check = failing
+    already = sum(len(e.report.failed_checks) for e in evaluations)  # tiny models may fail some for real
     text = result.path.read_text()
     alert = text.index('class="alert"')
     assert alert < text.index('id="threat-model"')  # before everything else
@@ -166,6 +192,11 @@ def test_failed_checks_are_shown_at_the_top(experiment, tmp_path):
     assert f"{evaluations[0].label}: {check['name']}" in banner and "rises from 10% to 40%" in banner
     assert len(re.findall(r'<td class="fail">FAIL</td>', text)) == already + 1
     assert result.failed_checks == already + 1
+    # The models table marks the model too, not only the checks table.
+    failed = len(evaluations[0].report.failed_checks) + 1
+    assert re.search(rf'<td class="checks fail">⚠ {failed} FAILED</td>', text)
+    summary = json.loads(result.json_path.read_text())
+    assert next(m for m in summary["models"] if m["label"] == evaluations[0].label)["failed_checks"] == failed
 
 
 def test_markdown_report_with_images_beside(experiment, tmp_path):
@@ -188,10 +219,13 @@ def test_report_cli_and_bad_input(experiment, tmp_path, capsys):
     experiment_dir, evaluations, _ = experiment
     root = str(experiment_dir.parent)
     out = tmp_path / "cli.html"
-    assert main(["report", "--experiment", "exp", "--experiments-dir", root, "--out", str(out), "--no-tracking",
-                 "--models", evaluations[0].label]) == 0
+    argv = ["report", "--experiment", "exp", "--experiments-dir", root, "--out", str(out), "--no-tracking",
+            "--models", evaluations[0].label]
+    assert main(argv) == 0
     assert out.is_file() and str(out) in capsys.readouterr().out
-    assert [m["label"] for m in json.loads(out.with_suffix(".json").read_text())["models"]] == [evaluations[0].label]
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert [m["label"] for m in summary["models"]] == [evaluations[0].label]
+    assert summary["reproducibility"]["report"]["command"] == shlex.join(["nasbench", *argv])  # as typed
 
     for argv, message in [
         (["--experiment", "missing"], "no experiment 'missing'"),
@@ -209,3 +243,183 @@ def test_report_cli_and_bad_input(experiment, tmp_path, capsys):
     empty.mkdir(parents=True)
     assert main(["report", "--experiment", "empty", "--experiments-dir", str(empty.parent)]) == 2
     assert "has no evaluations" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- what a reader checks
+
+
+class _ElementTreeBuilder(HTMLParser):
+    """The report's HTML as an ElementTree, which cssselect2 matches selectors against."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+    def __init__(self):
+        super().__init__()
+        self.builder = ElementTree.TreeBuilder()
+        self.builder.start("document", {})
+
+    def handle_starttag(self, tag, attrs):
+        self.builder.start(tag, {name: value or "" for name, value in attrs})
+        if tag in self.VOID:
+            self.builder.end(tag)
+
+    def handle_endtag(self, tag):
+        if tag not in self.VOID:
+            self.builder.end(tag)
+
+    def handle_data(self, data):
+        self.builder.data(data)
+
+    def tree(self, text: str):
+        self.feed(text)
+        self.builder.end("document")
+        return self.builder.close()
+
+
+def _cascaded(page_html: str, selector: str) -> list[dict[str, str]]:
+    """The declarations the page's own stylesheet gives each element ``selector`` picks,
+    resolved by the CSS cascade (specificity, then order), as a browser would."""
+    style = re.search(r"<style>(.*?)</style>", page_html, re.S).group(1)
+    matcher = cssselect2.Matcher()
+    for order, rule in enumerate(tinycss2.parse_stylesheet(style, skip_whitespace=True, skip_comments=True)):
+        if rule.type != "qualified-rule":
+            continue
+        declarations = {d.lower_name: tinycss2.serialize(d.value).strip()
+                        for d in tinycss2.parse_declaration_list(rule.content, True, True) if d.type == "declaration"}
+        for compiled in cssselect2.compile_selector_list(rule.prelude):
+            matcher.add_selector(compiled, (order, declarations))
+    root = cssselect2.ElementWrapper.from_xml_root(_ElementTreeBuilder().tree(page_html))
+    result = []
+    for element in root.query_all(selector):
+        values = {}
+        for specificity, order, _, (_, declarations) in sorted(matcher.match(element)):
+            values.update(declarations)  # later (more specific, then later in the sheet) wins
+        result.append(values)
+    return result
+
+
+def _contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS colours."""
+    def luminance(colour):
+        parsed = parse_color(colour)
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+                  for c in (parsed.red, parsed.green, parsed.blue)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_fail_verdicts_are_readable(failing):
+    """A row rule once painted the FAIL cell pale pink under its white text."""
+    result, _ = failing
+    page = result.path.read_text()
+    cells = _cascaded(page, "td.fail")
+    marked = sum(1 for m in json.loads(result.json_path.read_text())["models"] if m["failed_checks"])
+    assert len(cells) == result.failed_checks + marked  # the checks table's cells and the models' marks
+    for values in cells:
+        background = values.get("background-color") or values["background"]
+        assert _contrast(values["color"], background) >= 4.5, values  # WCAG AA for body text
+    assert {v.get("white-space") for v in _cascaded(page, "pre")} == {"pre-wrap"}  # commands wrap
+
+
+def test_reproducibility_names_the_report_command_the_transfer_and_a_dirty_tree(experiment, tmp_path,
+                                                                             monkeypatch):
+    import subprocess
+
+    from nasbench.store import collect_provenance
+
+    experiment_dir, evaluations, _ = experiment
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=n", "-c", "user.email=n@example.org", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "code.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "code.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    (repo / "code.py").write_text("x = 2\n")  # an edit not committed
+    monkeypatch.chdir(repo)
+    commit = collect_provenance()["git_commit"]
+    assert re.fullmatch(r"[0-9a-f]{40} \(uncommitted changes\)", commit)
+
+    headline = json.loads((experiment_dir / "evaluations" / "transfer.json").read_text())["eps"]
+    result = build_report(experiment_dir, tmp_path / "r.html", attacks=["pgd-5"], headline_eps=headline)
+    text, summary = result.path.read_text(), json.loads(result.json_path.read_text())
+    report = summary["reproducibility"]["report"]
+    assert report["git_commit"] == commit and commit in text
+    # From Python, the equivalent CLI call, with the filters and the headline eps.
+    assert report["command"].startswith(f"nasbench report --experiment {experiment_dir.name} ")
+    assert "--attacks pgd-5" in report["command"] and f"--headline-eps {headline}" in report["command"]
+    assert report["command"] in text and str(repo) in text  # where its relative paths start
+    assert "attacks: pgd-5" in text and "given with --headline-eps" in text
+    transfer_command = summary["reproducibility"]["transfer_command"]
+    assert transfer_command and transfer_command in text
+    assert "white-space: pre-wrap" in text
+
+
+def test_markdown_says_what_the_html_says(experiment, tmp_path):
+    from html import unescape
+
+    from nasbench.report import _captions
+
+    experiment_dir, _, _ = experiment
+    html = build_report(experiment_dir, tmp_path / "r.html")
+    md = build_report(experiment_dir, tmp_path / "r.md", format="md")
+    summary = json.loads(html.json_path.read_text())
+    html_text, md_text = unescape(html.path.read_text()), md.path.read_text()
+    captions = _captions(summary)
+    for key in ("curves", "pareto", "transfer", *(f"grid-{g['model']}" for g in summary["grids"])):
+        assert captions[key] in html_text and captions[key] in md_text, key
+    # The headline column is marked, numbers right-aligned.
+    headline = f"worst case @ {summary['headline']['eps']:g} (headline)"
+    assert headline in html_text and f"**{headline}**" in md_text
+    models_header = next(line for line in md_text.splitlines() if line.startswith("| model | kind |"))
+    separator = md_text.splitlines()[md_text.splitlines().index(models_header) + 1]
+    assert separator == "|---|---|---|" + "---:|" * (4 + len(EPS)) + "---|"
+    for model in summary["models"]:
+        robust = f"**{100 * model['robust_acc']:.1f}%**"
+        row = next(line for line in md_text.splitlines() if line.startswith(f"| {model['label']} | "))
+        assert robust in row
+
+
+def test_one_order_one_colour_and_plain_words(experiment, tmp_path):
+    experiment_dir, evaluations, _ = experiment
+    full = json.loads(build_report(experiment_dir, tmp_path / "all.html").json_path.read_text())
+    labels = [m["label"] for m in full["models"]]
+    # The transfer matrix follows the models table, whatever order the models were attacked in.
+    assert full["transfer"]["sources"] == full["transfer"]["targets"] == labels
+    # A model keeps its colour when the report shows it alone.
+    last = labels[-1]
+    alone = json.loads(build_report(experiment_dir, tmp_path / "one.html", models=[last]).json_path.read_text())
+    assert alone["models"][0]["colour"] == full["models"][-1]["colour"] != full["models"][0]["colour"]
+    text = (tmp_path / "all.html").read_text()
+    # Each grid names the attacks that made its examples.
+    for grid in full["grids"]:
+        record = next(e for e in evaluations if e.label == grid["model"]).record
+        made_by = {a for e in record["report"]["examples"] for a in e["attacks"]}
+        assert grid["attacks"] and set(grid["attacks"]) <= made_by
+        assert all(attack in text for attack in grid["attacks"])
+    assert "eps (pixel scale 0–1)" in text
+    assert "<th class=\"num\">points broken (so far)</th>" in text and ">broken<" not in text
+
+
+def test_norms_list_every_attack_that_ran(experiment, tmp_path):
+    """An unbounded L2 attack (DeepFool) has no worst-case curve but is part of the threat model."""
+    from nasbench.report import collect_summary
+
+    experiment_dir, _, _ = experiment
+    deepfool = {"name": "deepfool", "norm": "L2", "eps": None, "steps": 50, "restarts": 1, "targeted": False}
+    copy = _copy_experiment(experiment_dir, tmp_path / "exp",
+                            lambda record: record["report"]["threat_model"]["attacks"].append(deepfool))
+    assert collect_summary(copy)["threat_model"]["norms"] == ["Linf", "L2"]
+
+
+def test_an_out_that_cannot_be_written_is_a_user_error(experiment, tmp_path, capsys):
+    experiment_dir, _, _ = experiment
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file where the report's folder should be")
+    code = main(["report", "--experiment", "exp", "--experiments-dir", str(experiment_dir.parent), "--no-tracking",
+                 "--out", str(blocker / "report.html")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "cannot write the report to" in err and "internal error" not in err

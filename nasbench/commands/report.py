@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from nasbench.config import StrictModel, add_config_argument, resolve, split_list
+from nasbench.config import StrictModel, TrackingUri, add_config_argument, resolve, split_list
 from nasbench.errors import UserError
 
 HELP = "robustness report of an experiment as self-contained HTML (or Markdown) plus JSON"
@@ -37,7 +37,7 @@ class ReportCommandConfig(StrictModel):
     models: list[str] | None = None
     attacks: list[str] | None = None
     headline_eps: str | None = None
-    tracking_uri: str | None = None
+    tracking_uri: TrackingUri = None
     no_tracking: bool = False
 
     @field_validator("models", "attacks", mode="before")
@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attacks", type=split_list, help="only these attacks (names or labels such as pgd-10)")
     parser.add_argument("--headline-eps", help="eps of the summary column and the Pareto plot, e.g. 0.1 or 8/255 "
                                                "(default: where the models' robust accuracy is about half the clean)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the experiment's mlflow.db, if any)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the experiment's search "
+                                                          "recorded, else its mlflow.db, if any)")
     parser.add_argument("--no-tracking", action="store_true", default=None, help="do not log the report to MLflow")
 
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from nasbench.evaluation import experiment_path, parse_one_eps
+    from nasbench.evaluation import command_line, experiment_path, parse_one_eps
     from nasbench.report import build_report
 
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
@@ -75,17 +76,15 @@ def run(args: argparse.Namespace) -> int:
     headline = None if config.headline_eps is None else parse_one_eps(config.headline_eps, "--headline-eps")
     tracking = None
     if not config.no_tracking:
-        from nasbench.tracking import TrackingConfig
+        from nasbench.tracking import TrackingConfig, experiment_tracking_uri, missing_local_store
 
-        if config.tracking_uri:
-            tracking = TrackingConfig(config.tracking_uri, config.experiment)
-        elif (experiment_dir / "mlflow.db").is_file():  # only where the evaluations were tracked
-            from nasbench.tracking import default_tracking_uri
-
-            tracking = TrackingConfig(default_tracking_uri(experiment_dir), config.experiment)
+        uri = experiment_tracking_uri(experiment_dir, config.tracking_uri)
+        # only where the evaluations were tracked: never a new, empty local store
+        if config.tracking_uri or missing_local_store(uri) is None:
+            tracking = TrackingConfig(uri, config.experiment)
     out = config.out or experiment_dir / f"report.{config.format}"
     result = build_report(experiment_dir, out, format=config.format, models=config.models, attacks=config.attacks,
-                          tracking=tracking, headline_eps=headline)
+                          tracking=tracking, headline_eps=headline, command=command_line(getattr(args, "argv", None)))
     console = Console()
     if result.failed_checks:
         console.print(f"[bold red]{result.failed_checks} sanity check(s) FAILED[/] (shown at the top of the report)")
