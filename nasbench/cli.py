@@ -14,11 +14,12 @@ import argparse
 import importlib
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from nasbench import __version__
 from nasbench.config import add_config_argument, config_as_flags
-from nasbench.errors import UserError
+from nasbench.errors import DoubtfulInput, UserError
 
 COMMANDS = ["demo", "search", "train", "attack", "report", "bench", "describe", "ui"]
 
@@ -90,7 +91,18 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction |
     return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, DoubtfulInput):
+        print(f"nasbench: warning: {message}", file=sys.stderr)
+    else:
+        _show_library_warning(message, category, filename, lineno, file, line)
+
+
+_show_library_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]
     try:

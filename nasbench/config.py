@@ -47,10 +47,19 @@ TRACKING_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "m
 
 
 def _tracking_uri(value: str | None) -> str | None:
-    scheme = value.partition("://")[0].partition("+")[0].lower() if value and "://" in value else ""
-    if scheme and scheme not in TRACKING_SCHEMES:
+    """Check the scheme, and make a local store's path absolute: the URI is recorded, and
+    later commands run from other folders."""
+    if not value:
+        return value
+    if "://" not in value:  # a plain path: MLflow's file store
+        return str(Path(value).expanduser().resolve())
+    scheme = value.partition("://")[0].partition("+")[0].lower()
+    if scheme not in TRACKING_SCHEMES:
         raise ValueError(f"MLflow cannot track to {scheme}:// (use a path, sqlite:///FILE, http(s)://HOST:PORT "
                          "or a database URL)")
+    path = value.removeprefix("sqlite:///")
+    if value.startswith("sqlite:///") and path and not path.startswith("/") and path != ":memory:":
+        return f"sqlite:///{Path(path).expanduser().resolve()}"
     return value
 
 

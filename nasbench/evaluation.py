@@ -371,13 +371,16 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(temporary, path)
 
 
-def _write_bundle(directory: Path, report, class_names) -> dict[str, str | None]:
+GRID_EXAMPLES = 8  # columns of an evaluation's example grid
+
+
+def _write_bundle(directory: Path, report, class_names) -> dict[str, Any]:
     from attacks import save_example_grid
 
     directory.mkdir(parents=True, exist_ok=True)
     for name in BUNDLE_FILES:  # a re-run replaces the whole bundle, never mixes two runs
         (directory / name).unlink(missing_ok=True)
-    files: dict[str, str | None] = {"examples": None, "grid": None}
+    files: dict[str, Any] = {"examples": None, "grid": None, "grid_shows": None}
     if report.examples:
         files["examples"] = report.save_examples(directory / "examples.safetensors")
         # The engine keeps each example at the smallest sweep eps that broke it; the set of
@@ -387,8 +390,10 @@ def _write_bundle(directory: Path, report, class_names) -> dict[str, str | None]
             {"clean": shown.clean, "adversarial": shown.adversarial, "labels": shown.labels,
              "clean_pred": shown.clean_pred, "adv_pred": shown.adv_pred,
              "title": f"{shown.norm} eps <= {shown.eps:.4g} (each at the smallest sweep eps that broke it)"},
-            directory / "grid.png", class_names=class_names)
+            directory / "grid.png", class_names=class_names, max_examples=GRID_EXAMPLES)
         files["grid"] = str(grid)
+        # what the grid's columns are, for the report's caption
+        files["grid_shows"] = {"norm": shown.norm, "eps": shown.eps, "attacks": list(shown.attacks)[:GRID_EXAMPLES]}
     return files
 
 
@@ -549,7 +554,7 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
             "targeted": targeted,
             "report": report.to_dict(),
             "files": {"examples": "examples.safetensors" if files["examples"] else None,
-                      "grid": "grid.png" if files["grid"] else None},
+                      "grid": "grid.png" if files["grid"] else None, "grid_shows": files["grid_shows"]},
             "command": command,
             "versions": {k: v for k, v in provenance.items() if k != "git_commit"},
             "git_commit": provenance.get("git_commit"),

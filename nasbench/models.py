@@ -39,13 +39,21 @@ def resolve_spec(name_or_path: str) -> dict:
                         "or give an architecture .json file)")
     data = read_json(path, "architecture")
     if data.get("kind") == "classic":  # a checkpoint's arch.json for a classic model
-        if data.get("name") not in list_models():
-            raise UserError(f"architecture {path}: unknown classic model {data.get('name')!r}")
-        return data
+        return checked_classic_spec(data, path)
     try:
         return arch_to_dict(arch_from_dict(data))
     except (InvalidArchitecture, TypeError, KeyError, ValueError) as error:
         raise UserError(f"architecture {path}: {error}") from None
+
+
+def checked_classic_spec(spec: dict, path: Path) -> dict:
+    """``{"kind": "classic", "name": ...}`` read from ``path``, its name a registered model."""
+    from search_spaces import list_models
+
+    if spec.get("name") not in list_models():
+        raise UserError(f"architecture {path}: unknown classic model {spec.get('name')!r} "
+                        f"(choose from {', '.join(list_models())})")
+    return spec
 
 
 def spec_label(spec: dict) -> str:

@@ -176,19 +176,6 @@ def _model_colours(labels: list[str]) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 
 
-# attacks.save_example_grid draws the first 8 examples (its max_examples default).
-GRID_COLUMNS = 8
-
-
-def _grid_shown(examples: list[dict]) -> dict[str, Any]:
-    """The norm, eps and attack of each column of a model's grid.png: evaluation._write_bundle
-    draws the examples kept at the largest eps of the first norm."""
-    if not examples:
-        return {"norm": None, "eps": None, "attacks": []}
-    shown = max((e for e in examples if e["norm"] == examples[0]["norm"]), key=lambda e: _finite(e["eps"]))
-    return {"norm": shown["norm"], "eps": shown["eps"], "attacks": list(shown.get("attacks") or [])[:GRID_COLUMNS]}
-
-
 def collect_summary(experiment_dir: str | Path, models: list[str] | None = None, attacks: list[str] | None = None,
                     headline_eps: float | None = None) -> dict[str, Any]:
     """Every number the report shows, as a JSON-able dict (also written beside the report)."""
@@ -314,7 +301,8 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
 
     checks = [{"model": r["model"]["label"], **c} for r in records for c in r["report"]["checks"]]
     grids = [{"model": r["model"]["label"], "file": str(Path(r["_dir"]) / r["files"]["grid"]),
-              "examples": r["report"].get("examples", []), **_grid_shown(r["report"].get("examples") or [])}
+              "examples": r["report"].get("examples", []),
+              **(r["files"].get("grid_shows") or {"norm": None, "eps": None, "attacks": []})}
              for r in records if (r.get("files") or {}).get("grid") and (Path(r["_dir"]) / r["files"]["grid"]).is_file()]
     reproducibility = {
         "versions": records[0].get("versions", {}),
@@ -925,19 +913,17 @@ def build_report(experiment_dir: str | Path, out: str | Path, format: str = "htm
         headline_eps: the eps of the summary column and the Pareto plot (default: where
             the models differ most, see :func:`_choose_headline`).
         command: the command line that asked for the report, shown in its reproducibility
-            block (default: this process's ``nasbench`` command, else the equivalent one).
+            block (default: the equivalent ``nasbench report`` command).
 
     Raises UserError for a missing experiment, no evaluations, unknown models or attacks,
     and an ``out`` that cannot be written.
     """
-    from nasbench.evaluation import command_line
-
     if format not in ("html", "md"):
         raise UserError(f"report format must be html or md, not {format!r}")
     summary = collect_summary(experiment_dir, models, attacks, headline_eps)
     out = _report_path(out, format)
-    command = command or command_line() or _equivalent_command(Path(experiment_dir), out, format, models, attacks,
-                                                                headline_eps)
+    # not this process's argv: inside `nasbench demo` that would name the whole demo
+    command = command or _equivalent_command(Path(experiment_dir), out, format, models, attacks, headline_eps)
     summary["reproducibility"]["report"] = _report_provenance(command, headline_eps)
     with _writing_to(out):  # before the plots: a bad --out fails in a second, not after them
         out.parent.mkdir(parents=True, exist_ok=True)

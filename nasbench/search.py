@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ SCHEDULERS = ("fifo", "asha", "hyperband")
 SPACES = ("macro", "cell")
 # Flags that only say how to run, not what to search: a resumed search takes them anew.
 RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume",
-                  "progress", "threads", "device")
+                  "progress", "threads", "device", "amp", "channels_last")
 STUDY_NAME = "search"
 
 
@@ -204,6 +205,17 @@ def repair_journal(path: Path) -> None:
     if data and not data.endswith(b"\n"):
         with open(path, "r+b") as handle:
             handle.truncate(data.rfind(b"\n") + 1)
+
+
+def first_unreadable_line(journal: Path) -> int | None:
+    """The number of the journal's first line that is not JSON, or None."""
+    with open(journal, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                json.loads(line)
+            except ValueError:
+                return number
+    return None
 
 
 def optuna_storage(directory: Path):
@@ -491,16 +503,23 @@ def trial_resources(config: SearchConfig) -> dict[str, float]:
     return resources
 
 
-def check_resources_fit(resources: dict[str, float]) -> None:
-    """A trial asking for more than the whole Ray cluster has is a UserError."""
+def check_resources_fit(resources: dict[str, float], cluster: bool = False) -> None:
+    """A trial asking for more than the Ray runtime has would wait forever: a UserError.
+
+    On a cluster (``--address``) an autoscaler may still add nodes, so there it is a
+    warning on stderr instead.
+    """
     import ray
 
     available = ray.cluster_resources()
     for name, flag in (("cpu", "--cpus-per-trial"), ("gpu", "--gpus-per-trial")):
         asked, has = resources.get(name, 0.0), available.get(name.upper(), 0.0)
         if asked > has:
-            raise UserError(f"each trial asks for {asked:g} {name.upper()}(s) ({flag}), but the Ray cluster has "
-                            f"{has:g}")
+            problem = f"each trial asks for {asked:g} {name.upper()}(s) ({flag}), but the Ray cluster has {has:g}"
+            if not cluster:
+                raise UserError(problem)
+            print(f"nasbench search: warning: {problem} now; trials wait until nodes that have them join",
+                  file=sys.stderr)
 
 
 def _short(error: BaseException) -> str:
@@ -535,14 +554,19 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     callbacks on the driver.
     """
     started = time.perf_counter()
-    # A new experiment's inputs are checked before its folder exists: a typo must not
-    # leave behind an experiment that the corrected command then refuses to overwrite.
-    inputs = None if config.resume else _check_inputs(config)
+    if config.resume:  # what to search, and where, comes from the saved config; reopening writes nothing
+        config, directory = prepare_experiment(config)
+    # A new experiment's inputs and resources are checked before its folder exists: a typo
+    # must not leave behind an experiment that the corrected command refuses to overwrite.
+    dataset, space = _check_inputs(config)
+    from nasbench.train import warn_about_augmentation
+
+    warn_about_augmentation(config.dataset, config.augment)  # the trials' warnings stay in their workers
     _configure_ray_environment()
     ensure_ray(config.address)
-    check_resources_fit(trial_resources(config))  # Tune would wait for them forever
-    config, directory = prepare_experiment(config)
-    dataset, space = inputs or _check_inputs(config)
+    check_resources_fit(trial_resources(config), cluster=config.address is not None)
+    if not config.resume:
+        config, directory = prepare_experiment(config)
 
     from search_spaces import arch_hash, arch_to_dict
 
@@ -557,9 +581,12 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
         study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
                                     load_if_exists=True,
                                     directions=["maximize" if m == "max" else "minimize" for m in modes])
-    except (ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
-        raise UserError(f"experiment {directory.name}: {directory / 'optuna.journal'} cannot be read "
-                        f"({_short(error)}); keep a copy, and remove it to start the search over") from None
+    except ValueError:  # json.JSONDecodeError is one: a damaged journal, or something else
+        bad_line = first_unreadable_line(directory / "optuna.journal")
+        if bad_line is None:
+            raise
+        raise UserError(f"experiment {directory.name}: line {bad_line} of {directory / 'optuna.journal'} is not "
+                        "JSON; keep a copy, and remove it to start the search over") from None
     before = study_progress(study)
     remaining = max(0, config.trials - before["finished"])
     resume_numbers = before["running"][:remaining]
@@ -568,14 +595,16 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     # described once, here where the data is loaded: the trials log it as their input
     dataset_description = search_run.log_dataset(dataset) if search_run else None
     store_path = str(Path(config.store).expanduser().resolve()) if config.store else str(directory / "benchmark.db")
-    from nasbench.store import Benchmark
+    from nasbench.store import Benchmark, journal_mode_for
 
-    Benchmark(store_path).close()  # create the schema once, before workers race to
+    store_journal = journal_mode_for(Path(store_path))  # the workers use the driver's choice
+    Benchmark(store_path, journal_mode=store_journal).close()  # create the schema once, before workers race to
     train_cfg = config.train_config()
     context = TrialContext(
         dataset=config.dataset, data_dir=str(Path(config.data_dir).expanduser().resolve()),
         val_fraction=config.val_fraction, seed=config.seed, space=config.space,
         train=train_cfg.model_dump(), objectives=tuple(config.objectives), store_path=store_path,
+        store_journal=store_journal,
         replay_path=str(Path(config.replay).resolve()) if config.replay else None,
         tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
         dataset_description=dataset_description,
@@ -846,8 +875,9 @@ def _register_best(config, summary, dataset, tracking, search_run, directory) ->
     MLflow model of its trial run, registered under the experiment's name in rank order;
     the winners also get the aliases ``best-val`` / ``best-robust``."""
     from nasbench.checkpoint import load_checkpoint
-    from nasbench.tracking import log_model, registered_model_name
+    from nasbench.tracking import log_model, registered_model_name, registered_version, set_aliases
 
+    name = registered_model_name(tracking)
     aliases = _aliases(config, summary.best)
     exported = {row["trial"] for row in summary.best[: config.export_top]}
     for row in summary.best:
@@ -857,9 +887,13 @@ def _register_best(config, summary, dataset, tracking, search_run, directory) ->
         run_id = find_trial_run(tracking, search_run.run_id, row["trial"])
         if run_id is None or not (checkpoint / "model.safetensors").is_file():
             continue  # answered from a shared store or a replay: no weights here
+        version = registered_version(tracking, name, run_id)
+        if version is not None:  # registered by an earlier run of this search (a resume)
+            set_aliases(tracking, name, version, aliases.get(row["trial"], []))
+            continue
         model, arch, meta = load_checkpoint(checkpoint)
-        log_model(tracking, run_id, model, dataset.val.x[:2].cpu(), registered_model_name(tracking),
-                  aliases.get(row["trial"], []), arch=arch, meta=meta)
+        log_model(tracking, run_id, model, dataset.val.x[:2].cpu(), name, aliases.get(row["trial"], []),
+                  arch=arch, meta=meta)
 
 
 def _aliases(config, rows: list[dict]) -> dict[int, list[str]]:

@@ -127,7 +127,7 @@ _V1 = [
         test_acc      REAL,
         params        INTEGER,
         macs          INTEGER,
-        latency_ms    REAL,
+        latency_ms    REAL,   -- one image on `device`, best of 20 passes after 2 warm-ups
         device        TEXT,
         train_seconds REAL,
         mlflow_run_id TEXT,
@@ -546,13 +546,17 @@ class Benchmark:
         path: the database file; created (with its directory's existing parent) when absent.
         create: when False, a missing file is an error instead of a new benchmark.
         timeout: seconds a writer waits for the write lock held by another process.
+        journal_mode: ``"wal"`` or ``"delete"``; by default :func:`journal_mode_for` the
+            path. Every process that opens one file must use the same mode: a search's
+            workers take the driver's choice.
 
     Raises:
         BenchmarkError: the path is a directory, is not a SQLite file, is another
             program's database, is corrupt, or was written by a newer schema.
     """
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True, timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike, *, create: bool = True, timeout: float = 60.0,
+                 journal_mode: str | None = None):
         self.path = Path(path)
         self.timeout = float(timeout)
         self._check_path(create)
@@ -566,7 +570,7 @@ class Benchmark:
             raise BenchmarkError(f"cannot open benchmark {self.path}: {error}") from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            self.journal_mode = journal_mode_for(self.path)
+            self.journal_mode = journal_mode or journal_mode_for(self.path)
             self._set_journal_mode(self.journal_mode)
             self._conn.execute("PRAGMA foreign_keys = ON")
             # With WAL, NORMAL loses nothing when a process dies; only a power cut

@@ -875,11 +875,22 @@ def log_model(cfg: TrackingConfig, run_id: str, model, input_example,
     finally:
         model.train(was_training)
     if registered_name is not None:
-        version = str(info.registered_model_version)
-        for alias in aliases:
-            client.set_registered_model_alias(registered_name, alias, version)
+        set_aliases(cfg, registered_name, str(info.registered_model_version), aliases)
     client.set_tag(run_id, "nasbench.model_uri", info.model_uri)
     return info.model_uri
+
+
+def registered_version(cfg: TrackingConfig, registered_name: str, run_id: str) -> str | None:
+    """The registry version of ``registered_name`` logged from ``run_id``, if there is one."""
+    versions = _client(cfg.tracking_uri).search_model_versions(
+        f"name = '{registered_name}' and run_id = '{run_id}'")
+    return str(max(int(v.version) for v in versions)) if versions else None
+
+
+def set_aliases(cfg: TrackingConfig, registered_name: str, version: str, aliases: Iterable[str]) -> None:
+    client = _client(cfg.tracking_uri)
+    for alias in aliases:
+        client.set_registered_model_alias(registered_name, alias, version)
 
 
 def _write_checkpoint(directory: Path, model, arch: dict, meta: dict) -> list[Path]:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench.config import TrainConfig
-from nasbench.errors import UserError
+from nasbench.errors import DoubtfulInput, UserError
 from nasbench.data import Dataset, Split
 
 
@@ -144,6 +144,12 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_step
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+def warn_about_augmentation(dataset: str, augment: list[str]) -> None:
+    if "flip" in augment and dataset.partition(":")[0] in MIRROR_SENSITIVE:
+        warnings.warn(f"--augment flip on {dataset}: a mirrored digit is not the same digit", DoubtfulInput,
+                      stacklevel=3)
+
+
 def make_augmentation(names: list[str], num_classes: int, image_size: tuple[int, int]) -> Callable | None:
     """Batch augmentation from torchvision.transforms.v2, or None when there is none.
 
@@ -208,8 +214,7 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
     steps_per_epoch = len(batches)
     optimizer = make_optimizer(model, cfg)
     schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
-    if "flip" in (augment or []) and dataset.name.partition(":")[0] in MIRROR_SENSITIVE:
-        warnings.warn(f"--augment flip on {dataset.name}: a mirrored digit is not the same digit", stacklevel=2)
+    warn_about_augmentation(dataset.name, augment or [])
     augmentation = make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:])
     perturb = None
     if cfg.adv != "none":

@@ -75,6 +75,7 @@ class TrialContext:
     train: dict[str, Any]                     # a TrainConfig dump; epochs is the budget
     objectives: tuple[str, ...] = ("val_acc",)
     store_path: str | None = None
+    store_journal: str | None = None          # chosen by the driver (nasbench.store.journal_mode_for)
     replay_path: str | None = None
     tracking: Any = None                      # nasbench.tracking.TrackingConfig or None
     parent_run_id: str | None = None
@@ -104,10 +105,10 @@ def _dataset(name: str, data_dir: str, seed: int, val_fraction: float):
 
 
 @lru_cache(maxsize=4)
-def _benchmark(path: str):
+def _benchmark(path: str, journal_mode: str | None = None):
     from nasbench.store import Benchmark
 
-    return Benchmark(path)
+    return Benchmark(path, journal_mode=journal_mode)
 
 
 def _report(metrics: dict) -> None:
@@ -183,7 +184,8 @@ def _evaluate(arch: dict, arch_hash: str, context: TrialContext, recorder, base:
     """The trial's final metrics; raises on failure."""
     # 1. the store already knows this (hash, dataset, budget, seed): answer from it
     if context.store_path is not None:
-        row = _benchmark(context.store_path).lookup(arch_hash, context.dataset, context.budget, context.seed)
+        row = _benchmark(context.store_path, context.store_journal).lookup(arch_hash, context.dataset,
+                                                                           context.budget, context.seed)
         if row is not None and row["status"] == "ok" and _has_objectives(row, context):
             return {**_row_metrics(row), "status": "deduplicated"}
     # 2. replay a recorded benchmark: per-epoch curve, simulated time, no training
@@ -269,8 +271,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
         "device": str(result.device),
         "epoch": cfg.epochs,
     }
-    metrics["latency_ms"] = _latency_ms(model, dataset.input_shape, result.device,
-                                        repeats=20 if "latency" in context.objectives else 5)
+    metrics["latency_ms"] = _latency_ms(model, dataset.input_shape, result.device)
     robust = []
     if context.robust is not None:
         robust = _robust(model, dataset, context.robust, context.seed)
@@ -298,18 +299,17 @@ def trial_device(requested: str) -> str:
     return "cuda" if ray.get_gpu_ids() else "cpu"
 
 
-def _latency_ms(model, input_shape, device: str, repeats: int) -> float:
-    """Single-image inference latency on the training device, best of ``repeats`` timed
-    passes after 2 warm-up ones: the quantity ``nasbench attack`` reports (ms/image, best
-    of 20), so the store's latency_ms means one thing. Measured for every trained trial;
-    20 passes when latency is an objective, else 5 -- 7 forward passes of one image, a few
+def _latency_ms(model, input_shape, device: str) -> float:
+    """Single-image inference latency on the training device, best of 20 timed passes
+    after 2 warm-up ones: the quantity ``nasbench attack`` reports (ms/image, best of 20),
+    so the store's latency_ms means one thing. 22 forward passes of one image: a few
     milliseconds for a search's networks, next to seconds of training."""
     import torch
 
     from search_spaces import measure_latency
 
     with torch.random.fork_rng():  # random inputs: leave the trial's RNG (the attack's) alone
-        latency = measure_latency(model, input_shape, batch_size=1, device=device, warmup=2, repeats=repeats)
+        latency = measure_latency(model, input_shape, batch_size=1, device=device, warmup=2, repeats=20)
     return float(latency.min_ms)
 
 
@@ -355,7 +355,7 @@ def _record_ok(context, arch, arch_hash, metrics, run_id, curves, robust=()) -> 
     if context.store_path is None:
         return
     clean_curves = [{k: v for k, v in entry.items() if k == "epoch" or _finite(v)} for entry in curves]
-    _benchmark(context.store_path).record(_store_row(
+    _benchmark(context.store_path, context.store_journal).record(_store_row(
         context, arch, arch_hash, "ok", curves=clean_curves,
         train_acc=metrics.get("train_acc"), val_acc=metrics.get("val_acc"), test_acc=metrics.get("test_acc"),
         params=metrics.get("params"), macs=metrics.get("macs"), latency_ms=metrics.get("latency_ms"),
@@ -367,7 +367,7 @@ def _record_failure(context, arch, arch_hash, reason, run_id) -> None:
     if context.store_path is None:
         return
     try:
-        _benchmark(context.store_path).record(_store_row(
+        _benchmark(context.store_path, context.store_journal).record(_store_row(
             context, arch, arch_hash, "failed", reason=reason, mlflow_run_id=run_id))
     except Exception:  # noqa: BLE001 - the store refusing the row must not hide the failure
         pass

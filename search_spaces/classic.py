@@ -127,16 +127,13 @@ def lenet5(input_shape, variant: str) -> Arch:
 
     C1 (6 5x5 filters) - S2 (2x2 average subsampling) - C3 (16 5x5) - S4 - C5 (120) -
     F6 (84) - output, with tanh. On 32x32x1 and 10 classes: 61,706 parameters. The
-    small variant pads C1 by 2, the customary MNIST LeNet-5 (61,706 parameters on
-    28x28 too); under 28 px it pads C3 as well, so that 8x8 digits fit.
+    small variant pads both convolutions by 2 (as MNIST LeNets pad C1) so 8x8 fits.
     """
-    _, h, w = check_input_shape(input_shape)
-    c1_padding = "valid" if variant == "paper" else 2
-    c3_padding = 2 if variant == "small" and min(h, w) < 28 else "valid"
+    padding = "valid" if variant == "paper" else 2
     subsample = Pool("avg", 2, 2)
     return Arch(
-        layers=(_conv(6, 5, padding=c1_padding, act="tanh", pool=subsample),
-                _conv(16, 5, padding=c3_padding, act="tanh", pool=subsample)),
+        layers=(_conv(6, 5, padding=padding, act="tanh", pool=subsample),
+                _conv(16, 5, padding=padding, act="tanh", pool=subsample)),
         head=Head(pool="flatten", dense=(120, 84), activation="tanh"),
         name=f"lenet5-{variant}",
     )

@@ -217,3 +217,20 @@ def test_evaluate_models_python_api(checkpoint, digits, tmp_path):
     assert calls and calls[-1][0] == "mine" and calls[-1][1] == calls[-1][2]  # the bar ends full
     assert [r["model"]["label"] for r in read_evaluations(tmp_path)] == ["mine"]
     assert evaluation.store_status.startswith("no benchmark store")
+
+
+def test_a_store_the_search_recorded_and_that_is_gone_is_not_created_anew(tmp_path, monkeypatch, capsys):
+    from nasbench.search import SearchConfig
+
+    monkeypatch.chdir(tmp_path)
+    # a relative store is recorded with its absolute path: later commands run from other folders
+    recorded = SearchConfig(tracking_uri="sqlite:///elsewhere.db").tracking_uri
+    assert recorded == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    experiment = tmp_path / "experiments" / "gone"
+    experiment.mkdir(parents=True)
+    (experiment / "config.yaml").write_text(f"dataset: digits\ntracking_uri: {recorded}\n")
+    assert main(["attack", "--model", "lenet5", "--experiment", "gone", "--experiments-dir",
+                 str(tmp_path / "experiments")]) == 2
+    err = capsys.readouterr().err
+    assert f"was tracked to {recorded}, and that store does not exist" in err and err.count("\n") == 1
+    assert not (tmp_path / "elsewhere.db").exists() and not (experiment / "mlflow.db").exists()

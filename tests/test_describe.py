@@ -143,6 +143,9 @@ def test_cli_checkpoint_directory_and_classic_spec(tmp_path, capsys):
     arch_json = str(tmp_path / "ckpt" / "arch.json")
     assert main(["describe", "--model", arch_json, "--input", "1x32x32", "--variant", "paper", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["params"] == 61_706
+    (tmp_path / "nameless.json").write_text('{"kind": "classic"}')
+    assert main(["describe", "--model", str(tmp_path / "nameless.json"), "--input", "1x8x8"]) == 2
+    assert "unknown classic model None" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -311,7 +311,8 @@ def _contrast(first: str, second: str) -> float:
 
 
 def test_fail_verdicts_are_readable(failing):
-    """A row rule once painted the FAIL cell pale pink under its white text."""
+    """Every FAIL cell, in the checks table and in the models table, is white on red: a failed
+    row's pale background must not win the cascade over the verdict's own colours."""
     result, _ = failing
     page = result.path.read_text()
     cells = _cascaded(page, "td.fail")

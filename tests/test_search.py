@@ -128,6 +128,19 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
     assert client.get_model_version_by_alias("nasbench-first", "best-val").run_id == exported_runs[0]
 
 
+def test_a_resume_with_nothing_left_registers_no_model_again(trained, tracking_uri):
+    from mlflow import MlflowClient
+
+    tmp_path, summary = trained
+    client = MlflowClient(tracking_uri)
+    before = sorted((v.version, v.run_id) for v in client.search_model_versions("name = 'nasbench-first'"))
+    again = run_search(config(tmp_path, experiment="first", resume=True), evaluate=refuse_to_train)
+    assert again.finished == 4
+    after = sorted((v.version, v.run_id) for v in client.search_model_versions("name = 'nasbench-first'"))
+    assert after == before and len(before) == 2
+    assert client.get_model_version_by_alias("nasbench-first", "best-val").run_id == before[0][1]
+
+
 def test_the_same_search_on_the_same_store_trains_nothing(trained, tracking_uri):
     from nasbench.store import Benchmark
 

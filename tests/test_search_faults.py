@@ -263,6 +263,15 @@ def test_bad_search_inputs_stop_before_the_experiment_exists(argv, message, ray_
     assert not_a_store.read_text() == "{}"
 
 
+def test_a_resume_checks_the_resources_its_saved_config_asks_for(ray_runtime, tmp_path):
+    from nasbench.errors import UserError
+    from nasbench.search import prepare_experiment
+
+    prepare_experiment(config(tmp_path, experiment="gpu", gpus_per_trial=1000))  # saved, as a search saves it
+    with pytest.raises(UserError, match="asks for 1000 GPU"):
+        run_search(config(tmp_path, experiment="gpu", resume=True), evaluate=quick_trials)
+
+
 def test_corrupt_journal_or_mlflow_store_on_resume_is_one_line_and_kept(ray_runtime, tmp_path, capsys):
     from nasbench.cli import main
 
@@ -276,7 +285,7 @@ def test_corrupt_journal_or_mlflow_store_on_resume_is_one_line_and_kept(ray_runt
     journal.write_bytes(b"not json\n" + good_journal)
     assert main(resume) == 2
     err = capsys.readouterr().err
-    assert "optuna.journal cannot be read" in err and "keep a copy" in err and err.count("\n") == 1
+    assert "line 1 of" in err and "optuna.journal is not JSON; keep a copy" in err and err.count("\n") == 1
     assert journal.read_bytes() == b"not json\n" + good_journal  # left as it was, for the user to inspect
     journal.write_bytes(good_journal)
 

@@ -10,7 +10,7 @@ import torch
 from nasbench.checkpoint import load_checkpoint, save_checkpoint
 from nasbench.cli import main
 from nasbench.config import TrainConfig
-from nasbench.errors import UserError
+from nasbench.errors import DoubtfulInput, UserError
 from nasbench.models import build_from_spec, wrap_normalized
 from nasbench.train import StopTraining, TrainingDiverged, train_model
 
@@ -88,9 +88,12 @@ def test_augmentation_and_mixup_train(digits):
     assert 0.0 <= result.val_acc <= 1.0 and result.history[0]["train_loss"] > 0
 
 
-def test_flipping_digits_is_warned_about(digits):
-    with pytest.warns(UserWarning, match="a mirrored digit is not the same digit"):
+def test_flipping_digits_is_warned_about_in_one_line(digits, tmp_path, capsys):
+    with pytest.warns(DoubtfulInput, match="a mirrored digit is not the same digit"):
         train_model(lenet(digits), digits, TrainConfig(epochs=1), augment=["flip", "cutmix"])
+    assert main(["train", "--augment", "flip", "--epochs", "1", "--out", str(tmp_path / "flipped")]) == 0
+    assert "nasbench: warning: --augment flip on digits: a mirrored digit is not the same digit\n" in \
+        capsys.readouterr().err
 
 
 def test_checkpoint_round_trip(trained, digits, tmp_path):

@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     from nasbench.data import load_dataset
     from nasbench.evaluation import (command_line, evaluate_models, experiment_path, load_models, model_source,
                                      parse_one_eps)
-    from nasbench.tracking import TrackingConfig, experiment_tracking_uri
+    from nasbench.tracking import TrackingConfig, default_tracking_uri, experiment_tracking_uri, missing_local_store
     from nasbench.train import select_device
 
     # a GPU asked for and not here, or a model that does not exist: say so before any work
@@ -281,6 +281,11 @@ def run(args: argparse.Namespace) -> int:
     # the store the experiment's search tracked to (also where models:/ URIs are looked up)
     store_uri = experiment_tracking_uri(experiment_dir, config.tracking_uri)
     _check_model_store(config.model, store_uri)
+    # only the experiment's own default store may be created here, never one the search recorded
+    recorded_missing = missing_local_store(store_uri) if config.tracking_uri is None else None
+    if not config.no_tracking and recorded_missing and store_uri != default_tracking_uri(experiment_dir):
+        raise UserError(f"experiment {config.experiment} was tracked to {store_uri}, and that store does not exist "
+                        "(give --tracking-uri, or --no-tracking)")
     console = Console(stderr=True)
     dataset = load_dataset(config.dataset, config.data_dir, config.download, config.seed, config.val_fraction)
     console.print(f"[bold]data[/] {dataset.summary()}")

@@ -165,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _launcher() -> str:
-    """How to run nasbench again from here: ``nasbench`` when it is on PATH, otherwise the
-    program as it was started (``./dev demo`` runs ``.venv/bin/nasbench``)."""
+    """How to run nasbench again from here: the ``nasbench`` executable this demo was
+    started as (``./dev demo`` runs ``.venv/bin/nasbench``) when it is not on PATH, else
+    plain ``nasbench``."""
     started_as = sys.argv[0] if sys.argv else ""
     if shutil.which("nasbench") or Path(started_as).name != "nasbench":
         return "nasbench"

@@ -10,7 +10,7 @@ examples:
   nasbench describe --model lenet5 --input 1x32x32
   nasbench describe --model arch.json --input 192x28x28 --json
   nasbench describe --model resnet20 --input 3x32x32 --latency --batch-size 128
-  nasbench describe --model runs/lenet5-digits
+  nasbench describe --model experiments/models/lenet5-digits
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def _load_target(model: str) -> tuple[object, dict]:
     from search_spaces import InvalidArchitecture, arch_from_dict, list_models
 
     from nasbench.config import read_json
+    from nasbench.models import checked_classic_spec
 
     if model.startswith("|"):
         return model, {}
@@ -71,8 +72,8 @@ def _load_target(model: str) -> tuple[object, dict]:
     elif path.suffix.lower() != ".json" and not path.exists():
         raise UserError(f"unknown model {model!r}: not a file, and not one of {', '.join(list_models())}")
     spec = read_json(path, "architecture")
-    if isinstance(spec, dict) and spec.get("kind") == "classic":
-        return spec, meta
+    if spec.get("kind") == "classic":
+        return checked_classic_spec(spec, path), meta
     try:
         return arch_from_dict(spec), meta
     except InvalidArchitecture as error:

@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(train, "epochs", type=int, help="training budget per trial (default 3)")
     _flag(train, "batch-size", type=int)
     _flag(train, "optimizer", choices=("sgd", "adamw"))
-    _flag(train, "lr", type=float)
+    _flag(train, "lr", type=float, help="peak learning rate (default 0.01 for adamw, 0.1 for sgd)")
     _flag(train, "adv", choices=("none", "pgd", "fgsm-rs"), help="adversarial training in each trial")
     _flag(train, "adv-eps", type=float)
     _flag(train, "scheduler", choices=_SCHEDULERS,

@@ -43,7 +43,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, help="training epochs (default 10)")
     group.add_argument("--batch-size", type=int)
     group.add_argument("--optimizer", help="adamw (default) or sgd")
-    group.add_argument("--lr", type=float, help="peak learning rate")
+    group.add_argument("--lr", type=float, help="peak learning rate (default 0.01 for adamw, 0.1 for sgd)")
     group.add_argument("--weight-decay", type=float)
     group.add_argument("--schedule", help="onecycle (default), cosine or constant")
     group.add_argument("--label-smoothing", type=float)
