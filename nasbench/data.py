@@ -3,7 +3,8 @@
 Every dataset becomes float tensors in [0, 1], NCHW, plus integer labels. The image
 datasets here are small enough to sit in memory (on the GPU when training there), so
 the training loop slices tensors instead of running a DataLoader with per-sample
-transforms. Normalisation is *not* applied here: models carry it (``Normalize`` as
+transforms; a dataset that would take more than half of the free memory is refused
+with its numbers before it is loaded. Normalisation is *not* applied here: models carry it (``Normalize`` as
 their first layer), so attacks see and perturb [0, 1] images.
 
 Names accepted by :func:`load_dataset`:
@@ -28,6 +29,7 @@ training data with the run's ``seed``; search looks only at validation, never at
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +131,22 @@ def _split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, to
     return order[cut:], order[:cut]
 
 
-def _as_images(array: np.ndarray | torch.Tensor, layout: str) -> torch.Tensor:
+def check_fits_in_memory(count: int, image_numel: int, what: str) -> None:
+    """Data is held in memory as float32 tensors: refuse, with the numbers, a dataset that
+    would take more than half of the memory free now, instead of running out of it."""
+    needed = count * image_numel * 4
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not knowable here: go ahead
+        return
+    if needed > free / 2:
+        raise UserError(f"{what}: {count:,} images take {needed / 2**30:,.1f} GiB as float32 tensors, more than "
+                        f"half of the {free / 2**30:.1f} GiB of memory free; use fewer or smaller images")
+
+
+def _as_images(array: np.ndarray | torch.Tensor, layout: str, what: str = "dataset") -> torch.Tensor:
     """uint8 or float arrays in ``layout`` ("NHW", "NHWC" or "NCHW") -> float NCHW in [0, 1]."""
+    check_fits_in_memory(len(array), int(np.prod(array.shape[1:])), what)
     x = torch.as_tensor(np.asarray(array))
     if layout == "NHW":
         x = x.unsqueeze(1)
@@ -188,13 +204,13 @@ def _torchvision(kind: str, root: Path, download: bool):
     train, test = load(True), load(False)
     if kind in ("mnist", "fashion-mnist"):
         def split(ds):
-            return _as_images(ds.data, "NHW"), ds.targets.long()
+            return _as_images(ds.data, "NHW", kind), ds.targets.long()
     elif kind in ("cifar10", "cifar100"):
         def split(ds):
-            return _as_images(ds.data, "NHWC"), torch.as_tensor(ds.targets, dtype=torch.int64)
+            return _as_images(ds.data, "NHWC", kind), torch.as_tensor(ds.targets, dtype=torch.int64)
     else:
         def split(ds):
-            return _as_images(ds.data, "NCHW"), torch.as_tensor(ds.labels, dtype=torch.int64)
+            return _as_images(ds.data, "NCHW", kind), torch.as_tensor(ds.labels, dtype=torch.int64)
     class_names = list(getattr(train, "classes", []) or [])
     return split(train), split(test), [str(c) for c in class_names] or None
 
@@ -216,6 +232,8 @@ def _image_folder(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
             image, label = folder[index]
         except OSError as error:
             raise UserError(f"imagefolder {path}: cannot read {folder.samples[index][0]}: {error}") from None
+        if not images:
+            check_fits_in_memory(len(folder), image.numel(), f"imagefolder {path}")
         if images and image.shape != images[0].shape:
             raise UserError(f"imagefolder {path}: images differ in size ({tuple(images[0].shape)} vs "
                             f"{tuple(image.shape)} in {folder.samples[index][0]}); resize them to one size")
@@ -238,9 +256,10 @@ def _npz(path: Path):
     def images(key: str) -> torch.Tensor:
         x = arrays[key]
         if x.ndim == 3:
-            return _as_images(x, "NHW")
+            return _as_images(x, "NHW", f"npz {path}")
         if x.ndim == 4:
-            return _as_images(x, "NCHW" if x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3) else "NHWC")
+            layout = "NCHW" if x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3) else "NHWC"
+            return _as_images(x, layout, f"npz {path}")
         raise UserError(f"npz {path}: '{key}' must have 3 or 4 dimensions, has shape {x.shape}")
 
     def labels(key: str) -> torch.Tensor:

@@ -133,6 +133,14 @@ def test_npz_with_object_arrays_is_refused_without_unpickling(tmp_path):
         load_dataset(f"npz:{path}")
 
 
+def test_a_dataset_too_large_for_memory_is_refused_with_its_numbers():
+    from nasbench.data import check_fits_in_memory
+
+    with pytest.raises(UserError, match=r"imagefolder big: 1,000,000,000 images take 560,760.5 GiB as float32"):
+        check_fits_in_memory(10**9, 3 * 224 * 224, "imagefolder big")  # ImageNet-sized, a billion times
+    check_fits_in_memory(60_000, 28 * 28, "mnist")  # 188 MB: fits
+
+
 def test_truncated_npz_is_a_clear_error(tmp_path):
     good = tmp_path / "good.npz"
     np.savez(good, x=np.zeros((4, 8, 8), dtype=np.uint8), y=np.arange(4))
