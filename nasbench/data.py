@@ -3,9 +3,9 @@
 Every dataset becomes float tensors in [0, 1], NCHW, plus integer labels. The image
 datasets here are small enough to sit in memory (on the GPU when training there), so
 the training loop slices tensors instead of running a DataLoader with per-sample
-transforms; a dataset that would take more than half of the free memory is refused
-with its numbers before it is loaded. Normalisation is *not* applied here: models carry it (``Normalize`` as
-their first layer), so attacks see and perturb [0, 1] images.
+transforms; a dataset that would take more than half of the free memory is refused,
+with its numbers, before it is loaded. Normalisation is *not* applied here: models
+carry it (``Normalize`` as their first layer), so attacks see and perturb [0, 1] images.
 
 Names accepted by :func:`load_dataset`:
 

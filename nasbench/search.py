@@ -209,6 +209,8 @@ def repair_journal(path: Path) -> None:
 
 def first_unreadable_line(journal: Path) -> int | None:
     """The number of the journal's first line that is not JSON, or None."""
+    if not journal.is_file():
+        return None
     with open(journal, "rb") as lines:
         for number, line in enumerate(lines, 1):
             try:
@@ -598,7 +600,8 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     from nasbench.store import Benchmark, journal_mode_for
 
     store_journal = journal_mode_for(Path(store_path))  # the workers use the driver's choice
-    Benchmark(store_path, journal_mode=store_journal).close()  # create the schema once, before workers race to
+    # create the schema once, before the workers race to
+    Benchmark(store_path, journal_mode=store_journal).close()
     train_cfg = config.train_config()
     context = TrialContext(
         dataset=config.dataset, data_dir=str(Path(config.data_dir).expanduser().resolve()),
