@@ -24,13 +24,34 @@ def _canonical_pool(pool) -> dict | None:
     return {"kind": pool.kind, "size": pool.size, "stride": stride, "padding": pool.padding}
 
 
+def _keeps_size(layer, with_pool: bool) -> bool:
+    """The layer maps every input size to itself: a stride-1 convolution padded by
+    (f - 1) / 2 on each side and, when ``with_pool``, no pooling after it."""
+    (ph, pw), (fh, fw) = layer.padding_hw, (layer.filter_height, layer.filter_width)
+    same = layer.stride == 1 and 2 * ph == fh - 1 and 2 * pw == fw - 1
+    return same and (not with_pool or _canonical_pool(layer.pool) is None)
+
+
+def _shortcut_matters(layers, i: int, skips: list[int]) -> bool:
+    """Whether an added skip into layer ``i`` needs its shortcut (projection or zero
+    padding): only where some source's shape differs from the layer's convolution output.
+    Decided without an input shape, so only where the layers in between keep every size."""
+    for j in skips:
+        between_keep_size = all(_keeps_size(layers[k], with_pool=True) for k in range(j + 1, i))
+        if not (layers[j].filters == layers[i].filters and between_keep_size
+                and _keeps_size(layers[i], with_pool=False)):
+            return True
+    return False
+
+
 def canonical_form(arch) -> dict:
     """A JSON-ready dict that is equal for equivalent architectures.
 
     Macro: defaults resolved (``"same"`` padding, bias), skips sorted and deduplicated,
     a concatenated skip from the previous layer (already the main input) dropped,
-    irrelevant fields (combine/shortcut without skips, head activation without hidden
-    layers, trivial pooling) blanked, the name left out. Cell: NAS-Bench-201's
+    irrelevant fields (combine/shortcut without skips, the shortcut of added skips whose
+    shapes already match, head activation without hidden layers, trivial pooling)
+    blanked, the name left out. Cell: NAS-Bench-201's
     ``to_unique_str(consider_zero=True)`` plus the skeleton size.
     """
     if isinstance(arch, CellArch):
@@ -55,7 +76,8 @@ def canonical_form(arch) -> dict:
             "pool": _canonical_pool(layer.pool),
             "skips": skips,
             "combine": layer.combine if skips else None,
-            "shortcut": layer.shortcut if skips and layer.combine == "add" else None,
+            "shortcut": layer.shortcut if skips and layer.combine == "add" and
+            _shortcut_matters(arch.layers, i, skips) else None,
         })
     head = arch.head
     return {

@@ -187,6 +187,20 @@ def test_equivalent_architectures_share_a_hash_and_a_function():
     assert len(arch_hash(base)) == 64 and int(arch_hash(base), 16) >= 0
 
 
+def test_the_shortcut_of_a_residual_whose_shapes_match_does_not_change_the_hash():
+    def residual(shortcut, stride=1):
+        return Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=8, stride=stride),
+                            ConvLayer(filters=8, skips=(0,), combine="add", shortcut=shortcut)))
+
+    # shapes match for every input size: both shortcuts are the identity
+    assert arch_hash(residual("projection")) == arch_hash(residual("zero_pad"))
+    assert _same_function(residual("projection"), residual("zero_pad"))
+    # a stride in between: the shortcut downsamples, projection and zero padding differ
+    assert arch_hash(residual("projection", stride=2)) != arch_hash(residual("zero_pad", stride=2))
+    projected, padded = (build_model(residual(kind, stride=2), (1, 8, 8), 5) for kind in ("projection", "zero_pad"))
+    assert sum(p.numel() for p in projected.parameters()) > sum(p.numel() for p in padded.parameters())
+
+
 def test_different_architectures_get_different_hashes():
     base = Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=8), ConvLayer(filters=8)))
     variants = [
