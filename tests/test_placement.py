@@ -9,14 +9,7 @@ from nasbench.config import TrainConfig
 from nasbench.errors import UserError
 from nasbench.models import build_from_spec, wrap_normalized
 from nasbench.train import Placement, predict, select_device, train_model
-
-
-def exit_code(argv: list[str]) -> int:
-    """main's return value, or argparse's exit status for a usage error."""
-    try:
-        return main(argv)
-    except SystemExit as exit_info:
-        return exit_info.code
+from test_cli import exit_code
 
 
 def test_auto_means_on_for_cuda_and_off_for_the_cpu():
