@@ -184,7 +184,7 @@ def load_recorded(bench, dataset: str = "digits", top_fraction: float = 0.01) ->
 
 def make_sampler(name: str, seed: int):
     """The sampler ``nasbench search --sampler NAME --seed SEED`` uses, objectives as here."""
-    from nasbench.search import make_sampler as search_sampler
+    from nasbench.strategies import make_sampler as search_sampler
 
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")

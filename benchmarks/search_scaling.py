@@ -26,10 +26,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
-    from nasbench.search import SearchConfig, _configure_ray_environment, ensure_ray, run_search
+    from nasbench.ray_runtime import configure_ray_environment, ensure_ray
+    from nasbench.search import SearchConfig, run_search
 
     print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
-    _configure_ray_environment()
+    configure_ray_environment()
     ensure_ray(None, num_cpus=2)
     rates, steady = {}, {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,12 +69,13 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=1, help="searches run one after the other")
     args = parser.parse_args()
 
-    from nasbench.search import SearchConfig, _configure_ray_environment, ensure_ray, run_search
+    from nasbench.ray_runtime import configure_ray_environment, ensure_ray
+    from nasbench.search import SearchConfig, run_search
     from nasbench.trial import sleep_evaluate
 
     print(f"load average:        {' '.join(Path('/proc/loadavg').read_text().split()[:3])} "
           f"({os.cpu_count()} CPUs)")
-    _configure_ray_environment()
+    configure_ray_environment()
     started = time.perf_counter()
     ensure_ray(None, num_cpus=args.concurrency)
     print(f"ray start-up:        {time.perf_counter() - started:6.1f} s (once per driver)")

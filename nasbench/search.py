@@ -50,10 +50,10 @@ from pydantic import Field, model_validator
 from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.errors import UserError
 from nasbench.tracking import end_trial_run, find_trial_run
+from nasbench.ray_runtime import check_resources_fit, configure_ray_environment, ensure_ray, short_error, trial_resources
+from nasbench.strategies import SAMPLERS, SCHEDULERS, make_sampler, make_scheduler
 from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
 
-SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc")
-SCHEDULERS = ("fifo", "asha", "hyperband")
 SPACES = ("macro", "cell")
 # Flags that only say how to run, not what to search: a resumed search takes them anew.
 RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume",
@@ -227,28 +227,6 @@ def optuna_storage(directory: Path):
     path = directory / "optuna.journal"
     repair_journal(path)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-
-
-def make_sampler(name: str, seed: int, multi_objective: bool):
-    """The Optuna sampler for ``--sampler``; every one is seeded."""
-    import optuna
-
-    if name == "tpe":
-        # multivariate + group model dependencies between define-by-run parameters;
-        # Optuna flags both as experimental on every construction: known, and chosen
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              constant_liar=True, n_startup_trials=5)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
-    raise UserError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
 
 
 # --------------------------------------------------------------------------- the searcher
@@ -457,92 +435,6 @@ def _first_line(path) -> str:
         return "no error file"
 
 
-# --------------------------------------------------------------------------- Ray
-
-def _configure_ray_environment() -> None:
-    """Before Ray Tune is imported: no automatic CSV/JSON/TensorBoard loggers per result,
-    the classic (quiet) output engine, no strict metric checks (failed trials report no
-    objective), no trial-level checkpoint syncing.
-
-    ``TUNE_MAX_PENDING_TRIALS_PG`` is left to Tune ("auto": the concurrency limit), so
-    the actors of the first ``concurrency`` trials start side by side; with 1 each
-    actor waited for the previous one to be up (seconds per worker on 2 cores)."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000000")
-
-
-def ensure_ray(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
-    """Join ``address`` or start the embedded runtime; False if Ray was already running."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
-                                  logging_level="ERROR")
-    if address:
-        host = address.split("://")[-1].rsplit(":", 1)[0]
-        if host in ("127.0.0.1", "localhost"):
-            # a head bound to loopback: this driver's node is loopback too, not the
-            # machine's outward address Ray would otherwise pick
-            kwargs["_node_ip_address"] = "127.0.0.1"
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise UserError(f"cannot join the Ray cluster at {address}: {_short(error)}") from None
-    else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
-    return True
-
-
-def trial_resources(config: SearchConfig) -> dict[str, float]:
-    """What each trial asks Ray for; a fractional GPU shares it with other trials."""
-    resources = {"cpu": config.cpus_per_trial}
-    if config.gpus_per_trial:
-        resources["gpu"] = config.gpus_per_trial
-    return resources
-
-
-def check_resources_fit(resources: dict[str, float], cluster: bool = False) -> None:
-    """A trial asking for more than the Ray runtime has would wait forever: a UserError.
-
-    On a cluster (``--address``) an autoscaler may still add nodes, so there it is a
-    warning on stderr instead.
-    """
-    import ray
-
-    available = ray.cluster_resources()
-    for name, flag in (("cpu", "--cpus-per-trial"), ("gpu", "--gpus-per-trial")):
-        asked, has = resources.get(name, 0.0), available.get(name.upper(), 0.0)
-        if asked > has:
-            problem = f"each trial asks for {asked:g} {name.upper()}(s) ({flag}), but the Ray cluster has {has:g}"
-            if not cluster:
-                raise UserError(problem)
-            print(f"nasbench search: warning: {problem} now; trials wait until nodes that have them join",
-                  file=sys.stderr)
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
-
-
-def _make_scheduler(config: SearchConfig):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
-
-    # the per-epoch fidelity is validation accuracy, whatever the objectives
-    if config.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
-                             grace_period=min(config.grace_period, config.epochs),
-                             reduction_factor=config.reduction_factor)
-    if config.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
-                                  reduction_factor=config.reduction_factor)
-    return FIFOScheduler()
-
-
 # --------------------------------------------------------------------------- the search
 
 def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = None,
@@ -564,7 +456,7 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     from nasbench.train import warn_about_augmentation
 
     warn_about_augmentation(config.dataset, config.augment)  # the trials' warnings stay in their workers
-    _configure_ray_environment()
+    configure_ray_environment()
     ensure_ray(config.address)
     check_resources_fit(trial_resources(config), cluster=config.address is not None)
     if not config.resume:
@@ -678,7 +570,7 @@ def _load_dataset(config: SearchConfig, load_dataset):
     except UserError:
         raise
     except (ValueError, OSError) as error:
-        raise UserError(f"dataset {config.dataset}: {_short(error)}") from None
+        raise UserError(f"dataset {config.dataset}: {short_error(error)}") from None
 
 
 def _open_tracking(config: SearchConfig, directory: Path):
@@ -764,7 +656,7 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
     run_number = len(list((directory / "ray").glob("run-*"))) + 1 if (directory / "ray").exists() else 1
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_make_scheduler(config),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(config),
                                     num_samples=remaining, max_concurrent_trials=config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(

@@ -19,11 +19,11 @@ import argparse
 from pathlib import Path
 
 from nasbench.config import add_config_argument, split_list
+from nasbench.strategies import SAMPLERS as _SAMPLERS
+from nasbench.strategies import SCHEDULERS as _SCHEDULERS
 
 HELP = "search architectures (Ray Tune + Optuna, resumable, multi-objective)"
 
-_SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc")
-_SCHEDULERS = ("fifo", "asha", "hyperband")
 _OBJECTIVES = ("val_acc", "robust_acc", "params", "macs", "latency")
 
 
