@@ -31,7 +31,8 @@ def ray_runtime():
     import ray
 
     if not ray.is_initialized():  # a search run by a test without this fixture leaves it running
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local": always a runtime of its own, never a cluster named by Ray's current-cluster file
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

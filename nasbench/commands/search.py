@@ -98,7 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(run, "amp", choices=("auto", "on", "off"), help="bfloat16 autocast (default auto: on for CUDA)")
     _flag(run, "channels-last", choices=("auto", "on", "off"),
           help="channels_last memory format (default auto: on for CUDA)")
-    _flag(run, "address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379) instead of starting one")
+    _flag(run, "address", metavar="HOST:PORT|auto",
+          help="join a running Ray cluster: its head's HOST:PORT, or auto for the one started on this "
+               "machine (default: a Ray runtime of this search's own)")
     _flag(run, "experiment", metavar="NAME", help="experiment name (default <space>-<dataset>-<time>)")
     _flag(run, "experiments-dir", type=Path, help="where experiments live (default ./experiments)")
     parser.add_argument("--resume", dest="resume", action="store_true", default=None,
