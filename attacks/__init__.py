@@ -10,10 +10,27 @@ tensors of images and labels.
 - :mod:`attacks.transfer`: transferability matrices.
 - :mod:`attacks.adversarial_training`: PGD-AT and FGSM-RS batches for training.
 - :mod:`attacks.visualize`: PNG grids of adversarial examples.
+- :mod:`attacks.corruptions`: the 15 common corruptions of Hendrycks & Dietterich 2019.
+- :mod:`attacks.corruption_eval`: accuracy per corruption and severity, mCE.
 """
 
 from attacks.adversarial_training import ADVERSARIAL_TRAINING_METHODS, adversarial_batch
 from attacks.checks import CheckResult, run_checks
+from attacks.corruption_eval import (
+    SEARCH_SUBSET,
+    CorruptionReport,
+    corruption_accuracy,
+    corruption_errors,
+    evaluate_corruptions,
+)
+from attacks.corruptions import (
+    CORRUPTIONS,
+    CorruptionConfigError,
+    corrupt,
+    list_corruptions,
+    parse_corruptions,
+    parse_severities,
+)
 from attacks.engine import (
     AdversarialExamples,
     AttackResult,
@@ -40,6 +57,10 @@ from attacks.visualize import save_example_grid
 __all__ = [
     "ADVERSARIAL_TRAINING_METHODS",
     "ATTACKS",
+    "CORRUPTIONS",
+    "CorruptionConfigError",
+    "CorruptionReport",
+    "SEARCH_SUBSET",
     "AdversarialExamples",
     "AttackConfigError",
     "AttackInfo",
@@ -51,12 +72,19 @@ __all__ = [
     "adversarial_batch",
     "build_attack",
     "build_autoattack",
+    "corrupt",
+    "corruption_accuracy",
+    "corruption_errors",
+    "evaluate_corruptions",
     "evaluate",
     "iterative_attack",
     "list_attacks",
+    "list_corruptions",
     "parse_attacks",
     "parse_eps",
     "parse_eps_list",
+    "parse_corruptions",
+    "parse_severities",
     "run_checks",
     "save_example_grid",
     "transfer_matrix",
