@@ -5,8 +5,10 @@ One search is one *experiment directory*::
     experiments/<NAME>/
         config.yaml        the SearchConfig (a resumed search reads it back)
         optuna.journal     Optuna's study (JournalStorage, append-only, resumable)
-        ray/               Ray Tune's per-run folders
+        ray/               Ray Tune's per-run folders and the trials' checkpoints (unless
+                           --checkpoint-storage names a shared folder or a cloud URI)
         search.log         one JSON line per finished trial
+        results.jsonl      every finished trial's record, kept until it is written
         mlflow.db          MLflow (unless --tracking-uri), mlflow_run_id: the parent run
         benchmark.db       the tabular benchmark (unless --store)
         checkpoints/       safetensors weights of every trained architecture
@@ -24,6 +26,15 @@ Why it looks the way it does:
   done; trials left RUNNING by the dead driver are run again *as the same Optuna trial*
   (same number, same architecture, same MLflow child run, and the store never holds a
   key twice), so a search ends with exactly the requested number of trials.
+- The driver is the single writer of persistent state: the Optuna study, the benchmark
+  store and MLflow. Trials are pure compute (``nasbench.trial``): they report metrics
+  through ``tune.report`` and weights through Ray Tune checkpoints; the driver's ledger
+  (``nasbench.ledger``) records each finished trial in ``results.jsonl`` before Optuna is
+  told, and its writer (``nasbench.trial_writer``) streams MLflow runs and store rows in
+  batches. Duplicates and replays are answered on the driver (``nasbench.outcomes``)
+  before any trial is launched. A killed driver loses nothing a trial finished:
+  ``--resume`` writes what ``results.jsonl`` holds unwritten. A cluster needs shared
+  storage for checkpoints only.
 - Orchestration overhead is a first-class cost (measured by
   ``benchmarks/trial_overhead.py``): actors are reused, Ray's automatic loggers,
   dashboard and checkpoint syncing are off, the Optuna storage is a journal file.
@@ -49,14 +60,16 @@ from pydantic import Field, model_validator
 
 from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.errors import UserError
-from nasbench.tracking import end_trial_run, find_trial_run
+from nasbench.tracking import find_trial_run
 from nasbench.ray_runtime import check_resources_fit, configure_ray_environment, ensure_ray, short_error, trial_resources
 from nasbench.strategies import SAMPLERS, SCHEDULERS, make_sampler, make_scheduler
+from nasbench.outcomes import DriverAnswers
 from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
+from nasbench.trial_writer import Outbox, TrialWriter, recover
 
 SPACES = ("macro", "cell")
 # Flags that only say how to run, not what to search: a resumed search takes them anew.
-RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume",
+RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume", "checkpoint_storage",
                   "progress", "threads", "device", "amp", "channels_last")
 STUDY_NAME = "search"
 
@@ -85,6 +98,9 @@ class SearchConfig(DataConfig, TrainConfig):
     resume: bool = False
     store: Path | None = None
     tracking_uri: TrackingUri = None
+    # Where Ray Tune persists the trials' checkpoints: a folder every node mounts, or a
+    # cloud URI (s3://, gs://); by default <experiment>/ray on the driver's disk.
+    checkpoint_storage: str | None = None
     replay: Path | None = None
     robust_attack: Literal["fgsm", "pgd"] = "fgsm"
     robust_eps: float = Field(0.1, gt=0.0, le=1.0)
@@ -229,99 +245,7 @@ def optuna_storage(directory: Path):
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
-# --------------------------------------------------------------------------- the searcher
-
-def _searcher_class():
-    """Defined lazily: Ray is imported only when a search runs."""
-    from optuna.trial import Trial, TrialState
-    from ray.tune.search.optuna import OptunaSearch
-
-    class NasOptunaSearch(OptunaSearch):
-        """``OptunaSearch`` that tells Optuna how each trial really ended and resumes
-        trials a dead driver left RUNNING.
-
-        Ray's ``on_trial_complete`` tells COMPLETE whenever the last result holds the
-        metric -- also for a trial ASHA stopped after one epoch. Here a trial is COMPLETE
-        only if its last result says ``trial_complete``; a trial without it was stopped
-        by the scheduler (PRUNED); ``status == "failed"`` or a crashed worker is FAIL.
-        """
-
-        def __init__(self, *args, resume_numbers: list[int] = (), **kwargs):
-            super().__init__(*args, **kwargs)
-            self._resume_numbers = list(resume_numbers)
-
-        def suggest(self, trial_id: str):
-            if self._resume_numbers:
-                number = self._resume_numbers.pop(0)
-                storage = self._ot_study._storage
-                frozen = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
-                    self._ot_study._study_id, number))
-                ot_trial = Trial(self._ot_study, frozen._trial_id)
-                self._ot_trials[trial_id] = ot_trial
-                if "arch" not in frozen.user_attrs:
-                    # the dead driver was still sampling it: finish sampling the same trial
-                    # (parameters it already has keep their values)
-                    config = self._suggest_from_define_by_run_func(self._space, ot_trial)
-                    return {**config, "trial_number": number, "rerun": True}
-                return {**frozen.params, "arch": frozen.user_attrs["arch"],
-                        "arch_hash": frozen.user_attrs["arch_hash"], "trial_number": number,
-                        "rerun": True}
-            config = super().suggest(trial_id)
-            if config is not None:
-                config["trial_number"] = self._ot_trials[trial_id].number
-            return config
-
-        def on_trial_result(self, trial_id: str, result: dict):
-            if isinstance(self.metric, list) or trial_id in self._completed_trials:
-                return  # Optuna keeps no intermediate values for several objectives
-            if "epoch" in result and self.metric in result and not result.get("trial_complete"):
-                self._ot_trials[trial_id].report(float(result[self.metric]), int(result["epoch"]))
-
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-                return
-            ot_trial = self._ot_trials[trial_id]
-            result = result or {}
-            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-            values = [result.get(name) for name in metrics]
-            if error or result.get("status") == "failed":
-                state, values, status = TrialState.FAIL, None, "failed"
-                reason = result.get("reason") or "the trial's worker crashed"
-            elif not result.get("trial_complete"):
-                state, values, status = TrialState.PRUNED, None, "pruned"
-                reason = f"stopped early after epoch {result.get('epoch', 0)}"
-            elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-                state, values, status = TrialState.FAIL, None, "failed"
-                reason = f"objective values missing or not finite: {dict(zip(metrics, values))}"
-            else:
-                state, status, reason = TrialState.COMPLETE, result.get("status", "ok"), None
-                values = [float(v) for v in values]
-            ot_trial.set_user_attr("status", status)
-            if reason:
-                ot_trial.set_user_attr("reason", reason)
-            if state == TrialState.PRUNED and "val_acc" in result:
-                # PRUNED keeps the last intermediate value; Optuna wants a single one
-                values = None
-            self._ot_study.tell(ot_trial, values if values is None or len(values) > 1 else values[0],
-                                state=state)
-            self._completed_trials.add(trial_id)
-
-        # Ray's experiment snapshots would pickle the study; the journal already is the
-        # searcher's durable state.
-        def save(self, checkpoint_path: str):
-            return None
-
-        def restore(self, checkpoint_path: str):
-            return None
-
-        def save_to_dir(self, *args, **kwargs):
-            return None
-
-        def restore_from_dir(self, *args, **kwargs):
-            return None
-
-    return NasOptunaSearch
-
+# --------------------------------------------------------------------------- the study
 
 def study_progress(study) -> dict:
     """Counts of a study's trials by how they ended, plus those left RUNNING."""
@@ -340,99 +264,6 @@ def study_progress(study) -> dict:
             counts["running"].append(trial.number)
     counts["finished"] = counts["complete"] + counts["pruned"] + counts["failed"]
     return counts
-
-
-# --------------------------------------------------------------------------- the driver ledger
-
-def _ledger_class():
-    from ray.tune import Callback
-
-    class TrialLedger(Callback):
-        """On the driver: the search log, and the bookkeeping of trials that could not do
-        their own (stopped by the scheduler, or their worker died): a store row with
-        status pruned/failed and the MLflow child run ended."""
-
-        def __init__(self, directory: Path, context: TrialContext, scheduler: str):
-            self.log_path = directory / "search.log"
-            self.context = context
-            self.scheduler = scheduler
-            self.curves: dict[str, list[dict]] = {}
-            self.started: dict[str, dict] = {}
-            self.finished: set[str] = set()
-
-        def _log(self, entry: dict) -> None:
-            with open(self.log_path, "a") as handle:
-                handle.write(json.dumps(entry, default=str) + "\n")
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self.started[trial.trial_id] = trial.config
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if "epoch" in result and "val_acc" in result:
-                self.curves.setdefault(trial.trial_id, []).append(
-                    {k: result[k] for k in ("epoch", "train_loss", "train_acc", "val_acc") if k in result})
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._finish(trial, trial.last_result or {}, error=False)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._finish(trial, trial.last_result or {}, error=True)
-
-        def _finish(self, trial, result: dict, error: bool) -> None:
-            if trial.trial_id in self.finished:
-                return
-            self.finished.add(trial.trial_id)
-            config = trial.config
-            if error:
-                status, reason = "failed", f"the trial's worker crashed: {_first_line(trial.error_file)}"
-            elif result.get("status") == "failed":
-                status, reason = "failed", result.get("reason")
-            elif not result.get("trial_complete"):
-                status = "pruned"
-                reason = (f"stopped by {self.scheduler} after epoch {result.get('epoch', 0)} "
-                          f"of {self.context.budget}")
-            else:
-                status, reason = result.get("status", "ok"), None
-            if status == "pruned" or error:
-                self._record_unfinished(config, status, reason, result, self.curves.get(trial.trial_id, []))
-            entry = {"trial": config.get("trial_number"), "arch_hash": config.get("arch_hash"),
-                     "status": status, "reason": reason, "time": time.time()}
-            entry.update({k: result.get(k) for k in ("epoch", "val_acc", "robust_acc", "params", "macs",
-                                                      "latency_ms", "mlflow_run_id") if k in result})
-            self._log(entry)
-
-        def _record_unfinished(self, config, status, reason, result, curves) -> None:
-            context = self.context
-            if context.store_path is not None and context.replay_path is None:
-                from nasbench.store import Benchmark
-
-                row = {"arch_hash": config["arch_hash"], "dataset": context.dataset,
-                       "budget": context.budget, "seed": context.seed, "space": context.space,
-                       "arch": config["arch"], "status": status, "reason": reason, "curves": curves,
-                       "mlflow_run_id": result.get("mlflow_run_id")}
-                if curves:
-                    row["val_acc"] = curves[-1].get("val_acc")
-                with Benchmark(context.store_path) as store:
-                    store.record(row)
-            if context.tracking is None or context.parent_run_id is None:
-                return
-            run_id = result.get("mlflow_run_id") or find_trial_run(  # a worker that died reported nothing
-                context.tracking, context.parent_run_id, config["trial_number"])
-            if run_id:
-                end_trial_run(context.tracking, run_id, status, reason)
-
-        def interrupted_trials(self) -> list[dict]:
-            return [config for trial_id, config in self.started.items() if trial_id not in self.finished]
-
-    return TrialLedger
-
-
-def _first_line(path) -> str:
-    try:
-        lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-        return lines[-1][:300] if lines else "no error file"
-    except (OSError, TypeError):
-        return "no error file"
 
 
 # --------------------------------------------------------------------------- the search
@@ -462,73 +293,49 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     if not config.resume:
         config, directory = prepare_experiment(config)
 
-    from search_spaces import arch_hash, arch_to_dict
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     metrics = [OBJECTIVES[name][0] for name in config.objectives]
     modes = [OBJECTIVES[name][1] for name in config.objectives]
-    sampler = make_sampler(config.sampler, config.seed, config.multi_objective)
-    try:
-        storage = optuna_storage(directory)
-        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
-                                    load_if_exists=True,
-                                    directions=["maximize" if m == "max" else "minimize" for m in modes])
-    except ValueError:  # json.JSONDecodeError is one: a damaged journal, or something else
-        bad_line = first_unreadable_line(directory / "optuna.journal")
-        if bad_line is None:
-            raise
-        raise UserError(f"experiment {directory.name}: line {bad_line} of {directory / 'optuna.journal'} is not "
-                        "JSON; keep a copy, and remove it to start the search over") from None
+    study, storage = _open_study(config, directory, modes)
+    tracking, search_run = _open_tracking(config, directory)
+    # described once, here where the data is loaded: every trial run logs it as its input
+    dataset_description = search_run.log_dataset(dataset) if search_run else None
+    store_path, store_journal = _open_store(config, directory)
+    outbox = Outbox(directory / "results.jsonl")
+    identity = {"dataset": config.dataset, "budget": config.epochs, "seed": config.seed, "space": config.space}
+    writer = TrialWriter(tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
+                         dataset=dataset_description, train_config=config.train_config().model_dump(),
+                         store_path=store_path if config.replay is None else None, store_journal=store_journal,
+                         checkpoints_dir=directory / "checkpoints", outbox=outbox, identity=identity)
+    # what a killed driver finished but had not written: written now, told to Optuna if need be
+    recovered = recover(outbox, writer, study, metrics)
     before = study_progress(study)
     remaining = max(0, config.trials - before["finished"])
     resume_numbers = before["running"][:remaining]
-
-    tracking, search_run = _open_tracking(config, directory)
-    # described once, here where the data is loaded: the trials log it as their input
-    dataset_description = search_run.log_dataset(dataset) if search_run else None
-    store_path = str(Path(config.store).expanduser().resolve()) if config.store else str(directory / "benchmark.db")
-    from nasbench.store import Benchmark, journal_mode_for
-
-    store_journal = journal_mode_for(Path(store_path))  # the workers use the driver's choice
-    # create the schema once, before the workers race to
-    Benchmark(store_path, journal_mode=store_journal).close()
-    train_cfg = config.train_config()
-    context = TrialContext(
-        dataset=config.dataset, data_dir=str(Path(config.data_dir).expanduser().resolve()),
-        val_fraction=config.val_fraction, seed=config.seed, space=config.space,
-        train=train_cfg.model_dump(), objectives=tuple(config.objectives), store_path=store_path,
-        store_journal=store_journal,
-        replay_path=str(Path(config.replay).resolve()) if config.replay else None,
-        tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
-        dataset_description=dataset_description,
-        robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
-                            config.robust_samples) if "robust_acc" in config.objectives else None,
-        checkpoint_dir=str(directory / "checkpoints"), augment=tuple(config.augment),
-        evaluate=evaluate, extra=dict(extra or {}))
+    answers = DriverAnswers(store_path=store_path, store_journal=store_journal,
+                            replay_path=str(Path(config.replay).resolve()) if config.replay else None,
+                            dataset=config.dataset, budget=config.epochs, seed=config.seed,
+                            objectives=tuple(config.objectives))
+    context = _trial_context(config, evaluate, extra)
     _log(directory, {"event": "resume" if config.resume else "start", "finished": before["finished"],
-                     "rerun": resume_numbers, "remaining": remaining})
+                     "rerun": resume_numbers, "recovered": recovered, "remaining": remaining})
 
-    interrupted = False
-    ledger = None
     try:
         if remaining > 0:
-            ledger, interrupted = _run_tune(config, directory, study, storage, space, context,
-                                            remaining, resume_numbers, metrics, modes,
-                                            arch_to_dict, arch_hash, callbacks, before, console)
+            _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers, metrics, modes,
+                      callbacks, before, console, outbox, writer, answers)
     except BaseException:
+        writer.close(interrupted=True)
         if search_run is not None:
             search_run.end("FAILED")
         raise
+    finally:
+        answers.close()
     after = study_progress(optuna.load_study(study_name=STUDY_NAME, storage=storage))
-    if ledger is not None and after["finished"] < config.trials:
-        interrupted = True
-        for trial_config in ledger.interrupted_trials():
-            if tracking is not None and search_run is not None:
-                run_id = find_trial_run(tracking, search_run.run_id, trial_config["trial_number"])
-                if run_id:
-                    end_trial_run(tracking, run_id, "interrupted", "the search was interrupted")
+    interrupted = after["finished"] < config.trials
+    writer.close(interrupted=interrupted)  # every run and row written before the summary reads them
     summary = _summarise(config, directory, study, after, interrupted, time.perf_counter() - started,
                          search_run)
     summary.exported = _export_best(config, directory, summary, dataset, tracking, search_run)
@@ -542,6 +349,46 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
         search_run.end("KILLED" if interrupted else "FINISHED")
     _log(directory, {"event": "end", **{k: v for k, v in summary.to_dict().items() if k != "best"}})
     return summary
+
+
+def _open_study(config: SearchConfig, directory: Path, modes: list[str]):
+    """The search's Optuna study (created, or reopened on resume) and its storage."""
+    import optuna
+
+    sampler = make_sampler(config.sampler, config.seed, config.multi_objective)
+    try:
+        storage = optuna_storage(directory)
+        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
+                                    load_if_exists=True,
+                                    directions=["maximize" if m == "max" else "minimize" for m in modes])
+    except ValueError:  # json.JSONDecodeError is one: a damaged journal, or something else
+        bad_line = first_unreadable_line(directory / "optuna.journal")
+        if bad_line is None:
+            raise
+        raise UserError(f"experiment {directory.name}: line {bad_line} of {directory / 'optuna.journal'} is not "
+                        "JSON; keep a copy, and remove it to start the search over") from None
+    return study, storage
+
+
+def _open_store(config: SearchConfig, directory: Path) -> tuple[str, str]:
+    """The benchmark store's path and journal mode; its schema created now."""
+    from nasbench.store import Benchmark, journal_mode_for
+
+    store_path = str(Path(config.store).expanduser().resolve()) if config.store else str(directory / "benchmark.db")
+    store_journal = journal_mode_for(Path(store_path))
+    Benchmark(store_path, journal_mode=store_journal).close()
+    return store_path, store_journal
+
+
+def _trial_context(config: SearchConfig, evaluate, extra) -> TrialContext:
+    """What every trial gets besides its architecture: plain data, no store, no MLflow."""
+    return TrialContext(
+        dataset=config.dataset, data_dir=str(Path(config.data_dir).expanduser().resolve()),
+        val_fraction=config.val_fraction, seed=config.seed, space=config.space,
+        train=config.train_config().model_dump(), objectives=tuple(config.objectives),
+        robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
+                            config.robust_samples) if "robust_acc" in config.objectives else None,
+        augment=tuple(config.augment), evaluate=evaluate, extra=dict(extra or {}))
 
 
 def _check_inputs(config: SearchConfig):
@@ -630,13 +477,16 @@ def _log(directory: Path, entry: dict) -> None:
         handle.write(json.dumps({"time": time.time(), **entry}, default=str) + "\n")
 
 
-def _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers,
-              metrics, modes, arch_to_dict, arch_hash, callbacks, before, console):
-    import ray
+def _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers, metrics, modes,
+              callbacks, before, console, outbox, writer, answers) -> None:
     from ray import tune
 
+    from nasbench.ledger import TrialLedger
     from nasbench.progress import SearchProgress
+    from nasbench.searcher import NasOptunaSearch
+    from nasbench.silent_reporter import SilentReporter
     from nasbench.trial import run_trial
+    from search_spaces import arch_hash, arch_to_dict
 
     def define_by_run(trial):
         arch = space.sample(trial)
@@ -645,23 +495,23 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
         trial.set_user_attr("arch_hash", digest)
         return {"arch": as_dict, "arch_hash": digest}
 
-    searcher = _searcher_class()(
-        define_by_run, metric=metrics if len(metrics) > 1 else metrics[0],
-        mode=modes if len(modes) > 1 else modes[0], sampler=study.sampler, study_name=STUDY_NAME,
-        storage=storage, resume_numbers=resume_numbers)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(config))
-    ledger = _ledger_class()(directory, context, config.scheduler)
     progress = SearchProgress(total=config.trials, already=before, objectives=config.objectives,
                               enabled=config.progress, console=console)
-    run_number = len(list((directory / "ray").glob("run-*"))) + 1 if (directory / "ray").exists() else 1
+    ledger = TrialLedger(directory, outbox, writer, answers, config.scheduler, config.epochs, progress)
+    searcher = NasOptunaSearch(
+        define_by_run, metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0], sampler=study.sampler, study_name=STUDY_NAME,
+        storage=storage, resume_numbers=resume_numbers, budget=remaining, answer=answers.answer, ledger=ledger)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(config))
+    storage_path = config.checkpoint_storage or str(directory / "ray")
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(config),
                                     num_samples=remaining, max_concurrent_trials=config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
-            name=f"run-{run_number}", storage_path=str(directory / "ray"), verbose=0,
-            progress_reporter=_SilentReporter(), log_to_file=False,
+            name=_run_name(config, directory),
+            storage_path=storage_path, verbose=0, progress_reporter=SilentReporter(), log_to_file=False,
             callbacks=[ledger, progress, *(callbacks or [])],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
@@ -671,31 +521,19 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     with progress:
         tuner.fit()
-    interrupted = len(ledger.finished) < remaining
-    return ledger, interrupted
+
+
+def _run_name(config: SearchConfig, directory: Path) -> str:
+    """``run-<n>`` in the experiment's own ``ray/`` (a resume adds one); in a shared
+    checkpoint storage the experiment's name and the time keep searches apart."""
+    if config.checkpoint_storage:
+        return f"{directory.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    local = directory / "ray"
+    return f"run-{len(list(local.glob('run-*'))) + 1 if local.exists() else 1}"
 
 
 def _trial_dirname(trial) -> str:
     return f"trial-{trial.config.get('trial_number', 'x')}-{trial.trial_id}"
-
-
-def _silent_reporter_class():
-    from ray.tune import ProgressReporter
-
-    class SilentReporter(ProgressReporter):
-        """Ray's own table is replaced by :class:`nasbench.progress.SearchProgress`."""
-
-        def should_report(self, trials, done=False):
-            return False
-
-        def report(self, trials, done, *sys_info):
-            return None
-
-    return SilentReporter
-
-
-def _SilentReporter():  # noqa: N802 - reads like the class it builds
-    return _silent_reporter_class()()
 
 
 # --------------------------------------------------------------------------- results

@@ -1,31 +1,29 @@
-"""What runs inside one search trial, in a Ray worker.
+"""What runs inside one search trial, in a Ray worker: pure compute.
 
-A trial receives an architecture (sampled on the driver by Optuna, define-by-run) and:
+A trial receives an architecture (sampled on the driver by Optuna, define-by-run), builds
+and trains the model, reporting validation accuracy after every epoch through
+``tune.report`` so ASHA/HyperBand can stop it early, then measures params, MACs, latency
+and (when it is an objective) robust accuracy under a cheap attack on the validation
+split. Its final result goes through ``tune.report`` too, with its weights as a Ray Tune
+checkpoint (``model.safetensors`` + ``arch.json`` + ``meta.json``) persisted into the
+run's storage path (a local folder, or a shared/cloud URI on a cluster).
 
-1. opens its MLflow child run (:func:`nasbench.tracking.trial_run`, created here in the
-   worker with the explicit tracking URI and the parent run id);
-2. answers from the benchmark store when the same (architecture hash, dataset,
-   budget, seed) was already trained -- isomorphic architectures share a hash, so
-   duplicates are never retrained (NAS-Bench-101 found that most proposals of a
-   search are repeats);
-3. or, in replay mode, answers from a recorded benchmark with simulated training time
-   (NAS-Bench-201's ``simulate_train_eval``: strategies compared in seconds);
-4. otherwise builds and trains the model, reporting validation accuracy after every
-   epoch so ASHA/HyperBand can stop it early, then measures params, MACs, latency and
-   (when it is an objective) robust accuracy under a cheap attack on the validation
-   split, writes the store row and a safetensors checkpoint.
+A trial imports torch, Ray and the project's model and training code only: no MLflow,
+no benchmark store, no Optuna. The driver is the single writer of all persistent state
+(``nasbench.trial_writer``): it answers duplicates and replays from the store before any
+trial is launched, and writes each trial's MLflow child run and store row from what the
+trial reported. So a trial actor starts fast, and a cluster node never writes a shared
+SQLite file.
 
-A trial that raises (an invalid architecture, a diverging loss, out of memory) is
-recorded as ``failed`` with its reason in the store and MLflow and reported to the
-driver as a result with ``status="failed"``: the worker stays alive (its actor is
-reused) and the searcher tells Optuna FAIL. A trial stopped by the scheduler leaves
-through ``SystemExit`` raised inside ``tune.report``; it is marked ``pruned`` here when
-the worker gets that far and, in any case, by the driver (``nasbench.search``).
+A trial that raises (an invalid architecture, a diverging loss, a collapse to chance,
+out of memory) reports ``status="failed"`` with its reason: the worker stays alive (its
+actor is reused) and the driver tells Optuna FAIL. A trial stopped by the scheduler
+leaves through ``SystemExit`` raised inside ``tune.report``.
 
 Result keys reported to Ray Tune: ``epoch``, ``val_acc``, ``train_acc``, ``train_loss``
-after each epoch; the final result adds ``trial_complete=True``, ``status``
-(ok/deduplicated/failed), the objectives (``robust_acc``, ``params``, ``macs``,
-``latency_ms``), ``mlflow_run_id`` and ``simulated_seconds`` (replay).
+after each epoch; the final result adds ``trial_complete=True``, ``status`` (ok/failed,
+``reason``), the objectives (``robust_acc``, ``params``, ``macs``, ``latency_ms``), the
+per-epoch ``curves`` and the ``robust`` results (for the store row).
 """
 
 from __future__ import annotations
@@ -74,16 +72,8 @@ class TrialContext:
     space: str
     train: dict[str, Any]                     # a TrainConfig dump; epochs is the budget
     objectives: tuple[str, ...] = ("val_acc",)
-    store_path: str | None = None
-    store_journal: str | None = None          # chosen by the driver (nasbench.store.journal_mode_for)
-    replay_path: str | None = None
-    tracking: Any = None                      # nasbench.tracking.TrackingConfig or None
-    parent_run_id: str | None = None
-    # nasbench.tracking.DatasetDescription: every trial run's dataset input, described once
-    # on the driver (a replayed or deduplicated trial never loads the data)
-    dataset_description: Any = None
     robust: RobustConfig | None = None
-    checkpoint_dir: str | None = None         # where ok trials leave model.safetensors
+    save_weights: bool = True                 # report the trained weights as a Tune checkpoint
     augment: tuple[str, ...] = ()
     # A stand-in for training, ``(arch_dict, context, report) -> final metrics``, where
     # ``report(metrics)`` reports one intermediate epoch (so schedulers can stop it);
@@ -104,17 +94,11 @@ def _dataset(name: str, data_dir: str, seed: int, val_fraction: float):
     return load_dataset(name, data_dir=data_dir, download=False, seed=seed, val_fraction=val_fraction)
 
 
-@lru_cache(maxsize=4)
-def _benchmark(path: str, journal_mode: str | None = None):
-    from nasbench.store import Benchmark
-
-    return Benchmark(path, journal_mode=journal_mode)
-
-
-def _report(metrics: dict) -> None:
+def _report(metrics: dict, checkpoint_dir: str | None = None) -> None:
     from ray import tune
 
-    tune.report(metrics)
+    checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+    tune.report(metrics, checkpoint=checkpoint)
 
 
 def _reason(error: BaseException) -> str:
@@ -128,108 +112,50 @@ def _finite(value: Any) -> bool:
 
 def run_trial(config: dict, context: TrialContext) -> None:
     """The Ray Tune function trainable: one architecture, start to finish."""
-    from contextlib import nullcontext
+    evaluate_trial(config["arch"], config["arch_hash"], int(config["trial_number"]), context, _report)
 
-    arch = config["arch"]
-    arch_hash = config["arch_hash"]
-    number = int(config["trial_number"])
 
-    recording = None
-    if context.tracking is not None and context.parent_run_id is not None:
-        from nasbench.tracking import trial_run
+def evaluate_trial(arch: dict, arch_hash: str, number: int, context: TrialContext,
+                   report: Callable[..., None]) -> None:
+    """Train and measure one architecture, telling ``report(metrics, checkpoint_dir=None)``
+    each epoch and then the final result: ``ok`` with the weights' folder, or ``failed``
+    with the reason. Any callable works outside Ray (a test, the Python API)."""
+    import shutil
+    import tempfile
 
-        # only a trial rerun after a killed driver can already own a child run: a new
-        # trial skips that search (one store query less per trial)
-        recording = trial_run(context.tracking, context.parent_run_id, str(number), arch=arch,
-                              arch_hash=arch_hash, train_config=context.train,
-                              dataset=context.dataset_description or context.dataset,
-                              find_existing=bool(config.get("rerun")))
-    with recording if recording is not None else nullcontext() as recorder:
-        run_id = getattr(recorder, "run_id", None)
-        base = {"trial_number": number, "arch_hash": arch_hash, "mlflow_run_id": run_id}
+    base = {"trial_number": number, "arch_hash": arch_hash}
+    weights = tempfile.mkdtemp(prefix="nasbench-weights-") if context.save_weights else None
+    try:
         try:
-            final = _evaluate(arch, arch_hash, context, recorder, base)
+            final = _evaluate(arch, arch_hash, context, report, base, weights)
         except SystemExit:  # stopped by the scheduler inside tune.report: pruned
-            if recorder is not None:
-                recorder.set_status("pruned", "stopped early by the trial scheduler")
             raise
         except Exception as error:  # noqa: BLE001 - any failure of the trial is its result
-            reason = _reason(error)
-            _record_failure(context, arch, arch_hash, reason, run_id)
-            if recorder is not None:
-                recorder.set_status("failed", reason)
-            _report({**base, "status": "failed", "reason": reason, "trial_complete": True})
+            report({**base, "status": "failed", "reason": _reason(error), "trial_complete": True})
             return
-        if recorder is not None:  # at the last epoch's step: the curves start at epoch 1
-            recorder.log_metrics({k: v for k, v in final.items()
-                                  if k in ("val_acc", "train_acc", "test_acc", "robust_acc", "params",
-                                           "macs", "latency_ms", "train_seconds")
-                                  and _finite(v)}, step=int(final.get("epoch") or context.budget))
-            recorder.set_status("deduplicated" if final["status"] == "deduplicated" else "ok")
-        _report({**base, **final, "trial_complete": True})
+        saved = weights is not None and (Path(weights) / "model.safetensors").is_file()
+        # Tune persists the checkpoint into the run's storage before report returns
+        report({**base, **final, "trial_complete": True}, checkpoint_dir=weights if saved else None)
+    finally:
+        if weights is not None:
+            shutil.rmtree(weights, ignore_errors=True)
 
 
-def _row_metrics(row: dict) -> dict:
-    metrics = {key: row.get(key) for key in ("val_acc", "train_acc", "test_acc", "params", "macs",
-                                             "latency_ms", "train_seconds")}
-    robust = [r["accuracy"] for r in row.get("robust") or []]
-    if robust:
-        metrics["robust_acc"] = min(robust)
-    curves = row.get("curves") or []
-    metrics["epoch"] = curves[-1]["epoch"] if curves else row.get("budget")
-    return metrics
-
-
-def _evaluate(arch: dict, arch_hash: str, context: TrialContext, recorder, base: dict) -> dict:
+def _evaluate(arch: dict, arch_hash: str, context: TrialContext, report, base: dict,
+              weights_dir: str | None) -> dict:
     """The trial's final metrics; raises on failure."""
-    # 1. the store already knows this (hash, dataset, budget, seed): answer from it
-    if context.store_path is not None:
-        row = _benchmark(context.store_path, context.store_journal).lookup(arch_hash, context.dataset,
-                                                                           context.budget, context.seed)
-        if row is not None and row["status"] == "ok" and _has_objectives(row, context):
-            return {**_row_metrics(row), "status": "deduplicated"}
-    # 2. replay a recorded benchmark: per-epoch curve, simulated time, no training
-    if context.replay_path is not None:
-        return _replay(arch_hash, context, recorder, base)
-    # 3. a stand-in evaluation (benchmarks, fault injection)
-    if context.evaluate is not None:
+    if context.evaluate is not None:  # a stand-in evaluation (benchmarks, fault injection)
         def report_epoch(metrics: dict) -> None:
-            if recorder is not None:
-                recorder.log_epoch(int(metrics["epoch"]), metrics)
-            _report({**base, **metrics})
+            report({**base, **metrics})
 
         metrics = dict(context.evaluate(arch, context, report_epoch))
         metrics.setdefault("epoch", context.budget)
-        _record_ok(context, arch, arch_hash, metrics, base.get("mlflow_run_id"), curves=[])
         return {**metrics, "status": "ok"}
-    return _train(arch, arch_hash, context, recorder, base)
+    return _train(arch, arch_hash, context, report, base, weights_dir)
 
 
-def _has_objectives(row: dict, context: TrialContext) -> bool:
-    """A stored row answers a trial only if it holds every objective the search asks for."""
-    metrics = _row_metrics(row)
-    return all(_finite(metrics.get(OBJECTIVES[name][0])) for name in context.objectives)
-
-
-def _replay(arch_hash: str, context: TrialContext, recorder, base: dict) -> dict:
-    row = _benchmark(context.replay_path).lookup(arch_hash, context.dataset, context.budget, context.seed)
-    if row is None or row["status"] != "ok":
-        raise LookupError(f"architecture {arch_hash[:12]} is not recorded in the replay benchmark "
-                          f"{context.replay_path} for {context.dataset}, {context.budget} epochs, "
-                          f"seed {context.seed}")
-    curves = row.get("curves") or []
-    per_epoch = (row.get("train_seconds") or 0.0) / max(1, len(curves) or context.budget)
-    simulated = 0.0
-    for entry in curves[:-1]:  # the last epoch comes with the final result
-        simulated += per_epoch
-        metrics = {k: v for k, v in entry.items() if _finite(v)}
-        if recorder is not None:
-            recorder.log_epoch(int(entry["epoch"]), metrics)
-        _report({**base, **metrics, "simulated_seconds": simulated})
-    return {**_row_metrics(row), "simulated_seconds": (row.get("train_seconds") or 0.0), "status": "ok"}
-
-
-def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, base: dict) -> dict:
+def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base: dict,
+           weights_dir: str | None) -> dict:
     import torch
 
     from nasbench.config import TrainConfig
@@ -251,10 +177,8 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
         if not all(_finite(metrics.get(k)) for k in ("train_loss", "val_acc")):
             raise FloatingPointError(f"training diverged at epoch {metrics.get('epoch')} "
                                      f"(train loss {metrics.get('train_loss')})")
-        if recorder is not None:
-            recorder.log_epoch(int(metrics["epoch"]), metrics)
         if metrics["epoch"] < cfg.epochs:  # the last epoch comes with the final result
-            _report({**base, **metrics})
+            report({**base, **metrics})
 
     result = train_model(model, dataset, cfg, on_epoch=on_epoch, evaluate_test=True,
                          seed=context.seed, augment=list(context.augment) or None)
@@ -276,12 +200,10 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, recorder, bas
     if context.robust is not None:
         robust = _robust(model, dataset, context.robust, context.seed)
         metrics["robust_acc"] = robust[0]["accuracy"]
-    checkpoint = _save_checkpoint(context, model, arch_dict, arch_hash, dataset, metrics, base.get("mlflow_run_id"))
-    if checkpoint is not None:
-        metrics["checkpoint"] = checkpoint
-    _record_ok(context, arch_dict, arch_hash, metrics, base.get("mlflow_run_id"),
-               curves=result.history, robust=robust)
-    return {**metrics, "status": "ok"}
+    if weights_dir is not None:
+        _save_checkpoint(weights_dir, context, model, arch_dict, arch_hash, dataset, metrics)
+    curves = [{k: v for k, v in entry.items() if k == "epoch" or _finite(v)} for entry in result.history]
+    return {**metrics, "status": "ok", "curves": curves, "robust": robust}
 
 
 def trial_device(requested: str) -> str:
@@ -327,50 +249,17 @@ def _robust(model, dataset, robust: RobustConfig, seed: int) -> list[dict]:
              "accuracy": float(report.robust_accuracy(robust.eps))}]
 
 
-def _save_checkpoint(context: TrialContext, model, arch: dict, arch_hash: str, dataset,
-                     metrics: dict, run_id: str | None) -> str | None:
-    if context.checkpoint_dir is None:
-        return None
+def _save_checkpoint(directory: str, context: TrialContext, model, arch: dict, arch_hash: str, dataset,
+                     metrics: dict) -> None:
     from nasbench.checkpoint import save_checkpoint
 
-    directory = Path(context.checkpoint_dir) / arch_hash[:16]
-    # The store key and the trial's MLflow run: an attack on this checkpoint adds its
-    # robust accuracies to the trial's benchmark row and links its run to the trial's.
+    # The store key: an attack on this checkpoint adds its robust accuracies to the trial's
+    # benchmark row (the driver adds the trial's MLflow run id when it files the weights).
     meta = {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
             "mean": list(dataset.mean), "std": list(dataset.std), "dataset": dataset.name,
-            "arch_hash": arch_hash, "budget": context.budget, "seed": context.seed, "mlflow_run_id": run_id,
+            "arch_hash": arch_hash, "budget": context.budget, "seed": context.seed,
             "metrics": {k: v for k, v in metrics.items() if _finite(v)}}
     save_checkpoint(directory, model, arch, meta)
-    return str(directory)
-
-
-def _store_row(context: TrialContext, arch: dict, arch_hash: str, status: str, **values) -> dict:
-    row = {"arch_hash": arch_hash, "dataset": context.dataset, "budget": context.budget,
-           "seed": context.seed, "space": context.space, "arch": arch, "status": status}
-    row.update({k: v for k, v in values.items() if v is not None})
-    return row
-
-
-def _record_ok(context, arch, arch_hash, metrics, run_id, curves, robust=()) -> None:
-    if context.store_path is None:
-        return
-    clean_curves = [{k: v for k, v in entry.items() if k == "epoch" or _finite(v)} for entry in curves]
-    _benchmark(context.store_path, context.store_journal).record(_store_row(
-        context, arch, arch_hash, "ok", curves=clean_curves,
-        train_acc=metrics.get("train_acc"), val_acc=metrics.get("val_acc"), test_acc=metrics.get("test_acc"),
-        params=metrics.get("params"), macs=metrics.get("macs"), latency_ms=metrics.get("latency_ms"),
-        device=metrics.get("device"), train_seconds=metrics.get("train_seconds"),
-        mlflow_run_id=run_id, robust=list(robust) or None))
-
-
-def _record_failure(context, arch, arch_hash, reason, run_id) -> None:
-    if context.store_path is None:
-        return
-    try:
-        _benchmark(context.store_path, context.store_journal).record(_store_row(
-            context, arch, arch_hash, "failed", reason=reason, mlflow_run_id=run_id))
-    except Exception:  # noqa: BLE001 - the store refusing the row must not hide the failure
-        pass
 
 
 def worker_pid() -> int:

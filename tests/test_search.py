@@ -2,7 +2,7 @@
 
 Ray starts once per test session and every search here shares one MLflow database
 (creating its tables costs a second or more). Each search costs its worker start-up
-(seconds: fresh actors import Ray Tune and MLflow), so there are few of them: one real
+(seconds: fresh actors import Ray Tune and torch), so there are few of them: one real
 training search that the dedup and replay tests reuse, one multi-objective search that
 also measures robust accuracy, and stand-in trials elsewhere.
 """
@@ -90,7 +90,7 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
     # a search that trained learns something: digits has 10 classes
     assert max(t.value for t in study.trials) > 0.3
 
-    # MLflow: a parent run and one finished child per trial, created in the workers, each
+    # MLflow: a parent run and one finished child per trial, written by the driver, each
     # with its params, final metrics, arch.json and the search's dataset as its input
     client, parent, children = mlflow_runs(summary, tracking_uri)
     digest = dataset_digest(load_dataset("digits", seed=0, val_fraction=SearchConfig().val_fraction))
@@ -324,3 +324,45 @@ def test_an_existing_experiment_needs_resume(tmp_path):
     resumed, _ = prepare_experiment(config(tmp_path, experiment="taken", trials=9, resume=True, epochs=5))
     assert resumed.trials == 9  # runtime options come from the new command line ...
     assert resumed.epochs == 1  # ... what is searched from the saved config
+
+
+TRIAL_ALONE = """
+import json, os, sys
+from nasbench.config import TrainConfig
+from nasbench.trial import TrialContext, evaluate_trial
+
+arch, arch_hash = json.loads(sys.argv[1]), sys.argv[2]
+reports = []
+
+def report(metrics, checkpoint_dir=None):
+    reports.append({"metrics": metrics, "files": sorted(os.listdir(checkpoint_dir)) if checkpoint_dir else None})
+
+context = TrialContext(dataset="digits", data_dir="data", val_fraction=0.2, seed=0, space="macro",
+                       train=TrainConfig(epochs=2, batch_size=64, threads=1).model_dump())
+evaluate_trial(arch, arch_hash, 7, context, report)
+heavy = ("mlflow", "sqlalchemy", "optuna", "nasbench.store", "nasbench.tracking", "nasbench.trial_writer")
+print(json.dumps({"reports": reports, "imported": [name for name in heavy if name in sys.modules]}, default=str))
+"""
+
+
+def test_a_trial_is_pure_compute_and_imports_no_mlflow(tmp_path):
+    """In a fresh interpreter a trial trains, reports each epoch and then its final result
+    with its weights, and never imports MLflow, SQLAlchemy, Optuna or the benchmark store."""
+    import subprocess
+
+    import optuna
+
+    from search_spaces import arch_hash, arch_to_dict, get_space
+
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
+    arch = get_space("macro", (1, 8, 8)).sample(trial)
+    out = subprocess.run([sys.executable, "-c", TRIAL_ALONE, json.dumps(arch_to_dict(arch)), arch_hash(arch)],
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["imported"] == []
+    first, final = seen["reports"]
+    assert first["metrics"]["epoch"] == 1 and first["files"] is None
+    assert final["metrics"]["trial_complete"] and final["metrics"]["status"] == "ok"
+    assert final["metrics"]["trial_number"] == 7 and final["metrics"]["params"] > 0
+    assert [entry["epoch"] for entry in final["metrics"]["curves"]] == [1, 2]
+    assert final["files"] == ["arch.json", "meta.json", "model.safetensors"]

@@ -95,14 +95,14 @@ def test_failing_and_crashing_trials_are_recorded_and_the_search_goes_on(ray_run
 def test_plain_optuna_search_reports_early_stopped_trials_as_complete_ours_as_pruned():
     from ray.tune.search.optuna import OptunaSearch
 
-    from nasbench.search import _searcher_class
+    from nasbench.searcher import NasOptunaSearch
 
     def space(trial):
         trial.suggest_int("x", 0, 10)
 
     stopped_after_one_epoch = {"val_acc": 0.31, "epoch": 1, "training_iteration": 1}
     states = {}
-    for cls in (OptunaSearch, _searcher_class()):
+    for cls in (OptunaSearch, NasOptunaSearch):
         searcher = cls(space, metric="val_acc", mode="max")
         searcher.suggest("t1")
         searcher.on_trial_complete("t1", stopped_after_one_epoch)
@@ -308,3 +308,67 @@ def test_trials_given_no_gpu_train_on_the_cpu(ray_runtime):
         return trial_device("auto"), trial_device("cuda:1"), trial_device("cpu")
 
     assert ray.get(devices.remote()) == ("cpu", "cuda:1", "cpu")
+
+
+# ----------------------------------------------------------------------------- the driver is the only writer
+
+STALLED_DRIVER = """
+import sys, time
+from nasbench import trial_writer
+
+# The driver's writer never gets to write: every trial that finishes is recorded in the
+# outbox and told to Optuna, and its MLflow run and store row stay unwritten.
+trial_writer.TrialWriter._write = lambda self, events: time.sleep(3600)
+
+from nasbench.search import SearchConfig, run_search
+from nasbench.trial import sleep_evaluate
+
+run_search(SearchConfig(experiments_dir=sys.argv[1], experiment="unwritten", trials=6, concurrency=2, epochs=1,
+                        progress=False, export_top=0, address=sys.argv[2]),
+           evaluate=sleep_evaluate, extra={"sleep": 0.1})
+"""
+
+
+def test_a_killed_driver_with_finished_but_unwritten_trials_resumes_with_exact_counts(ray_runtime, tmp_path):
+    """A driver killed with ``kill -9`` while trials it had told Optuna about were still
+    waiting to be written: ``--resume`` writes them from ``results.jsonl`` (they are not run
+    again), then runs the rest; Optuna, the store and MLflow end with exactly 6 trials."""
+    from nasbench.store import Benchmark
+
+    experiments = tmp_path / "experiments"
+    directory = experiments / "unwritten"
+    address = ray_runtime.get_runtime_context().gcs_address
+    driver = subprocess.Popen([sys.executable, "-c", STALLED_DRIVER, str(experiments), address],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    outbox = directory / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if outbox.exists() and outbox.read_text().count('"record"') >= 3:
+            break
+        time.sleep(0.1)
+    assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+
+    before = study_progress(load_study(directory))
+    told = [t.number for t in load_study(directory).trials if t.state.name == "COMPLETE"]
+    assert 3 <= before["finished"] == len(told) < 6
+    assert child_runs(directory) == []  # nothing written to MLflow ...
+    assert len(Benchmark(directory / "benchmark.db")) == 0  # ... nor to the store
+
+    resumed = run_search(config(tmp_path, experiment="unwritten", resume=True), evaluate=slow_trials)
+    assert resumed.finished == 6 and resumed.complete == 6 and not resumed.interrupted
+    study = load_study(directory)
+    assert [t.number for t in study.trials] == list(range(6))
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
+    assert sorted(next(e for e in log if e.get("event") == "resume")["recovered"]) == told
+    # written from the records, not run again: each trial finished once in the log
+    assert sorted(e["trial"] for e in log if "trial" in e) == list(range(6))
+    runs = child_runs(directory)
+    assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in runs) == list(range(6))
+    assert all(r.info.status == "FINISHED" for r in runs)
+    store = Benchmark(directory / "benchmark.db")
+    ok = {t.user_attrs["arch_hash"] for t in study.trials if t.user_attrs["status"] == "ok"}
+    assert len(store) == len(ok) and all(store.lookup(h, "digits", 1, 0)["status"] == "ok" for h in ok)
+    assert {store.lookup(h, "digits", 1, 0)["mlflow_run_id"] for h in ok} <= {r.info.run_id for r in runs}
