@@ -7,6 +7,10 @@ A checkpoint is a directory holding
 - ``arch.json``: the model spec (see ``nasbench.models``);
 - ``meta.json``: input shape, classes, normalisation statistics, dataset, metrics.
 
+The dataset is recorded twice (see :func:`dataset_meta`): ``dataset``, the name as given
+(the benchmark store's key), and ``data``, what loads it again from any folder. Commands
+that evaluate a checkpoint default to that dataset (:func:`recorded_dataset`).
+
 Loading rebuilds the network from ``arch.json`` and loads the weights into it. A
 ``model.pt`` state dict is accepted too, read with ``torch.load(weights_only=True)``,
 which refuses any pickle that would run code.
@@ -33,6 +37,29 @@ def _write_atomically(path: Path, write) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     write(temporary)
     os.replace(temporary, path)
+
+
+def dataset_meta(dataset) -> dict:
+    """The meta.json entries naming a ``nasbench.data.Dataset``: ``dataset`` (its name as
+    given) and ``data`` (``{"dataset": the name with an absolute path, "data_dir": the
+    absolute folder of a torchvision dataset or None}``), which later commands load."""
+    from nasbench.data import absolute_dataset_name
+
+    return {"dataset": dataset.name,
+            "data": {"dataset": absolute_dataset_name(dataset.name), "data_dir": dataset.data_dir}}
+
+
+def recorded_dataset(meta: dict) -> dict | None:
+    """``{"dataset", "data_dir"}`` a checkpoint's model was trained on, from its meta; a
+    checkpoint written before ``data`` was recorded gives its ``dataset`` name as it was
+    typed (a relative path then means one from the current folder). None when unknown."""
+    data = meta.get("data")
+    if isinstance(data, dict) and isinstance(data.get("dataset"), str) and data["dataset"]:
+        data_dir = data.get("data_dir")
+        return {"dataset": data["dataset"], "data_dir": data_dir if isinstance(data_dir, str) else None}
+    if isinstance(meta.get("dataset"), str) and meta["dataset"]:
+        return {"dataset": meta["dataset"], "data_dir": None}
+    return None
 
 
 def save_checkpoint(directory: str | Path, model: nn.Module, arch: dict, meta: dict) -> Path:

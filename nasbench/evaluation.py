@@ -33,7 +33,7 @@ import re
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,13 +44,18 @@ from nasbench.errors import UserError
 
 __all__ = [
     "EVALUATIONS_DIR",
+    "DataChoice",
     "ModelEvaluation",
     "ModelInfo",
+    "check_fits",
+    "choose_dataset",
     "default_eps",
     "evaluate_models",
     "experiment_path",
+    "load_chosen_dataset",
     "load_model",
     "load_models",
+    "load_saved_models",
     "read_evaluations",
     "select_examples",
 ]
@@ -136,15 +141,76 @@ def _kind_of(spec: dict) -> str:
     return "classic" if spec.get("kind") == "classic" else "found"
 
 
-def _check_fits(model_meta: dict, dataset, source: str) -> None:
+def check_fits(model_meta: dict, dataset, source: str) -> None:
     """A checkpoint must take the dataset's images and predict its classes."""
+    from nasbench.checkpoint import recorded_dataset
+
+    recorded = recorded_dataset(model_meta)
+    trained_on = f" (it was trained on {recorded['dataset']})" if recorded else ""
     shape = model_meta.get("input_shape")
     if shape is not None and tuple(shape) != tuple(dataset.input_shape):
         raise UserError(f"model {source} takes {'x'.join(map(str, shape))} inputs but {dataset.name} images are "
-                        f"{'x'.join(map(str, dataset.input_shape))}; pass the dataset it was trained on with --dataset")
+                        f"{'x'.join(map(str, dataset.input_shape))}{trained_on}")
     classes = model_meta.get("num_classes")
     if classes is not None and int(classes) != dataset.num_classes:
-        raise UserError(f"model {source} predicts {classes} classes but {dataset.name} has {dataset.num_classes}")
+        raise UserError(f"model {source} predicts {classes} classes but {dataset.name} has "
+                        f"{dataset.num_classes}{trained_on}")
+
+
+@dataclass
+class DataChoice:
+    """The dataset an evaluation runs on: ``recorded_by`` names the checkpoint whose own
+    dataset it is, None when the user named it or it is the default."""
+
+    dataset: str
+    data_dir: Path
+    recorded_by: str | None = None
+
+
+def choose_dataset(dataset: str | None, data_dir: Path | None, infos: list[ModelInfo]) -> DataChoice:
+    """The dataset to evaluate ``infos``' models on: ``dataset`` when given (with one
+    warning line when a checkpoint was trained on another), else the one the checkpoints
+    recorded, else ``digits``. Checkpoints of different datasets cannot share one
+    evaluation without ``dataset``: UserError."""
+    import warnings
+
+    from nasbench.checkpoint import recorded_dataset
+    from nasbench.data import absolute_dataset_name
+    from nasbench.errors import DoubtfulInput
+
+    recorded: dict[str, tuple[dict, list[str]]] = {}  # absolute name -> (record, sources)
+    for info in infos:
+        record = recorded_dataset(info.meta)
+        if record is not None:
+            recorded.setdefault(absolute_dataset_name(record["dataset"]), (record, []))[1].append(info.source)
+    if dataset is not None:
+        others = [f"{name} ({', '.join(sources)})" for name, (_, sources) in recorded.items()
+                  if name != absolute_dataset_name(dataset)]
+        if others:
+            warnings.warn(f"evaluating on {dataset} as asked, not on the data the model was trained on: "
+                          f"{'; '.join(others)}", DoubtfulInput, stacklevel=2)
+        return DataChoice(dataset, data_dir or Path("data"))
+    if len(recorded) > 1:
+        listed = "; ".join(f"{name} ({', '.join(sources)})" for name, (_, sources) in recorded.items())
+        raise UserError(f"the models were trained on different datasets ({listed}) and one evaluation attacks "
+                        "them all on the same points: give --dataset, or attack them separately")
+    if not recorded:
+        return DataChoice("digits", data_dir or Path("data"))
+    record, sources = next(iter(recorded.values()))
+    return DataChoice(record["dataset"], data_dir or Path(record["data_dir"] or "data"), recorded_by=sources[0])
+
+
+def load_chosen_dataset(choice: DataChoice, *, download: bool = False, seed: int = 0, val_fraction: float = 0.15):
+    """Load ``choice``; a checkpoint's recorded dataset that is gone is a UserError saying so."""
+    from nasbench.data import load_dataset
+
+    try:
+        return load_dataset(choice.dataset, choice.data_dir, download, seed, val_fraction)
+    except UserError as error:
+        if choice.recorded_by is None:
+            raise
+        raise UserError(f"{choice.recorded_by} was trained on {choice.dataset}, which cannot be loaded now "
+                        f"({error}); give --dataset (and --data-dir) where that data is now") from None
 
 
 def _label_for(spec: dict, fallback: str) -> str:
@@ -160,7 +226,8 @@ def _load_checkpoint_dir(directory: Path, dataset) -> tuple[nn.Module, ModelInfo
     from nasbench.checkpoint import load_checkpoint
 
     model, spec, meta = load_checkpoint(directory)
-    _check_fits(meta, dataset, str(directory))
+    if dataset is not None:
+        check_fits(meta, dataset, str(directory))
     label = _label_for(spec, directory.name)
     return model, ModelInfo(label=label, spec=spec, source=str(directory), kind=_kind_of(spec), meta=meta,
                             run_id=meta.get("mlflow_run_id"))
@@ -201,7 +268,8 @@ def _load_logged(uri: str, dataset, tracking_uri: str) -> tuple[nn.Module, Model
         except (ValueError, OSError) as error:
             raise UserError(f"cannot load {uri}: {str(error).splitlines()[0]}") from None
         model, spec, meta = load_checkpoint(folder)
-    _check_fits(meta, dataset, uri)
+    if dataset is not None:
+        check_fits(meta, dataset, uri)
     run_id = _model_run_id(uri, tracking_uri) or meta.get("mlflow_run_id")
     return model.eval(), ModelInfo(label=_label_for(spec, uri), spec=spec, source=uri, kind=_kind_of(spec),
                                    meta=meta, run_id=run_id)
@@ -210,7 +278,7 @@ def _load_logged(uri: str, dataset, tracking_uri: str) -> tuple[nn.Module, Model
 def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, seed: int, device: str,
                      on_epoch: Callable[[dict], None] | None) -> tuple[nn.Module, ModelInfo]:
     """Train a named model once per (model, dataset, epochs, seed); later calls reuse the checkpoint."""
-    from nasbench.checkpoint import save_checkpoint
+    from nasbench.checkpoint import dataset_meta, save_checkpoint
     from nasbench.config import TrainConfig
     from nasbench.models import build_from_spec, spec_label, wrap_normalized
     from nasbench.train import seed_everything, train_model
@@ -226,7 +294,7 @@ def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, see
     config = TrainConfig(epochs=epochs, device=device)
     result = train_model(model, dataset, config, on_epoch=on_epoch, seed=seed)
     meta = {
-        "dataset": dataset.name, "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
+        **dataset_meta(dataset), "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
         "class_names": dataset.class_names, "mean": list(dataset.mean), "std": list(dataset.std),
         "params": sum(p.numel() for p in model.parameters()), "val_acc": result.val_acc,
         "test_acc": result.test_acc, "history": result.history, "train_seconds": result.train_seconds,
@@ -249,6 +317,9 @@ def load_model(source: str, dataset, *, experiment_dir: str | Path, epochs: int 
     classic model name / architecture ``.json``: that one is trained on ``dataset`` for
     ``epochs`` and checkpointed under ``<experiment_dir>/models/``, and the checkpoint
     is reused on the next call. Anything unusable raises :class:`UserError`.
+
+    ``dataset`` None loads a checkpoint or logged model without checking that it fits any
+    data (see :func:`choose_dataset` and :func:`check_fits`).
     """
     kind, resolved = model_source(source)
     if kind == "logged":
@@ -257,6 +328,8 @@ def load_model(source: str, dataset, *, experiment_dir: str | Path, epochs: int 
         return _load_logged(resolved, dataset, tracking_uri or default_tracking_uri(Path(experiment_dir)))
     if kind == "checkpoint":
         return _load_checkpoint_dir(resolved, dataset)
+    if dataset is None:
+        raise ValueError(f"model {source} is trained first, which needs a dataset")
     return _train_and_cache(resolved, dataset, Path(experiment_dir), epochs, seed, device, on_epoch)
 
 
@@ -277,11 +350,29 @@ def model_source(source: str) -> tuple[str, Any]:
     return "spec", resolve_spec(source)  # a classic name or an architecture JSON; UserError otherwise
 
 
-def load_models(sources: list[str], dataset, **kwargs) -> dict[str, tuple[nn.Module, ModelInfo]]:
-    """:func:`load_model` for each source, keyed by label (duplicates get ``-2``, ``-3`` ...)."""
+def load_saved_models(sources: list[str], *, experiment_dir: str | Path,
+                      tracking_uri: str | None = None) -> dict[str, tuple[nn.Module, ModelInfo]]:
+    """The checkpoint directories and logged models among ``sources``, loaded before any
+    data (their meta says which data they were trained on): ``{source: (model, info)}``."""
+    return {source: load_model(source, None, experiment_dir=experiment_dir, tracking_uri=tracking_uri)
+            for source in sources if model_source(source)[0] != "spec"}
+
+
+def load_models(sources: list[str], dataset, *, loaded: dict[str, tuple[nn.Module, ModelInfo]] | None = None,
+                **kwargs) -> dict[str, tuple[nn.Module, ModelInfo]]:
+    """:func:`load_model` for each source, keyed by label (duplicates get ``-2``, ``-3`` ...).
+
+    ``loaded`` maps sources already loaded without a dataset to their ``(model, info)``:
+    they are checked against ``dataset`` instead of being loaded again.
+    """
     models: dict[str, tuple[nn.Module, ModelInfo]] = {}
     for source in sources:
-        model, info = load_model(source, dataset, **kwargs)
+        if loaded and source in loaded:
+            model, info = loaded[source]
+            check_fits(info.meta, dataset, info.source)
+            info = replace(info)  # a source named twice gets two labels
+        else:
+            model, info = load_model(source, dataset, **kwargs)
         label, suffix = info.label, 2
         while label in models:
             label, suffix = f"{info.label}-{suffix}", suffix + 1

@@ -512,6 +512,7 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
         run_config=tune.RunConfig(
             name=_run_name(config, directory),
             storage_path=storage_path, verbose=0, progress_reporter=SilentReporter(), log_to_file=False,
+            stop=_reported_its_end,
             callbacks=[ledger, progress, *(callbacks or [])],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
@@ -521,6 +522,13 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     with progress:
         tuner.fit()
+
+
+def _reported_its_end(trial_id: str, result: dict) -> bool:
+    """A trial ends with the result that says so. Left to itself, Tune would ask the actor
+    for one more result and wait up to 0.2 s for the function's thread to end (its result
+    queue's poll), with the actor kept from the next trial all that time."""
+    return bool(result.get("trial_complete"))
 
 
 def _run_name(config: SearchConfig, directory: Path) -> str:

@@ -40,13 +40,23 @@ class Outbox:
     once the driver has written trial ``n``'s MLflow run and store row.
 
     Appends are single ``write`` calls of whole lines: a driver killed mid-line leaves at
-    most one partial last line, which is skipped (and its trial, not yet told to Optuna,
-    is run again).
+    most one partial last line, which the next driver cuts off (its trial, not yet told to
+    Optuna, is run again).
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._cut_partial_line()
+
+    def _cut_partial_line(self) -> None:
+        """A line cut short by a killed driver would glue itself to the next append."""
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(data.rfind(b"\n") + 1)
 
     def __getstate__(self) -> dict:  # Ray Tune pickles its callbacks into tuner.pkl
         return {"path": self.path}

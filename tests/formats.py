@@ -77,3 +77,34 @@ def write_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, s
             pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
     return root
+
+
+def digit_images(size: int = 8, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's handwritten digits as uint8 grey images of ``size`` x ``size``
+    (17 grey levels spread over 0..255, resized with PIL's bilinear filter), and labels."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.images[:n] / 16 * 255).round().astype(np.uint8)
+    if size != 8:
+        images = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+                           for image in images])
+    return images, bunch.target[:n].astype(np.int64)
+
+
+def write_digits_npz(path: Path, size: int = 8, n: int | None = None) -> Path:
+    """An .npz of digit images as a user writes one: ``numpy.savez(path, x=images, y=labels)``."""
+    images, labels = digit_images(size, n)
+    np.savez(path, x=images, y=labels)
+    return path
+
+
+def write_greyscale_folder(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    """Greyscale PNGs (8-bit, PIL mode L) in the ImageFolder layout ``root/<label>/<i>.png``."""
+    from PIL import Image
+
+    for index, (image, label) in enumerate(zip(images, labels)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / str(label) / f"{index}.png")
+    return root

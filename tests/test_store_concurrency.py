@@ -1,7 +1,9 @@
 """Many processes writing one benchmark at once, and writers killed mid-write.
 
-Real processes (spawn, as Ray starts its workers), a real file, SIGKILL: what a Ray
-cluster node does to the store when trials run in parallel and get preempted.
+Real processes (spawn), a real file, SIGKILL. A search's trials no longer write the store
+(its driver is the single writer), but several programs still may at once: searches
+sharing one ``--store``, ``nasbench attack`` adding robust accuracies, ``bench import``;
+and any of them may be killed mid-write.
 """
 
 import multiprocessing

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
 from pathlib import Path
 
 import pytest
@@ -261,29 +259,54 @@ def test_resumed_search_reuses_its_parent_and_trial_runs(store_uri, digits):
         SearchRun(cfg, {}, resume_run_id="0123456789abcdef0123456789abcdef")
 
 
-def _trial_in_fresh_process(cfg: TrackingConfig, parent_run_id: str, queue) -> None:
-    """What a Ray worker does: nothing but the pickled config, no MLflow environment."""
-    for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
-        del os.environ[key]
-    with trial_run(cfg, parent_run_id, "remote-0", arch=MACRO_ARCH, arch_hash="hr",
-                   train_config=TRAIN, dataset=None) as recorder:
-        recorder.log_epoch(1, {"val_acc": 0.9})
-    queue.put(recorder.run_id)
+def test_the_search_driver_writer_streams_runs_and_rows_and_marks_them_written(store_uri, tmp_path):
+    """The driver's single writer, on its thread: a trial's run opens at its start, its
+    epochs stream in at step=epoch, its end writes the final metrics, status and store row
+    (with the run id), and the outbox marks it written; a run still open at close ends
+    interrupted. An outbox line cut by a kill is skipped."""
+    from nasbench.store import Benchmark
+    from nasbench.trial_writer import Outbox, TrialWriter
 
+    cfg = TrackingConfig(store_uri, "driver-writer")
+    search = SearchRun(cfg, {"trials": 3})
+    outbox = Outbox(tmp_path / "results.jsonl")
+    identity = {"dataset": "digits", "budget": 2, "seed": 0, "space": "macro"}
+    writer = TrialWriter(tracking=cfg, parent_run_id=search.run_id, dataset="digits", train_config=TRAIN,
+                         store_path=str(tmp_path / "bench.db"), store_journal=None,
+                         checkpoints_dir=tmp_path / "checkpoints", outbox=outbox, identity=identity)
+    for number in (0, 1, 2):
+        writer.start(number, MACRO_ARCH, f"h{number}", rerun=False)
+        writer.epoch(number, {"epoch": 1, "val_acc": 0.5 + number / 10, "train_loss": 1.0})
+    for number, status in ((0, "ok"), (1, "failed")):
+        record = {"trial": number, "arch": MACRO_ARCH, "arch_hash": f"h{number}", "status": status,
+                  "reason": "MemoryError: out of memory" if status == "failed" else None,
+                  "metrics": {"epoch": 2, "val_acc": 0.7, "params": 1234} if status == "ok" else {},
+                  "curves": [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.7}] if status == "ok" else []}
+        outbox.add(record)
+        writer.finish(record)
+    writer.close(interrupted=True)
+    assert outbox.pending() == []  # both written
 
-def test_trial_run_works_in_a_fresh_worker_process(store_uri):
-    cfg = TrackingConfig(store_uri, "workers")
-    search = SearchRun(cfg, {"trials": 1})
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    worker = context.Process(target=_trial_in_fresh_process, args=(cfg, search.run_id, queue))
-    worker.start()
-    worker.join(timeout=240)
-    assert worker.exitcode == 0
-    run = client_for(store_uri).get_run(queue.get(timeout=5))
-    assert run.data.tags[TAG_PARENT_RUN] == search.run_id
-    assert run.info.experiment_id == search.experiment_id
-    assert run.data.metrics["val_acc"] == 0.9
+    with open(outbox.path, "a") as handle:
+        handle.write('{"record": {"trial": 9')  # a driver killed mid-line
+    reopened = Outbox(outbox.path)  # the next driver cuts it off, and appends whole lines again
+    reopened.mark_written([5])
+    assert reopened.pending() == [] and outbox.path.read_text().endswith('{"written": 5}\n')
+    client = client_for(store_uri)
+    runs = {r.data.tags["nasbench.trial_id"]: r for r in client.search_runs(
+        [search.experiment_id], filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")}
+    assert {k: (r.info.status, r.data.tags[TAG_STATUS]) for k, r in runs.items()} == {
+        "0": ("FINISHED", "ok"), "1": ("FAILED", "failed"), "2": ("KILLED", "interrupted")}
+    assert runs["1"].data.tags[TAG_REASON] == "MemoryError: out of memory"
+    history = client.get_metric_history(runs["0"].info.run_id, "val_acc")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.5), (2, 0.7)]
+    assert runs["0"].data.metrics["params"] == 1234 and runs["0"].data.params["arch.layers.0.filters"] == "16"
+    with Benchmark(tmp_path / "bench.db") as bench:
+        assert len(bench) == 2
+        ok, failed = bench.lookup("h0", "digits", 2, 0), bench.lookup("h1", "digits", 2, 0)
+        assert (ok["status"], ok["val_acc"], ok["mlflow_run_id"]) == ("ok", 0.7, runs["0"].info.run_id)
+        assert [c["epoch"] for c in ok["curves"]] == [1, 2]
+        assert (failed["status"], failed["reason"]) == ("failed", "MemoryError: out of memory")
     search.end()
 
 

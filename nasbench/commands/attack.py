@@ -10,6 +10,10 @@ PNG grid) goes to experiments/<NAME>/evaluations/<model>/, and is logged to MLfl
 for --epochs first, then reused), runs:/RUN_ID or models:/NAME@ALIAS; several
 comma-separated models also give a transferability matrix.
 
+A checkpoint is attacked on the dataset it was trained on (recorded in its meta.json)
+unless --dataset names another, which gets a warning; checkpoints trained on different
+datasets need --dataset to be attacked together.
+
 Examples:
   nasbench attack --model lenet5 --attacks fgsm,pgd,square --eps 0,0.05,0.1,0.2,0.3
   nasbench attack --model experiments/models/lenet5-digits --n 300 --targeted
@@ -33,6 +37,9 @@ HELP = "attack trained models: robust accuracy per attack and eps, worst case, c
 
 
 class AttackCommandConfig(DataConfig):
+    # None: the dataset the checkpoints were trained on, else digits (nasbench.evaluation.choose_dataset)
+    dataset: str | None = None
+    data_dir: Path | None = None
     model: list[str] = ["lenet5"]
     attacks: list[str] = ["fgsm", "pgd", "square"]
     eps: list[str] | None = None  # default: by dataset (nasbench.evaluation.default_eps)
@@ -96,16 +103,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the experiment's search "
                                                      "recorded, else its mlflow.db)")
     group.add_argument("--no-tracking", action="store_true", default=None, help="do not log to MLflow")
-    add_data_arguments(parser)
+    add_data_arguments(parser, default="the dataset the checkpoints were trained on, else digits")
 
 
-def _parse_eps(config: AttackCommandConfig):
+def _parse_eps(config: AttackCommandConfig, dataset: str):
     from attacks import AttackConfigError, parse_eps_list
 
     from nasbench.evaluation import default_eps
 
     try:
-        linf = parse_eps_list(config.eps if config.eps is not None else default_eps(config.dataset), "Linf")
+        linf = parse_eps_list(config.eps if config.eps is not None else default_eps(dataset), "Linf")
         if config.eps_l2 is None:
             return linf
         return {"Linf": linf, "L2": parse_eps_list(config.eps_l2, "L2")}
@@ -117,6 +124,8 @@ def _parse_attacks(config: AttackCommandConfig):
     from attacks import AttackConfigError, parse_attacks
 
     try:
+        if config.transfer_attack is not None:  # checked now, not after every model was attacked
+            parse_attacks(config.transfer_attack)
         return parse_attacks(config.attacks, targeted=config.targeted or None, steps=config.steps)
     except AttackConfigError as error:
         raise UserError(str(error)) from None
@@ -223,11 +232,11 @@ def attack_progress(console):
         yield progress
 
 
-def _reconstruct(config: AttackCommandConfig) -> str:
+def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
     """The resolved options as one command line (used when the typed one is unknown)."""
     import shlex
 
-    words = ["nasbench", "attack", "--model", ",".join(config.model), "--dataset", config.dataset,
+    words = ["nasbench", "attack", "--model", ",".join(config.model), "--dataset", dataset,
              "--attacks", ",".join(config.attacks), "--n", str(config.n), "--seed", str(config.seed),
              "--epochs", str(config.epochs), "--experiment", config.experiment]
     if config.eps is not None:
@@ -238,7 +247,7 @@ def _reconstruct(config: AttackCommandConfig) -> str:
         words.append("--targeted")
     if config.steps is not None:
         words += ["--steps", str(config.steps)]
-    if config.data_dir != Path("data"):
+    if config.data_dir is not None:
         words += ["--data-dir", str(config.data_dir)]
     if config.experiments_dir != Path("experiments"):
         words += ["--experiments-dir", str(config.experiments_dir)]
@@ -258,15 +267,60 @@ def _check_model_store(models: list[str], store_uri: str) -> None:
                         "--experiment whose search logged it)")
 
 
+def _load_data_and_models(config: AttackCommandConfig, experiment_dir: Path, store_uri: str, console):
+    """The dataset, the eps sweep and the models: checkpoints first, since the data defaults
+    to the one they were trained on (nasbench.evaluation.choose_dataset)."""
+    from nasbench.evaluation import choose_dataset, load_chosen_dataset, load_models, load_saved_models
+
+    saved = load_saved_models(config.model, experiment_dir=experiment_dir, tracking_uri=store_uri)
+    choice = choose_dataset(config.dataset, config.data_dir, [info for _, info in saved.values()])
+    eps = _parse_eps(config, choice.dataset)
+    dataset = load_chosen_dataset(choice, download=config.download, seed=config.seed,
+                                  val_fraction=config.val_fraction)
+    origin = f" (the data {choice.recorded_by} was trained on)" if choice.recorded_by else ""
+    console.print(f"[bold]data[/] {dataset.summary()}{origin}", soft_wrap=True, highlight=False)
+
+    def show_epoch(metrics: dict) -> None:
+        console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
+                      f"val {metrics['val_acc']:.2%}")
+
+    models = load_models(config.model, dataset, loaded=saved, experiment_dir=experiment_dir, epochs=config.epochs,
+                         seed=config.seed, device=config.device, tracking_uri=store_uri, on_epoch=show_epoch)
+    if config.n > len(dataset.test):
+        console.print(f"[yellow]note[/]: the {dataset.name} test split has {len(dataset.test)} points; "
+                      f"attacking all of them (asked for {config.n})")
+    return dataset, eps, models
+
+
+@contextmanager
+def removed_if_left_empty(directory: Path):
+    """Folders up to ``directory`` that do not exist yet are removed again if the block
+    fails and leaves them empty; a folder that holds any file is never touched."""
+    created = [folder for folder in (directory, *directory.parents) if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in (folder for folder in created if folder.is_dir()):  # the deepest first
+            for inner in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                _remove_if_empty(inner)
+            _remove_if_empty(folder)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # refuses a folder that is not empty
+    except OSError:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     config = resolve(AttackCommandConfig, args)
 
     import json
 
     from rich.console import Console
-    from nasbench.data import load_dataset
-    from nasbench.evaluation import (command_line, evaluate_models, experiment_path, load_models, model_source,
-                                     parse_one_eps)
+    from nasbench.evaluation import command_line, evaluate_models, experiment_path, model_source, parse_one_eps
     from nasbench.tracking import TrackingConfig, default_tracking_uri, experiment_tracking_uri, missing_local_store
     from nasbench.train import select_device
 
@@ -275,7 +329,6 @@ def run(args: argparse.Namespace) -> int:
     for model in config.model:
         model_source(model)
     specs = _parse_attacks(config)
-    eps = _parse_eps(config)
     transfer_eps = None if config.transfer_eps is None else parse_one_eps(config.transfer_eps, "--transfer-eps")
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
     # the store the experiment's search tracked to (also where models:/ URIs are looked up)
@@ -287,30 +340,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"experiment {config.experiment} was tracked to {store_uri}, and that store does not exist "
                         "(give --tracking-uri, or --no-tracking)")
     console = Console(stderr=True)
-    dataset = load_dataset(config.dataset, config.data_dir, config.download, config.seed, config.val_fraction)
-    console.print(f"[bold]data[/] {dataset.summary()}")
-
-    tracking = None
-    if not config.no_tracking:
-        experiment_dir.mkdir(parents=True, exist_ok=True)
-        tracking = TrackingConfig(store_uri, config.experiment)
-
-    def show_epoch(metrics: dict) -> None:
-        console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
-                      f"val {metrics['val_acc']:.2%}")
-
-    models = load_models(config.model, dataset, experiment_dir=experiment_dir, epochs=config.epochs,
-                         seed=config.seed, device=config.device, tracking_uri=store_uri, on_epoch=show_epoch)
-    if config.n > len(dataset.test):
-        console.print(f"[yellow]note[/]: the {dataset.name} test split has {len(dataset.test)} points; "
-                      f"attacking all of them (asked for {config.n})")
-
-    with attack_progress(console) as progress:
-        evaluations = evaluate_models(
-            models, dataset, specs, eps, config.n, config.targeted, config.seed, experiment_dir, tracking,
-            batch_size=config.batch_size, device=config.device, keep_examples=config.keep_examples,
-            checks=config.checks, command=command_line(getattr(args, "argv", None)) or _reconstruct(config),
-            transfer_attack=config.transfer_attack, transfer_eps=transfer_eps, progress=progress)
+    with removed_if_left_empty(experiment_dir):
+        dataset, eps, models = _load_data_and_models(config, experiment_dir, store_uri, console)
+        tracking = None
+        if not config.no_tracking:
+            experiment_dir.mkdir(parents=True, exist_ok=True)
+            tracking = TrackingConfig(store_uri, config.experiment)
+        with attack_progress(console) as progress:
+            evaluations = evaluate_models(
+                models, dataset, specs, eps, config.n, config.targeted, config.seed, experiment_dir, tracking,
+                batch_size=config.batch_size, device=config.device, keep_examples=config.keep_examples,
+                checks=config.checks,
+                command=command_line(getattr(args, "argv", None)) or _reconstruct(config, dataset.name),
+                transfer_attack=config.transfer_attack, transfer_eps=transfer_eps, progress=progress)
 
     out = Console()
     for evaluation in evaluations:

@@ -4,13 +4,16 @@ receptive field, with totals; optionally the measured inference latency of a bat
 MODEL is a classic model name (lenet5, alexnet, vgg11, vgg16, resnet18, resnet20,
 googlenet), an architecture JSON file (macro, cell or classic spec), a checkpoint
 directory from `nasbench train` or a search (its input shape and classes are the
-defaults), or a NAS-Bench-201 arch string such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'.
+defaults, and the dataset it was trained on is shown), or a NAS-Bench-201 arch string
+such as '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'. --dataset takes the input shape
+and classes from a dataset instead.
 
 examples:
   nasbench describe --model lenet5 --input 1x32x32
   nasbench describe --model arch.json --input 192x28x28 --json
   nasbench describe --model resnet20 --input 3x32x32 --latency --batch-size 128
   nasbench describe --model experiments/models/lenet5-digits
+  nasbench describe --model lenet5 --dataset npz:my_digits.npz
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ def add_arguments(parser):
     parser.add_argument("--input", metavar="CxHxW",
                         help="input shape, e.g. 1x8x8 or 3x32x32 (default: a checkpoint's own)")
     parser.add_argument("--classes", type=int, metavar="N", help="number of classes (default: a checkpoint's, or 10)")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="take the input shape and classes from this dataset (names as in 'nasbench train "
+                             "--help'), instead of --input")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="where torchvision datasets live (default: data)")
     parser.add_argument("--variant", choices=("auto", "paper", "small"), default="auto",
                         help="classic models: paper shapes or the small-input variant (default: auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -80,6 +88,33 @@ def _load_target(model: str) -> tuple[object, dict]:
         raise UserError(f"architecture {path}: {error}") from None
 
 
+def _shape_and_classes(args, meta: dict) -> tuple[tuple[int, int, int], int, str | None]:
+    """Input shape, classes and the dataset they come from: --dataset, else --input, else
+    the checkpoint's own (a checkpoint given another --dataset gets one warning line)."""
+    from nasbench.checkpoint import recorded_dataset
+
+    recorded = recorded_dataset(meta)
+    if args.dataset is None:
+        if args.input is None and "input_shape" not in meta:
+            raise UserError("--input CxHxW is needed, or --dataset (only a checkpoint directory knows its own)")
+        input_shape = parse_input_shape(args.input) if args.input else tuple(meta["input_shape"])
+        classes = args.classes if args.classes is not None else int(meta.get("num_classes", 10))
+        return input_shape, classes, recorded["dataset"] if recorded and not args.input else None
+    if args.input is not None:
+        raise UserError("give --input or --dataset, not both")
+    import warnings
+
+    from nasbench.data import absolute_dataset_name, load_dataset
+    from nasbench.errors import DoubtfulInput
+
+    if recorded and absolute_dataset_name(recorded["dataset"]) != absolute_dataset_name(args.dataset):
+        warnings.warn(f"describing for {args.dataset} inputs as asked, not for the data the checkpoint was "
+                      f"trained on: {recorded['dataset']} ({args.model})", DoubtfulInput, stacklevel=2)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    classes = args.classes if args.classes is not None else dataset.num_classes
+    return tuple(dataset.input_shape), classes, args.dataset
+
+
 def _format_shape(shape) -> str:
     return "x".join(str(v) for v in shape)
 
@@ -117,10 +152,7 @@ def run(args) -> int:
     if args.latency and (args.batch_size < 1 or args.repeats < 1):
         raise UserError("--batch-size and --repeats must be at least 1")
     target, meta = _load_target(args.model)
-    if args.input is None and "input_shape" not in meta:
-        raise UserError("--input CxHxW is needed (only a checkpoint directory knows its own)")
-    input_shape = parse_input_shape(args.input) if args.input else tuple(meta["input_shape"])
-    classes = args.classes if args.classes is not None else int(meta.get("num_classes", 10))
+    input_shape, classes, data_label = _shape_and_classes(args, meta)
     if classes < 1:
         raise UserError(f"--classes must be at least 1, got {classes}")
     variant = args.variant
@@ -146,7 +178,9 @@ def run(args) -> int:
             raise UserError(f"--device {args.device!r}: {error}") from None
         description.latency = measure_latency(model, input_shape, args.batch_size, device, repeats=args.repeats)
     if args.json:
-        print(json.dumps(description.to_dict(), indent=2))
+        print(json.dumps({**description.to_dict(), **({"dataset": data_label} if data_label else {})}, indent=2))
     else:
         _print_table(description)
+        if data_label:
+            print(f"dataset: {data_label}" + (" (the checkpoint's)" if args.dataset is None else ""))
     return 0

@@ -9,6 +9,10 @@ transferability heatmap, adversarial example grids, every sanity check's verdict
 (failures at the top) and a reproducibility block. It is also logged to MLflow as the
 artifacts of a run tagged with the evaluation runs it covers.
 
+Each evaluation names the dataset it was measured on (by default, the one its
+checkpoint was trained on); a report covers one dataset, so evaluations measured on
+different data are reported one dataset at a time with --models.
+
 Examples:
   nasbench report --experiment default --out report.html
   nasbench report --experiment exp1 --models lenet5,macro-08efee6f53 --attacks pgd-10 --out exp1.html
@@ -61,6 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tracking", action="store_true", default=None, help="do not log the report to MLflow")
 
 
+def _check_one_dataset(experiment_dir: Path, models: list[str] | None) -> None:
+    """A report compares its models on the same test points, so on one dataset: each
+    evaluation names the data it was measured on, and different data do not mix."""
+    from nasbench.evaluation import read_evaluations
+
+    labels_by_dataset: dict[str, list[str]] = {}
+    for record in read_evaluations(experiment_dir):
+        label = record["model"]["label"]
+        if models is None or label in models:
+            labels_by_dataset.setdefault(str(record.get("dataset")), []).append(label)
+    if len(labels_by_dataset) > 1:
+        listed = "; ".join(f"{name}: {', '.join(labels)}" for name, labels in labels_by_dataset.items())
+        raise UserError(f"the evaluations in {experiment_dir} were measured on different datasets ({listed}); "
+                        "choose the models of one with --models")
+
+
 def run(args: argparse.Namespace) -> int:
     config = resolve(ReportCommandConfig, args)
 
@@ -73,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if not experiment_dir.is_dir():
         raise UserError(f"no experiment '{config.experiment}' in {config.experiments_dir} "
                         f"(run 'nasbench attack --experiment {config.experiment}' first)")
+    _check_one_dataset(experiment_dir, config.models)
     headline = None if config.headline_eps is None else parse_one_eps(config.headline_eps, "--headline-eps")
     tracking = None
     if not config.no_tracking:

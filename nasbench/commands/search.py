@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nasbench.commands.train import DATASET_FORMATS, DATASET_NAMES
 from nasbench.config import add_config_argument, split_list
 from nasbench.strategies import SAMPLERS as _SAMPLERS
 from nasbench.strategies import SCHEDULERS as _SCHEDULERS
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       metavar="KEY=VALUE", help="a setting of the space, repeatable (replaces the config "
                       "file's space_options): cell channels=8, cells_per_stage=1, ops=[...]; macro "
                       "max_layers=4, filters=[24,36], strides=[1,2], ...")
-    _flag(what, "dataset", help="digits (default), mnist, fashion-mnist, cifar10, cifar100, svhn, a folder or .npz")
+    _flag(what, "dataset", help=f"{DATASET_NAMES} (default: digits; formats below)")
     _flag(what, "data-dir", type=Path, help="where datasets live (default ./data)")
     _flag(what, "trials", type=int, help="number of architectures to evaluate (default 20)")
     _flag(what, "objectives", type=split_list, metavar="LIST",
@@ -72,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(what, "replay", type=Path, metavar="BENCH.db",
           help="answer trials from a recorded benchmark with simulated training time")
 
+    parser.add_argument_group("datasets", description=DATASET_FORMATS)
     train = parser.add_argument_group("training of each trial")
     _flag(train, "epochs", type=int, help="training budget per trial (default 3)")
     _flag(train, "batch-size", type=int)

@@ -25,11 +25,26 @@ class TrainCommandConfig(DataConfig, TrainConfig):
     out: Path | None = None
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+# What --dataset takes, shown in the help of every command that loads data (and in the README).
+DATASET_NAMES = "digits, mnist, fashion-mnist, cifar10, cifar100, svhn, npz:FILE.npz or imagefolder:DIR"
+DATASET_FORMATS = """\
+digits (scikit-learn's 8x8 digits, bundled), mnist, fashion-mnist, cifar10,
+cifar100, svhn (torchvision's files in --data-dir), or your own images:
+  npz:FILE.npz     arrays x and y (or x_train, y_train, x_test, y_test), as
+                   numpy.savez(FILE.npz, x=images, y=labels) writes them;
+                   images N x H x W, N x H x W x C or N x C x H x W, integers
+                   in 0..255 (any integer type) or floats in [0, 1], no NaN;
+                   labels 0..K-1 (class k is label k)
+  imagefolder:DIR  DIR/<class>/<image> (PNG, JPEG, ...), every image one
+                   size; classes are the folder names in alphabetical order;
+                   greyscale images stay 1 channel unless some are in colour
+A plain path is not a dataset name: write npz: or imagefolder: before it."""
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default: str = "digits") -> None:
     """Dataset options shared by the commands that load data."""
-    group = parser.add_argument_group("data")
-    group.add_argument("--dataset", help="digits (default), mnist, fashion-mnist, cifar10, cifar100, svhn, "
-                                         "imagefolder:PATH or npz:PATH")
+    group = parser.add_argument_group("data", description=DATASET_FORMATS)
+    group.add_argument("--dataset", help=f"{DATASET_NAMES} (default: {default})")
     group.add_argument("--data-dir", type=Path, help="where torchvision datasets live (default: data)")
     group.add_argument("--download", action="store_true", default=None,
                        help="download a torchvision dataset that is not in --data-dir")
@@ -72,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from nasbench.checkpoint import save_checkpoint
+    from nasbench.checkpoint import dataset_meta, save_checkpoint
     from nasbench.data import load_dataset
     from nasbench.evaluation import safe_label
     from nasbench.models import build_from_spec, resolve_spec, spec_label, wrap_normalized
@@ -98,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     dataset_label = Path(config.dataset.partition(":")[2]).stem or config.dataset
     out = config.out or Path("experiments") / "models" / safe_label(f"{spec_label(spec)}-{dataset_label}")
     meta = {
-        "dataset": config.dataset, "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
+        **dataset_meta(dataset), "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
         "class_names": dataset.class_names, "mean": list(dataset.mean), "std": list(dataset.std),
         "params": params, "val_acc": result.val_acc, "test_acc": result.test_acc, "history": result.history,
         "train_seconds": result.train_seconds, "device": result.device,
