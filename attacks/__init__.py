@@ -22,6 +22,7 @@ from attacks.corruption_eval import (
     corruption_accuracy,
     corruption_errors,
     evaluate_corruptions,
+    subset_accuracies,
 )
 from attacks.corruptions import (
     CORRUPTIONS,
@@ -87,5 +88,6 @@ __all__ = [
     "parse_severities",
     "run_checks",
     "save_example_grid",
+    "subset_accuracies",
     "transfer_matrix",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "corruption_errors",
     "evaluate_corruptions",
     "parse_subset",
+    "subset_accuracies",
 ]
 
 # The search objective's pairs: one corruption of each family at the middle severity, each
@@ -240,11 +241,10 @@ def parse_subset(items: str | Sequence[str]) -> list[tuple[str, int]]:
     return pairs
 
 
-def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
-                        device=None) -> float:
-    """Mean accuracy over a fixed subset of (corruption, severity) pairs: the cheap objective
-    a search can trade against clean and adversarial accuracy (default :data:`SEARCH_SUBSET`)."""
+def subset_accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
+                      device=None) -> dict[tuple[str, int], float]:
+    """Accuracy under each (corruption, severity) pair of ``subset`` (default :data:`SEARCH_SUBSET`)."""
     pairs = parse_subset(subset)
     device = _resolve_device(model, device)
     was_training = model.training
@@ -252,8 +252,17 @@ def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     x, y = x.detach().float().cpu(), y.detach().long().cpu()
     try:
         with torch.no_grad():
-            hits = [_count_correct(model, x, y, batch_size, device, name, severity, seed, lambda: None)
-                    for name, severity in pairs]
+            return {(name, severity): _count_correct(model, x, y, batch_size, device, name, severity, seed,
+                                                     lambda: None) / len(x)
+                    for name, severity in pairs}
     finally:
         model.train(was_training)
-    return sum(hits) / (len(pairs) * len(x))
+
+
+def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
+                        device=None) -> float:
+    """Mean accuracy over a fixed subset of (corruption, severity) pairs: the cheap objective
+    a search can trade against clean and adversarial accuracy (default :data:`SEARCH_SUBSET`)."""
+    accuracies = subset_accuracies(model, x, y, subset, seed=seed, batch_size=batch_size, device=device)
+    return sum(accuracies.values()) / len(accuracies)

@@ -13,8 +13,12 @@ writes one *evaluation bundle* per model::
 
 ``evaluation.json`` holds ``{"model": {label, spec, source, kind, params, macs,
 latency_ms, clean_acc, ...}, "dataset", "n", "seed", "targeted", "report":
-RobustnessReport.to_dict(), "command", "versions", "git_commit", ...}``; ``nasbench
-report`` reads nothing else. The number to report is the per-example worst case over all
+RobustnessReport.to_dict(), "corruptions": CorruptionReport.to_dict() or None,
+"command", "versions", "git_commit", ...}``; ``nasbench report`` reads nothing else.
+With common corruptions asked for (Hendrycks & Dietterich 2019), every model is
+evaluated under them on the same points and its corruption errors are computed against
+one baseline model of the same evaluation (the mCE); without attacks, ``report`` holds
+the clean accuracy alone. The number to report is the per-example worst case over all
 attacks (Carlini et al. 2019, "On Evaluating Adversarial Robustness", section 4), which
 the engine computes.
 
@@ -488,8 +492,9 @@ def _write_bundle(directory: Path, report, class_names) -> dict[str, Any]:
     return files
 
 
-def _record_in_store(store_path: Path, info: ModelInfo, report) -> str:
-    """Write robust accuracies to the benchmark row of a model from a search; say what happened."""
+def _record_in_store(store_path: Path, info: ModelInfo, report, corruption=None) -> str:
+    """Write robust accuracies (and accuracies under common corruptions) to the benchmark
+    row of a model from a search; say what happened."""
     key = info.store_key
     if key is None:
         return "not a search result (no arch_hash/dataset/budget/seed in its meta)"
@@ -500,6 +505,8 @@ def _record_in_store(store_path: Path, info: ModelInfo, report) -> str:
     try:
         with Benchmark(store_path, create=False) as bench:
             bench.record_robustness(*key, _robust_rows(report))
+            if corruption is not None:
+                bench.record_corruption(*key, corruption.accuracy)
     except BenchmarkError as error:
         return f"not recorded: {error}"
     return "recorded"
@@ -513,6 +520,11 @@ def _log_to_mlflow(tracking, info: ModelInfo, record: dict, report, directory: P
               "attacks": ",".join(a["name"] + (f"-{a['steps']}" if a.get("steps") else "")
                                   for a in record["report"]["threat_model"]["attacks"]),
               "eps": json.dumps(record["report"]["threat_model"]["eps"])}
+    if record.get("corruptions"):
+        corruptions = record["corruptions"]
+        params.update({"corruptions": ",".join(corruptions["corruptions"]),
+                       "severities": ",".join(map(str, corruptions["severities"])),
+                       "corruption_baseline": (corruptions.get("errors") or {}).get("baseline")})
     with evaluation_run(tracking, model_run_id=info.run_id, name=f"attack {info.label}", params=params) as run:
         run.log_robustness(_robust_rows(report))
         extra: dict[str, float] = {"clean_acc": report.clean_accuracy, "params": record["model"]["params"],
@@ -527,12 +539,72 @@ def _log_to_mlflow(tracking, info: ModelInfo, record: dict, report, directory: P
                 if r.median_l2 is not None:
                     extra[f"median_l2.{safe_label(r.attack)}"] = r.median_l2
         run.log_metrics(extra)
+        if record.get("corruptions"):
+            run.log_metrics(corruption_metrics(record["corruptions"]))
         record["mlflow_run_id"] = run.run_id
         _write_json(directory / "evaluation.json", record)
         for name in BUNDLE_FILES:
             if (directory / name).is_file():
                 run.log_artifact(directory / name, "evaluation")
         return run.run_id
+
+
+def corruption_metrics(corruptions: dict) -> dict[str, float]:
+    """MLflow metrics of an evaluation's ``corruptions`` record: ``corruption_acc`` (the mean),
+    ``corruption_acc_relative``, ``mce`` and ``relative_mce`` (against the named baseline),
+    ``corruption_acc.NAME.sSEVERITY`` per pair and ``corruption_ce.NAME`` per corruption."""
+    metrics = {"corruption_acc": corruptions["mean_accuracy"]}
+    if corruptions.get("relative_accuracy") is not None:
+        metrics["corruption_acc_relative"] = corruptions["relative_accuracy"]
+    errors = corruptions.get("errors") or {}
+    for key in ("mce", "relative_mce"):
+        if errors.get(key) is not None:
+            metrics[key] = errors[key]
+    for name, by_severity in corruptions["accuracy"].items():
+        for severity, value in by_severity.items():
+            metrics[f"corruption_acc.{name}.s{severity}"] = value
+        if (errors.get("ce") or {}).get(name) is not None:
+            metrics[f"corruption_ce.{name}"] = errors["ce"][name]
+    return metrics
+
+
+def _corruption_reports(models: dict, x: torch.Tensor, y: torch.Tensor, corruptions, severities,
+                        baseline: str | None, *, seed: int, batch_size: int, device,
+                        progress: Progress | None) -> dict[str, Any]:
+    """Every model under every corruption and severity, on the same points, then each one's
+    corruption errors against ``baseline`` (a model label; default the first model)."""
+    from attacks import CorruptionConfigError, corruption_errors, evaluate_corruptions
+
+    labels = [safe_label(label) for label in models]
+    baseline = safe_label(baseline) if baseline else labels[0]
+    if baseline not in labels:
+        raise UserError(f"corruption baseline {baseline!r} is not one of the evaluated models: {', '.join(labels)}")
+    reports = {}
+    for label, (model, _) in zip(labels, models.values()):
+        def report_progress(done: int, total: int, description: str, _label=label) -> None:
+            if progress is not None:
+                progress(_label, done, total, f"corruptions: {description}")
+
+        try:
+            reports[label] = evaluate_corruptions(model, x, y, corruptions, severities, seed=seed,
+                                                  batch_size=batch_size, device=device, progress=report_progress)
+        except CorruptionConfigError as error:
+            raise UserError(str(error)) from None
+        model.to("cpu")
+    for report in reports.values():
+        report.errors = corruption_errors(report, reports[baseline], baseline)
+    return reports
+
+
+def _clean_only_report(corruption, n_classes: int, batch_size: int):
+    """The robustness report of an evaluation without attacks: the clean accuracy alone."""
+    from attacks import RobustnessReport
+
+    threat_model = {"n": corruption.n, "targeted": False, "target_selection": None, "eps": {}, "attacks": [],
+                    "seed": corruption.seed, "batch_size": batch_size, "early_stop": [], "cascade": []}
+    return RobustnessReport(n=corruption.n, n_classes=n_classes, clean_accuracy=corruption.clean_accuracy,
+                            targeted=False, threat_model=threat_model, results=[], worst_case=[],
+                            device=corruption.device)
 
 
 def _transfer_setting(evaluations: list[ModelEvaluation], attack: str | None, eps: float | None):
@@ -578,14 +650,17 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
                     batch_size: int = 256, device: str | None = None, keep_examples: int = 16,
                     checks: bool = True, command: str | None = None, transfer: bool = True,
                     transfer_attack: str | None = None, transfer_eps: float | None = None,
-                    progress: Progress | None = None) -> list[ModelEvaluation]:
+                    progress: Progress | None = None, corruptions: str | list[str] | None = None,
+                    severities: str | list[int] = (1, 2, 3, 4, 5),
+                    corruption_baseline: str | None = None) -> list[ModelEvaluation]:
     """Attack every model on the same ``n`` test points and write their evaluation bundles.
 
     Args:
         models: ``{label: (model, info)}``; ``info`` is a :class:`ModelInfo` (or its
             fields as a dict). Models take [0, 1] images and normalise inside.
         dataset: a ``nasbench.data.Dataset``; its test split is attacked.
-        attacks: ``"fgsm,pgd,square"`` or attack specs (``attacks.parse_attacks``).
+        attacks: ``"fgsm,pgd,square"`` or attack specs (``attacks.parse_attacks``); None or
+            empty runs no attack (then ``corruptions`` must be given).
         eps: a list of radii, ``"0,0.1,0.2"``, or ``{"Linf": [...], "L2": [...]}``.
         n: points of the test split (a seeded random subset; all of it when smaller).
         targeted: aim every targeted-capable attack at one random wrong class per point.
@@ -596,6 +671,10 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
         transfer: with two or more models, also compute the transferability matrix
             (``transfer_attack``/``transfer_eps`` default as in :func:`_transfer_setting`).
         progress: called as ``progress(label, done, total, description)`` over attack batches.
+        corruptions, severities: common corruptions (``"all"`` or names, see
+            ``attacks.corruptions``) at these severities, on the same points; each model's
+            corruption errors (CE, mCE) are computed against ``corruption_baseline``, a
+            model label (default: the first model).
 
     Bad attacks or eps raise :class:`UserError`. Returns one :class:`ModelEvaluation` per model.
     """
@@ -607,6 +686,11 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
     provenance = _versions()
     command = command or command_line() or "python: nasbench.evaluation.evaluate_models(...)"
     run_device = None if device in (None, "auto") else device
+    if not attacks and not corruptions:
+        raise UserError("nothing to evaluate: give attacks, corruptions or both")
+    corruption_reports = _corruption_reports(
+        models, x, y, corruptions, severities, corruption_baseline, seed=seed, batch_size=batch_size,
+        device=run_device, progress=progress) if corruptions else {}
     evaluations: list[ModelEvaluation] = []
     for label, (model, info) in models.items():
         if isinstance(info, dict):
@@ -622,7 +706,8 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
         try:
             report = evaluate(model, x, y, attacks, eps, batch_size=batch_size, device=run_device, seed=seed,
                               targeted=targeted, keep_examples=keep_examples, progress=report_progress,
-                              checks=checks)
+                              checks=checks) if attacks else \
+                _clean_only_report(corruption_reports[label], dataset.num_classes, batch_size)
         except AttackConfigError as error:
             raise UserError(str(error)) from None
         model.to("cpu")
@@ -644,6 +729,7 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
             "seed": seed,
             "targeted": targeted,
             "report": report.to_dict(),
+            "corruptions": corruption_reports[label].to_dict() if label in corruption_reports else None,
             "files": {"examples": "examples.safetensors" if files["examples"] else None,
                       "grid": "grid.png" if files["grid"] else None, "grid_shows": files["grid_shows"]},
             "command": command,
@@ -653,7 +739,7 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
             "mlflow_run_id": None,
             "store": None,
         }
-        store_status = _record_in_store(out_dir / BENCHMARK_FILE, info, report)
+        store_status = _record_in_store(out_dir / BENCHMARK_FILE, info, report, corruption_reports.get(label))
         record["store"] = {"path": str(out_dir / BENCHMARK_FILE), "status": store_status}
         _write_json(directory / "evaluation.json", record)
         run_id = _log_to_mlflow(tracking, info, record, report, directory) if tracking is not None else None

@@ -14,6 +14,9 @@ next to them, and, when present, the search's tabular benchmark
 4. robust accuracy against eps, per attack, one colour per model;
 5. the Pareto front of clean accuracy, robust accuracy and size;
 6. the transferability heatmap (Papernot et al. 2016);
+   then, when the evaluations measured them, accuracy under common corruptions
+   (Hendrycks & Dietterich 2019): a corruption x severity heatmap per model, the mean
+   corruption accuracy and the mCE against the evaluation's baseline model;
 7. adversarial example grids; 8. every check's verdict; 9. reproducibility.
 
 Plots are matplotlib (Agg) PNGs, base64-embedded in the HTML so the file opens anywhere
@@ -47,6 +50,7 @@ SECTIONS = {
     "curves": "Robust accuracy vs eps",
     "pareto": "Pareto front: clean accuracy, robust accuracy, size",
     "transfer": "Transferability",
+    "corruptions": "Common corruptions",
     "examples": "Adversarial examples",
     "checks": "Sanity checks",
     "details": "Per-attack details",
@@ -251,6 +255,7 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
             "latency_device": m.get("latency_device"), "clean_acc": rep["clean_accuracy"], "robust_acc": robust,
             "worst_case": worst, "colour": colours[m["label"]], "n": r["n"], "seconds": rep.get("seconds"),
             "device": rep.get("device"), "failed_checks": sum(1 for c in rep["checks"] if c["passed"] is False),
+            "corruption": _corruption_summary(r.get("corruptions")),
         })
 
     # Pareto front over (clean accuracy max, robust accuracy max, params min).
@@ -331,8 +336,21 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         "checks": checks,
         "failed_checks": [c for c in checks if c["passed"] is False],
         "details": details,
+        "corruptions": [{"model": r["model"]["label"], **{k: r["corruptions"][k] for k in (
+            "corruptions", "severities", "accuracy", "corruption_mean", "severity_mean", "mean_accuracy",
+            "clean_accuracy", "n")}} for r in records if r.get("corruptions")],
         "reproducibility": reproducibility,
     }
+
+
+def _corruption_summary(corruptions: dict | None) -> dict | None:
+    """A model's numbers under common corruptions for the models table, or None."""
+    if not corruptions:
+        return None
+    errors = corruptions.get("errors") or {}
+    return {"mean_acc": corruptions["mean_accuracy"], "relative": corruptions.get("relative_accuracy"),
+            "mce": errors.get("mce"), "relative_mce": errors.get("relative_mce"), "baseline": errors.get("baseline"),
+            "pairs": len(corruptions["corruptions"]) * len(corruptions["severities"])}
 
 
 # ----------------------------------------------------------------------------- plots
@@ -388,6 +406,41 @@ def plot_curves(summary: dict) -> bytes | None:
     fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
                bbox_to_anchor=(0.5, 1.0 + 0.04 / rows), title="model")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.1 / rows))
+    return _png(fig)
+
+
+def plot_corruptions(summary: dict) -> bytes | None:
+    """Accuracy (%) per corruption (rows) and severity (columns), one heatmap per model, one colour scale."""
+    panels = summary.get("corruptions") or []
+    if not panels:
+        return None
+    plt = _pyplot()
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    height = 0.32 * max(len(p["corruptions"]) for p in panels) + 1.6
+    width = 0.62 * max(len(p["severities"]) for p in panels) + 3.2
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
+                             layout="constrained")
+    same_rows = all(p["corruptions"] == panels[0]["corruptions"] for p in panels)
+    image = None
+    for index, (ax, panel) in enumerate(zip(axes.flat, panels)):
+        severities = [str(s) for s in panel["severities"]]
+        values = [[100 * panel["accuracy"][c][s] for s in severities] for c in panel["corruptions"]]
+        image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+        for i, row in enumerate(values):
+            for j, value in enumerate(row):
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if value < 60 else "black")
+        ax.set_xticks(range(len(severities)), severities)
+        # one column of corruption names per row of panels when every panel has the same
+        ax.set_yticks(range(len(panel["corruptions"])),
+                      panel["corruptions"] if index % columns == 0 or not same_rows else [], fontsize=8)
+        ax.set_xlabel("severity")
+        ax.set_title(f"{panel['model']}: mean {100 * panel['mean_accuracy']:.1f}% "
+                     f"(clean {100 * panel['clean_accuracy']:.1f}%)", fontsize=10)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=list(axes.flat), label="accuracy under the corruption (%)", shrink=0.8)
     return _png(fig)
 
 
@@ -529,7 +582,14 @@ def _models_table(summary: dict) -> dict[str, Any]:
                                _count(m["macs"]), "–" if m["latency_ms"] is None else f"{m['latency_ms']:.2f}",
                                _pct(m["clean_acc"])] + [_pct(by_eps.get(e)) for e in sweep] +
                               ["yes" if m["on_front"] else "no"]})
-    table = _table(headers, rows, numeric=range(3, len(fixed) + len(sweep)))
+    if any(m.get("corruption") for m in summary["models"]):  # a summary column for common corruptions
+        headers.append("corruption acc (mCE)")
+        for m, row in zip(summary["models"], rows):
+            c = m.get("corruption")
+            row["cells"].append("–" if not c else _pct(c["mean_acc"]) +
+                                (f" ({100 * c['mce']:.0f})" if c["mce"] is not None else ""))
+    table = _table(headers, rows, numeric=[*range(3, len(fixed) + len(sweep)), *(
+        [len(headers) - 1] if headers[-1].startswith("corruption") else [])])
     table["checks_column"] = fixed.index("sanity checks")
     table["headline_column"] = len(fixed) + sweep.index(headline) if headline in sweep else None
     return table
@@ -551,6 +611,27 @@ def _details_table(summary: dict) -> dict[str, Any]:
              number(1000 * d["seconds_per_example"], 2), d["scope"]]
             for d in summary["details"] if _finite(d["eps"]) != 0]
     return _table(headers, rows, numeric=range(3, len(headers) - 1))
+
+
+def _corruptions_table(summary: dict) -> dict[str, Any] | None:
+    """Per model: mean corruption accuracy, its ratio to clean, mCE and relative mCE, and the
+    mean accuracy at each severity."""
+    models = [m for m in summary["models"] if m.get("corruption")]
+    if not models:
+        return None
+    panels = {p["model"]: p for p in summary.get("corruptions") or []}
+    severities = sorted({str(s) for p in panels.values() for s in p["severities"]}, key=int)
+    baseline = next((m["corruption"]["baseline"] for m in models if m["corruption"]["baseline"]), "–")
+    headers = ["model", "clean acc", "mean corruption acc", "of clean", f"mCE (baseline {baseline} = 100)",
+               "relative mCE", *[f"severity {s}" for s in severities]]
+    rows = []
+    for m in models:
+        c, panel = m["corruption"], panels[m["label"]]
+        rows.append([m["label"], _pct(m["clean_acc"]), _pct(c["mean_acc"]), _pct(c["relative"]),
+                     "–" if c["mce"] is None else f"{100 * c['mce']:.1f}",
+                     "–" if c["relative_mce"] is None else f"{100 * c['relative_mce']:.1f}",
+                     *[_pct(panel["severity_mean"].get(s)) for s in severities]])
+    return _table(headers, rows, numeric=range(1, len(headers)))
 
 
 def _transfer_table(summary: dict) -> dict[str, Any] | None:
@@ -582,7 +663,8 @@ def _tables(summary: dict) -> dict[str, Any]:
                   numeric=(1, 2))
     return {"attacks": attacks, "eps": _table(["norm", "eps (pixel scale 0–1)"], eps_rows),
             "models": _models_table(summary), "checks": checks, "details": _details_table(summary),
-            "transfer": _transfer_table(summary), "versions": versions, "runs": runs}
+            "transfer": _transfer_table(summary), "corruptions": _corruptions_table(summary),
+            "versions": versions, "runs": runs}
 
 
 def _threat_facts(summary: dict) -> list[tuple[str, str]]:
@@ -677,6 +759,12 @@ def _captions(summary: dict) -> dict[str, str]:
         "pareto_missing": "No model has both a parameter count and a robust accuracy.",
         "transfer_missing": "Not available: a transfer matrix needs two or more models attacked together "
                             "(nasbench attack --model a,b).",
+        "corruptions": "Accuracy (%) on the evaluated test points after each corruption of Hendrycks & Dietterich "
+                       "2019 at each severity (CIFAR-10-C's constants; frost uses a procedural texture), one "
+                       "heatmap per model on one colour scale. Corruption error CE = the model's summed errors over "
+                       "the severities / the baseline's; mCE = its mean over the corruptions (baseline = 100); "
+                       "relative mCE counts only the errors beyond each model's clean error.",
+        "corruptions_missing": "Not measured: add --corruptions all (or a list) to nasbench attack.",
         "examples": "Per model: the clean image with its true and predicted label (top row), the adversarial image "
                     "with its prediction (middle, red), and the perturbation amplified so its largest entry fills "
                     "the grey range (bottom; mid-grey is zero, its true size is written above it).",
@@ -715,7 +803,8 @@ def _failure_banner(summary: dict) -> str:
 
 def _figures(summary: dict) -> dict[str, bytes]:
     figures = {}
-    for name, plot in (("curves", plot_curves), ("pareto", plot_pareto), ("transfer", plot_transfer)):
+    for name, plot in (("curves", plot_curves), ("pareto", plot_pareto), ("transfer", plot_transfer),
+                       ("corruptions", plot_corruptions)):
         data = plot(summary)
         if data is not None:
             figures[name] = data
@@ -792,6 +881,11 @@ def _render_markdown(summary: dict, tables: dict, image_paths: dict[str, str]) -
                 else [captions[f"{key}_missing"], ""])
         if key == "transfer" and t["transfer"]:
             out += [_md_table(t["transfer"]), ""]
+    out += [f"## {SECTIONS['corruptions']}", ""]
+    out += (_md_figure("corruptions", SECTIONS["corruptions"], image_paths, captions["corruptions"])
+            if "corruptions" in image_paths else [captions["corruptions_missing"], ""])
+    if t["corruptions"]:
+        out += [_md_table(t["corruptions"]), ""]
     out += [f"## {SECTIONS['examples']}", "", captions["examples"], ""]
     for grid in s["grids"]:
         key = f"grid-{grid['model']}"

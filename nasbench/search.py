@@ -238,11 +238,12 @@ def first_unreadable_line(journal: Path) -> int | None:
 
 def optuna_storage(directory: Path):
     import optuna
-    from optuna.storages.journal import JournalFileBackend
+
+    from nasbench.study_journal import DriverJournalFile
 
     path = directory / "optuna.journal"
     repair_journal(path)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return optuna.storages.JournalStorage(DriverJournalFile(str(path)))
 
 
 # --------------------------------------------------------------------------- the study

@@ -29,6 +29,14 @@ it at once and a killed worker must not leave half a row behind:
 Scalar metrics are real columns with partial indexes over finished (``ok``) rows, so
 ``top`` reads the k best rows straight from an index; JSON (architecture, curves,
 provenance) is stored as TEXT.
+
+Accuracy under common corruptions (Hendrycks & Dietterich 2019) is robustness under the
+threat model ``corruption``: a robustness row with norm ``corruption``, the corruption's
+name as the attack and the severity (1-5) as the eps. Its means are rows too: severity 0
+is the mean over the severities, attack ``mean`` the mean over the corruptions, so
+``mean``/0 is the mean corruption accuracy. They are queried as ``corruption:NAME:SEVERITY``
+(``corruption:fog:3``, ``corruption:fog:mean``, ``corruption:mean:5``) and
+``corruption_acc``, ranked, exported and imported like every robust accuracy.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
     "collect_provenance",
+    "corruption_results",
     "parse_objective",
     "pareto_front",
     "validate_row",
@@ -83,6 +92,9 @@ METRIC_COLUMNS = {
 FILTER_COLUMNS = ("arch_hash", "dataset", "budget", "seed", "space", "status", "reason",
                   "device", "mlflow_run_id", *METRIC_COLUMNS)
 ROBUST_PREFIX = "robust"
+CORRUPTION_PREFIX = "corruption"
+CORRUPTION_NORM = "corruption"  # the norm of corruption rows in the robustness table
+CORRUPTION_METRIC = "corruption_acc"  # mean corruption accuracy: corruption:mean:mean
 
 REQUIRED_KEYS = ("arch_hash", "dataset", "budget", "seed", "space", "arch", "status")
 OPTIONAL_KEYS = ("reason", "curves", "train_acc", "val_acc", "test_acc", "params", "macs",
@@ -356,8 +368,10 @@ def parse_objective(text: str) -> tuple[str, str]:
     """``"val_acc:max"`` -> ``("val_acc", "max")``; the direction defaults by metric.
 
     Metrics are the scalar columns (train_acc, val_acc, test_acc, params, macs,
-    latency_ms, train_seconds) or a robust accuracy written
-    ``robust:ATTACK:NORM:EPS`` (e.g. ``robust:pgd:Linf:0.1``). Accuracies default
+    latency_ms, train_seconds), a robust accuracy written
+    ``robust:ATTACK:NORM:EPS`` (e.g. ``robust:pgd:Linf:0.1``), an accuracy under a
+    common corruption ``corruption:NAME:SEVERITY`` (NAME or ``mean``, SEVERITY 1-5 or
+    ``mean``) or the mean corruption accuracy ``corruption_acc``. Accuracies default
     to ``max``, costs to ``min``.
     """
     parts = [part.strip() for part in str(text).split(":")]
@@ -365,6 +379,13 @@ def parse_objective(text: str) -> tuple[str, str]:
     if len(parts) > 1 and parts[-1] in ("max", "min"):
         direction = parts.pop()
     name = ":".join(parts)
+    if name == CORRUPTION_METRIC:
+        return name, direction or "max"
+    if parts[0] == CORRUPTION_PREFIX:
+        if len(parts) != 3 or not parts[1] or parts[2] not in ("mean", "1", "2", "3", "4", "5"):
+            raise BenchmarkError(f"corruption metric {text!r} must read corruption:NAME:SEVERITY with a severity "
+                                 "1-5 or mean, e.g. corruption:fog:3 or corruption:mean:mean")
+        return f"{CORRUPTION_PREFIX}:{parts[1]}:{parts[2]}", direction or "max"
     if parts[0] == ROBUST_PREFIX:
         if len(parts) != 4 or not parts[1] or not parts[2]:
             raise BenchmarkError(f"robust metric {text!r} must read robust:ATTACK:NORM:EPS, "
@@ -376,9 +397,48 @@ def parse_objective(text: str) -> tuple[str, str]:
         name = f"{ROBUST_PREFIX}:{parts[1]}:{parts[2]}:{_canonical_eps(eps):g}"
         return name, direction or "max"
     if len(parts) != 1 or name not in METRIC_COLUMNS:
-        raise BenchmarkError(f"unknown metric {text!r}: use one of {', '.join(METRIC_COLUMNS)} "
-                             "or robust:ATTACK:NORM:EPS, optionally followed by :max or :min")
+        raise BenchmarkError(f"unknown metric {text!r}: use one of {', '.join(METRIC_COLUMNS)}, "
+                             "robust:ATTACK:NORM:EPS, corruption:NAME:SEVERITY or corruption_acc, "
+                             "optionally followed by :max or :min")
     return name, direction or METRIC_COLUMNS[name]
+
+
+def robustness_setting(name: str) -> tuple[str, str, float] | None:
+    """The robustness row ``(attack, norm, eps)`` a parsed metric name reads, None for a
+    scalar column: ``robust:pgd:Linf:0.1`` -> ("pgd", "Linf", 0.1); ``corruption:fog:3`` ->
+    ("fog", "corruption", 3.0); ``corruption:fog:mean`` -> ("fog", "corruption", 0.0);
+    ``corruption_acc`` -> ("mean", "corruption", 0.0)."""
+    if name == CORRUPTION_METRIC:
+        return "mean", CORRUPTION_NORM, 0.0
+    if name.startswith(CORRUPTION_PREFIX + ":"):
+        _, corruption, severity = name.split(":")
+        return corruption, CORRUPTION_NORM, 0.0 if severity == "mean" else float(severity)
+    if name.startswith(ROBUST_PREFIX + ":"):
+        _, attack, norm, eps = name.split(":")
+        return attack, norm, _canonical_eps(float(eps))
+    return None
+
+
+def corruption_results(accuracy: dict[str, dict[int, float]]) -> list[dict[str, Any]]:
+    """Robustness rows for accuracies per corruption and severity, with their means:
+    severity 0 = mean over the severities, corruption ``mean`` = mean over the corruptions."""
+    import statistics
+
+    rows = [{"attack": name, "norm": CORRUPTION_NORM, "eps": float(severity), "accuracy": float(value)}
+            for name, by_severity in accuracy.items() for severity, value in by_severity.items()]
+    if not rows:
+        return rows
+    severities = sorted({int(severity) for by_severity in accuracy.values() for severity in by_severity})
+    for name, by_severity in accuracy.items():
+        rows.append({"attack": name, "norm": CORRUPTION_NORM, "eps": 0.0,
+                     "accuracy": statistics.fmean(by_severity.values())})
+    for severity in severities:
+        values = [by_severity[severity] for by_severity in accuracy.values() if severity in by_severity]
+        rows.append({"attack": "mean", "norm": CORRUPTION_NORM, "eps": float(severity),
+                     "accuracy": statistics.fmean(values)})
+    rows.append({"attack": "mean", "norm": CORRUPTION_NORM, "eps": 0.0,
+                 "accuracy": statistics.fmean(v for by_severity in accuracy.values() for v in by_severity.values())})
+    return rows
 
 
 class _Select:
@@ -421,14 +481,14 @@ class _Select:
             self.params.append(value)
 
     def metric(self, name: str) -> str:
-        """An SQL expression for a metric; robust metrics join their robustness row."""
-        if not name.startswith(ROBUST_PREFIX + ":"):
+        """An SQL expression for a metric; robust and corruption metrics join their robustness row."""
+        setting = robustness_setting(name)
+        if setting is None:
             return f"results.{name}"
-        _, attack, norm, eps = name.split(":")
         alias = f"robust_{len(self.joins)}"
         self.joins.append(f"JOIN robustness {alias} ON {alias}.result_id = results.id "
                           f"AND {alias}.attack = ? AND {alias}.norm = ? AND {alias}.eps = ?")
-        self.join_params.extend([attack, norm, _canonical_eps(float(eps))])
+        self.join_params.extend(setting)
         return f"{alias}.accuracy"
 
     @staticmethod
@@ -763,6 +823,12 @@ class Benchmark:
                                      f"{budget} and seed {seed}; record() it first")
             self._insert_robust(conn, found[0], clean)
 
+    def record_corruption(self, arch_hash: str, dataset: str, budget: int, seed: int,
+                          accuracy: dict[str, dict[int, float]]) -> None:
+        """Add or update the accuracies of a stored row under common corruptions,
+        ``{corruption: {severity: accuracy}}``, with their means (:func:`corruption_results`)."""
+        self.record_robustness(arch_hash, dataset, budget, seed, corruption_results(accuracy))
+
     # --------------------------------------------------------------------- reading
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -965,12 +1031,11 @@ class Benchmark:
 
     @staticmethod
     def _metric_of(row: dict, name: str) -> float | None:
-        if not name.startswith(ROBUST_PREFIX + ":"):
+        setting = robustness_setting(name)
+        if setting is None:
             return row.get(name)
-        _, attack, norm, eps = name.split(":")
-        eps_value = _canonical_eps(float(eps))
         return next((item["accuracy"] for item in row["robust"]
-                     if (item["attack"], item["norm"], item["eps"]) == (attack, norm, eps_value)), None)
+                     if (item["attack"], item["norm"], item["eps"]) == setting), None)
 
     def pareto(self, objectives: list[str], dataset: str | None = None,
                where: dict | None = None) -> list[dict]:

@@ -73,6 +73,10 @@ class TrialContext:
     train: dict[str, Any]                     # a TrainConfig dump; epochs is the budget
     objectives: tuple[str, ...] = ("val_acc",)
     robust: RobustConfig | None = None
+    # the fidelity ladder (nasbench.strategies.fidelity): epochs where a multi-objective
+    # scheduler checks the trial, and the cheaper attack measured there
+    rung_epochs: tuple[int, ...] = ()
+    rung_robust: RobustConfig | None = None
     save_weights: bool = True                 # report the trained weights as a Tune checkpoint
     augment: tuple[str, ...] = ()
     # A stand-in for training, ``(arch_dict, context, report) -> final metrics``, where
@@ -178,7 +182,9 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
             raise FloatingPointError(f"training diverged at epoch {metrics.get('epoch')} "
                                      f"(train loss {metrics.get('train_loss')})")
         if metrics["epoch"] < cfg.epochs:  # the last epoch comes with the final result
-            report({**base, **metrics})
+            from nasbench.strategies.fidelity import rung_metrics
+
+            report({**base, **metrics, **rung_metrics(context, model, network, dataset, metrics["epoch"])})
 
     result = train_model(model, dataset, cfg, on_epoch=on_epoch, evaluate_test=True,
                          seed=context.seed, augment=list(context.augment) or None)

@@ -6,6 +6,12 @@ all attacks (the number to report); sanity checks after Carlini et al. 2019. Eac
 model's evaluation bundle (evaluation.json, adversarial examples as safetensors, a
 PNG grid) goes to experiments/<NAME>/evaluations/<model>/, and is logged to MLflow.
 
+With --corruptions, also the accuracy under the common corruptions of Hendrycks &
+Dietterich 2019 (CIFAR-10-C's 15 corruptions at severities 1-5): per corruption and
+severity, their mean, its ratio to clean accuracy, and each model's corruption error
+(CE, mCE) relative to a baseline model of the same evaluation. --corruptions without
+--attacks evaluates the corruptions alone.
+
 --model takes a checkpoint directory, a classic model name (trained on the dataset
 for --epochs first, then reused), runs:/RUN_ID or models:/NAME@ALIAS; several
 comma-separated models also give a transferability matrix.
@@ -19,6 +25,8 @@ Examples:
   nasbench attack --model experiments/models/lenet5-digits --n 300 --targeted
   nasbench attack --model lenet5,resnet20 --dataset cifar10 --data-dir ~/data --eps 0,1/255,2/255,4/255,8/255
   nasbench attack --model models:/nasbench-exp1@best-robust --experiment exp1
+  nasbench attack --model lenet5,resnet20 --corruptions all --corruption-baseline lenet5
+  nasbench attack --model lenet5 --attacks fgsm,pgd --corruptions fog,jpeg,motion --severities 1,3,5
 """
 
 from __future__ import annotations
@@ -58,8 +66,11 @@ class AttackCommandConfig(DataConfig):
     experiments_dir: Path = Path("experiments")
     tracking_uri: TrackingUri = None
     no_tracking: bool = False
+    corruptions: list[str] | None = None  # None: none; ["all"] or names (attacks.corruptions)
+    severities: list[str] = ["1", "2", "3", "4", "5"]
+    corruption_baseline: str | None = None  # a model label; default the first model
 
-    @field_validator("model", "attacks", "eps", "eps_l2", mode="before")
+    @field_validator("model", "attacks", "eps", "eps_l2", "corruptions", "severities", mode="before")
     @classmethod
     def _comma_list(cls, value):
         """YAML may give ``pgd,fgsm`` as one string or as a list; numbers stay exact text."""
@@ -96,6 +107,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--transfer-attack", help="attack of the transfer matrix (default: the first iterative one)")
     group.add_argument("--transfer-eps", help="eps of the transfer matrix (default: where models are half broken)")
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    group = parser.add_argument_group("common corruptions (Hendrycks & Dietterich 2019)")
+    group.add_argument("--corruptions", type=split_list, metavar="all|LIST",
+                       help="also measure accuracy under these corruptions: all, or any of gaussian_noise, "
+                            "shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, "
+                            "frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression; "
+                            "without --attacks, no attack runs (--attacks none says so too)")
+    group.add_argument("--severities", type=split_list, metavar="1,...,5",
+                       help="corruption severities, 1 (mildest) to 5 (default 1,2,3,4,5)")
+    group.add_argument("--corruption-baseline", metavar="MODEL",
+                       help="the model whose errors normalise the corruption errors (CE, mCE), by label "
+                            "(default: the first --model)")
     group = parser.add_argument_group("models and experiment")
     group.add_argument("--epochs", type=int, help="training epochs for a classic model name (default 10)")
     group.add_argument("--experiment", help="experiment name: files go to <experiments-dir>/<NAME> (default: default)")
@@ -118,6 +140,27 @@ def _parse_eps(config: AttackCommandConfig, dataset: str):
         return {"Linf": linf, "L2": parse_eps_list(config.eps_l2, "L2")}
     except AttackConfigError as error:
         raise UserError(str(error)) from None
+
+
+def _parse_corruptions(config: AttackCommandConfig):
+    """The corruptions and severities asked for (None when none), checked before any work."""
+    from attacks import CorruptionConfigError, parse_corruptions, parse_severities
+
+    if not config.corruptions:
+        return None, None
+    try:
+        return parse_corruptions(config.corruptions), parse_severities(config.severities)
+    except CorruptionConfigError as error:
+        raise UserError(str(error)) from None
+
+
+def _runs_attacks(config: AttackCommandConfig) -> bool:
+    """Attacks run unless ``--attacks none``, or corruptions were asked for and attacks not."""
+    if [a.lower() for a in config.attacks] == ["none"]:
+        if not config.corruptions:
+            raise UserError("--attacks none leaves nothing to evaluate; add --corruptions all (or a list)")
+        return False
+    return "attacks" in config.model_fields_set or not config.corruptions
 
 
 def _parse_attacks(config: AttackCommandConfig):
@@ -185,7 +228,8 @@ def print_evaluation(console, evaluation) -> None:
         details.add_row(r.attack, r.norm, _eps_text(r.eps), _pct(r.success_rate), str(r.n_broken),
                         number(r.mean_l2), number(r.median_l2), number(r.mean_linf), number(r.median_linf),
                         f"{1000 * r.seconds_per_example:.2f}")
-    console.print(details)
+    if report.results:  # an evaluation of corruptions alone has no attack to detail
+        console.print(details)
     if report.checks:
         checks = Table(title="sanity checks (Carlini et al. 2019)", header_style="bold")
         checks.add_column("check")
@@ -213,6 +257,36 @@ def print_transfer(console, matrix: dict) -> None:
     for source in matrix["sources"]:
         table.add_row(source, *[_pct(matrix["robust_accuracy"][source][t]) for t in matrix["targets"]])
     console.print(table)
+
+
+def print_corruptions(console, corruptions: dict) -> None:
+    """Accuracy per corruption x severity with the means, then the summary against clean and the baseline."""
+    from rich.table import Table
+
+    severities = [str(s) for s in corruptions["severities"]]
+    errors = corruptions.get("errors") or {}
+    table = Table(title=f"accuracy under common corruptions (Hendrycks & Dietterich 2019), {corruptions['n']} "
+                        "points", header_style="bold")
+    table.add_column("corruption")
+    for severity in severities:
+        table.add_column(f"severity {severity}", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column(f"CE vs {errors.get('baseline', '-')}", justify="right")
+    for name in corruptions["corruptions"]:
+        ce = (errors.get("ce") or {}).get(name)
+        table.add_row(name, *[_pct(corruptions["accuracy"][name][s]) for s in severities],
+                      _pct(corruptions["corruption_mean"][name]), "-" if ce is None else f"{100 * ce:.1f}")
+    table.add_row("[bold]mean[/]", *[f"[bold]{_pct(corruptions['severity_mean'][s])}[/]" for s in severities],
+                  f"[bold]{_pct(corruptions['mean_accuracy'])}[/]",
+                  "-" if errors.get("mce") is None else f"[bold]{100 * errors['mce']:.1f}[/]")
+    console.print(table)
+    relative = corruptions.get("relative_accuracy")
+    mce = "-" if errors.get("mce") is None else f"{100 * errors['mce']:.1f}"
+    relative_mce = "-" if errors.get("relative_mce") is None else f"{100 * errors['relative_mce']:.1f}"
+    console.print(f"mean corruption accuracy [bold]{_pct(corruptions['mean_accuracy'])}[/] "
+                  f"({'-' if relative is None else f'{100 * relative:.1f}%'} of clean {_pct(corruptions['clean_accuracy'])}); "
+                  f"mCE {mce}, relative mCE {relative_mce} (baseline {errors.get('baseline', '-')} = 100)",
+                  highlight=False)
 
 
 @contextmanager
@@ -249,6 +323,10 @@ def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
         words += ["--steps", str(config.steps)]
     if config.data_dir is not None:
         words += ["--data-dir", str(config.data_dir)]
+    if config.corruptions:
+        words += ["--corruptions", ",".join(config.corruptions), "--severities", ",".join(config.severities)]
+        if config.corruption_baseline:
+            words += ["--corruption-baseline", config.corruption_baseline]
     if config.experiments_dir != Path("experiments"):
         words += ["--experiments-dir", str(config.experiments_dir)]
     return shlex.join(words)
@@ -328,7 +406,8 @@ def run(args: argparse.Namespace) -> int:
     select_device(config.device)
     for model in config.model:
         model_source(model)
-    specs = _parse_attacks(config)
+    specs = _parse_attacks(config) if _runs_attacks(config) else None
+    corruptions, severities = _parse_corruptions(config)
     transfer_eps = None if config.transfer_eps is None else parse_one_eps(config.transfer_eps, "--transfer-eps")
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
     # the store the experiment's search tracked to (also where models:/ URIs are looked up)
@@ -352,11 +431,15 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=config.batch_size, device=config.device, keep_examples=config.keep_examples,
                 checks=config.checks,
                 command=command_line(getattr(args, "argv", None)) or _reconstruct(config, dataset.name),
-                transfer_attack=config.transfer_attack, transfer_eps=transfer_eps, progress=progress)
+                transfer_attack=config.transfer_attack, transfer_eps=transfer_eps, progress=progress,
+                corruptions=corruptions, severities=severities or [1, 2, 3, 4, 5],
+                corruption_baseline=config.corruption_baseline)
 
     out = Console()
     for evaluation in evaluations:
         print_evaluation(out, evaluation)
+        if evaluation.record.get("corruptions"):
+            print_corruptions(out, evaluation.record["corruptions"])
     transfer_path = experiment_dir / "evaluations" / "transfer.json"
     if len(evaluations) > 1 and transfer_path.is_file():
         print_transfer(out, json.loads(transfer_path.read_text()))

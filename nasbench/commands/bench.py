@@ -8,8 +8,10 @@
   nasbench bench export --db bench.db bench.parquet
   nasbench bench import --db merged.db site-a.parquet site-b.parquet
 
-Metrics: train_acc, val_acc, test_acc, params, macs, latency_ms, train_seconds, or a
-robust accuracy robust:ATTACK:NORM:EPS; append :max or :min to choose the direction.
+Metrics: train_acc, val_acc, test_acc, params, macs, latency_ms, train_seconds, a
+robust accuracy robust:ATTACK:NORM:EPS, an accuracy under a common corruption
+corruption:NAME:SEVERITY (NAME or mean, SEVERITY 1-5 or mean; corruption:fog:3) or the
+mean corruption accuracy corruption_acc; append :max or :min to choose the direction.
 Filters (--where, repeatable): COLUMN=VALUE (VALUE may be a comma list), COLUMN<=N,
 >=, <, >, !=. Add --json for output a program can read. Options may also come from
 a YAML file given after the action (``nasbench bench top --config top.yaml``): its keys
@@ -133,7 +135,8 @@ def _fmt(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if key.endswith("acc") or key.endswith("_std") or key.startswith("robust") or key == "accuracy":
+        if (key.endswith("acc") or key.endswith("_std") or key.startswith(("robust", "corruption"))
+                or key == "accuracy"):
             return f"{value:.4f}"
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, int) and key in ("params", "macs"):
@@ -177,7 +180,9 @@ def _show_record(console, record: dict, title: str) -> None:
         for entry in curves:
             table.add_row(*(_fmt(name, entry.get(name)) for name in ["epoch", *names]))
         console.print(table)
-    robust = record.get("robust") or []
+    from nasbench.store import CORRUPTION_NORM
+
+    robust = [item for item in record.get("robust") or [] if item["norm"] != CORRUPTION_NORM]
     if robust:
         table = Table(title="robust accuracy", title_justify="left")
         for name in ("attack", "norm", "eps", "accuracy"):
@@ -185,6 +190,26 @@ def _show_record(console, record: dict, title: str) -> None:
         for item in robust:
             table.add_row(item["attack"], item["norm"], f"{item['eps']:g}", _fmt("accuracy", item["accuracy"]))
         console.print(table)
+    _show_corruption(console, [item for item in record.get("robust") or [] if item["norm"] == CORRUPTION_NORM])
+
+
+def _show_corruption(console, items: list[dict]) -> None:
+    """Accuracy under common corruptions: a corruption per row, a severity per column, means last."""
+    from rich.table import Table
+
+    if not items:
+        return
+    accuracy = {(item["attack"], int(item["eps"])): item["accuracy"] for item in items}
+    severities = sorted({severity for _, severity in accuracy if severity > 0})
+    names = sorted({name for name, _ in accuracy if name != "mean"})
+    table = Table(title="accuracy under common corruptions (query corruption:NAME:SEVERITY, corruption_acc)",
+                  title_justify="left")
+    table.add_column("corruption")
+    for column in [*map(str, severities), "mean"]:
+        table.add_column(column, justify="right")
+    for name in [*names, "mean"]:
+        table.add_row(name, *(_fmt("accuracy", accuracy.get((name, severity))) for severity in [*severities, 0]))
+    console.print(table)
 
 
 # ------------------------------------------------------------------------- actions

@@ -68,7 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(what, "trials", type=int, help="number of architectures to evaluate (default 20)")
     _flag(what, "objectives", type=split_list, metavar="LIST",
           help=f"comma-separated, any of {', '.join(_OBJECTIVES)}; several give a Pareto front")
-    _flag(what, "sampler", choices=_SAMPLERS, help="Optuna sampler (default tpe)")
+    _flag(what, "sampler", choices=_SAMPLERS, help="Optuna sampler (default tpe); evolution: regularized "
+          "evolution (Real et al. 2019), reinforce: Zoph & Le's controller")
+    what.add_argument("--sampler-option", dest="sampler_options", action=_SpaceOption, default=None,
+                      metavar="KEY=VALUE", help="a setting of the sampler, repeatable: evolution "
+                      "population_size=5, sample_size=5; reinforce batch_size=5, learning_rate=0.005, ...")
     _flag(what, "seed", type=int, help="seed of the sampler, the data split and training (default 0)")
     _flag(what, "replay", type=Path, metavar="BENCH.db",
           help="answer trials from a recorded benchmark with simulated training time")
@@ -88,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     robust = parser.add_argument_group("robustness in the loop (objective robust_acc)")
     _flag(robust, "robust-attack", choices=("fgsm", "pgd"), help="cheap attack on the validation split")
+    _flag(robust, "rung-attack", choices=("fgsm", "pgd"),
+          help="attack at the rungs of a multi-objective asha/hyperband (default fgsm; the final one is "
+               "--robust-attack)")
     _flag(robust, "robust-eps", type=float, help="Linf budget in [0, 1] pixel units (default 0.1)")
     _flag(robust, "robust-steps", type=int, help="PGD steps (default 10)")
     _flag(robust, "robust-samples", type=int, help="validation images attacked (default 256)")

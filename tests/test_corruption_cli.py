@@ -1,0 +1,133 @@
+"""`nasbench attack --corruptions`: evaluation.json, the benchmark store (queried, exported,
+imported), MLflow, the report, a named baseline, and bad input (one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_attack_cli import make_checkpoint
+
+from attacks import evaluate_corruptions
+from nasbench.checkpoint import load_checkpoint
+from nasbench.cli import main
+from nasbench.store import Benchmark
+
+
+@pytest.fixture(scope="module")
+def found(digits, tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "found", digits, meta_extra={"mlflow_run_id": None})
+
+
+def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digits, tmp_path, capsys):
+    directory, arch_hash, trained = found
+    root = tmp_path / "experiments"
+    experiment = root / "c1"
+    experiment.mkdir(parents=True)
+    with Benchmark(experiment / "benchmark.db") as bench:  # a search result: its row gets the numbers
+        bench.record({"arch_hash": arch_hash, "dataset": "digits", "budget": 3, "seed": 0, "space": "macro",
+                      "arch": json.loads((directory / "arch.json").read_text()), "status": "ok",
+                      "val_acc": trained.val_acc})
+    code = main(["attack", "--model", str(directory), "--corruptions", "fog,contrast,jpeg", "--severities", "1,5",
+                 "--n", "64", "--experiment", "c1", "--experiments-dir", str(root)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = json.loads(next((experiment / "evaluations").glob("*/evaluation.json")).read_text())
+    assert record["report"]["results"] == []  # no attack ran
+    corruptions = record["corruptions"]
+    assert corruptions["corruptions"] == ["fog", "contrast", "jpeg_compression"]
+    assert corruptions["severities"] == [1, 5]
+
+    # the numbers are the model's on the recorded points
+    model, _, _ = load_checkpoint(directory)
+    index = torch.tensor(record["indices"])
+    again = evaluate_corruptions(model, digits.test.x[index], digits.test.y[index], "fog,contrast,jpeg", [1, 5],
+                                 seed=0, batch_size=256, device="cpu")
+    assert corruptions["accuracy"]["contrast"]["5"] == pytest.approx(again.accuracy["contrast"][5])
+    assert corruptions["mean_accuracy"] == pytest.approx(again.mean_accuracy)
+    assert corruptions["clean_accuracy"] == pytest.approx(record["report"]["clean_accuracy"])
+    assert corruptions["accuracy"]["contrast"]["5"] < corruptions["accuracy"]["contrast"]["1"]
+    assert corruptions["errors"]["mce"] == pytest.approx(1.0)  # its own baseline
+    assert "mean corruption accuracy" in captured.out and "contrast" in captured.out
+
+    # the store row: per pair, means, ranked by corruption_acc, through Parquet and back
+    with Benchmark(experiment / "benchmark.db") as bench:
+        row = bench.lookup(arch_hash, "digits", 3, 0)
+        assert bench.top(1, by="corruption_acc")[0]["corruption_acc"] == pytest.approx(corruptions["mean_accuracy"])
+    stored = {(r["attack"], r["eps"]): r["accuracy"] for r in row["robust"] if r["norm"] == "corruption"}
+    assert stored[("fog", 5.0)] == pytest.approx(corruptions["accuracy"]["fog"]["5"])
+    assert stored[("fog", 0.0)] == pytest.approx(corruptions["corruption_mean"]["fog"])
+    assert stored[("mean", 1.0)] == pytest.approx(corruptions["severity_mean"]["1"])
+    db, parquet, copy = str(experiment / "benchmark.db"), str(tmp_path / "c.parquet"), str(tmp_path / "copy.db")
+    assert main(["bench", "export", "--db", db, parquet]) == 0
+    assert main(["bench", "import", "--db", copy, parquet]) == 0
+    capsys.readouterr()
+    assert main(["bench", "top", "--db", copy, "--by", "corruption:contrast:5", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert top[0]["corruption:contrast:5"] == pytest.approx(corruptions["accuracy"]["contrast"]["5"])
+    assert main(["bench", "query", "--db", copy, arch_hash]) == 0
+    assert "accuracy under common corruptions" in capsys.readouterr().out
+
+    # MLflow
+    from mlflow import MlflowClient
+
+    run = MlflowClient(f"sqlite:///{experiment.resolve() / 'mlflow.db'}").get_run(record["mlflow_run_id"])
+    assert run.data.metrics["corruption_acc"] == pytest.approx(corruptions["mean_accuracy"])
+    assert run.data.metrics["corruption_acc.fog.s5"] == pytest.approx(corruptions["accuracy"]["fog"]["5"])
+    assert run.data.params["corruptions"] == "fog,contrast,jpeg_compression"
+
+    # the report: the heatmap, the table and the summary column
+    out = tmp_path / "report.html"
+    assert main(["report", "--experiment", "c1", "--experiments-dir", str(root), "--out", str(out),
+                 "--no-tracking"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert "corruptions" in summary["figures"]
+    assert summary["models"][0]["corruption"]["mean_acc"] == pytest.approx(corruptions["mean_accuracy"])
+    page = out.read_text()
+    assert 'id="corruptions"' in page and "corruption acc (mCE)" in page
+
+
+def test_corruptions_beside_attacks_with_a_named_baseline(found, digits, tmp_path, capsys):
+    first, _, _ = found
+    second, _, _ = make_checkpoint(tmp_path / "wide", digits, filters=12, seed=1, epochs=2)
+    root = tmp_path / "experiments"
+    code = main(["attack", "--model", f"{first},{second}", "--attacks", "fgsm", "--eps", "0,0.1",
+                 "--corruptions", "gaussian_noise,defocus_blur", "--severities", "2,4", "--n", "48", "--no-checks",
+                 "--no-tracking", "--experiment", "pair", "--experiments-dir", str(root)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    records = {r.parent.name: json.loads(r.read_text()) for r in (root / "pair" / "evaluations").glob("*/*.json")
+               if r.name == "evaluation.json"}
+    assert len(records) == 2
+    labels = list(records)
+    baseline = json.loads((root / "pair" / "evaluations" / "transfer.json").read_text())["sources"][0]
+    for label, record in records.items():
+        assert record["report"]["results"]  # the attack ran too
+        errors = record["corruptions"]["errors"]
+        assert errors["baseline"] == baseline
+        other = records[baseline]["corruptions"]
+        for name in ("gaussian_noise", "defocus_blur"):
+            mine = sum(1 - record["corruptions"]["accuracy"][name][s] for s in ("2", "4"))
+            theirs = sum(1 - other["accuracy"][name][s] for s in ("2", "4"))
+            assert errors["ce"][name] == (pytest.approx(mine / theirs) if theirs else None)
+    assert set(labels) >= {baseline}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--corruptions", "fog,rain"], "unknown corruption 'rain'"),
+    (["--corruptions", "fog", "--severities", "0,6"], "outside 1-5"),
+    (["--attacks", "none"], "--attacks none leaves nothing to evaluate"),
+    (["--corruptions", "fog", "--corruption-baseline", "alexnet"], "corruption baseline 'alexnet'"),
+])
+def test_bad_corruption_input_is_one_line_and_exit_2(found, tmp_path, capsys, extra, message):
+    directory, _, _ = found
+    code = main(["attack", "--model", str(directory), "--n", "16", "--no-tracking", "--experiments-dir",
+                 str(tmp_path), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    # one error line, no traceback (a baseline is checked once the models and their labels are loaded,
+    # after the data line)
+    errors = [line for line in err if line.startswith("nasbench attack: error: ")]
+    assert code == 2 and len(errors) == 1 and message in errors[0] and errors[0] == err[-1], err
+    assert not any("Traceback" in line for line in err)
+    assert not list(tmp_path.glob("*/evaluations/*/evaluation.json"))
