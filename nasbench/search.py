@@ -62,7 +62,8 @@ from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.errors import UserError
 from nasbench.tracking import find_trial_run
 from nasbench.ray_runtime import check_resources_fit, configure_ray_environment, ensure_ray, short_error, trial_resources
-from nasbench.strategies import SAMPLERS, SCHEDULERS, make_sampler, make_scheduler
+from nasbench.strategies import SAMPLERS, SCHEDULERS, check_sampler_options, make_sampler, make_scheduler
+from nasbench.strategies.fidelity import fidelity_ladder
 from nasbench.outcomes import DriverAnswers
 from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
 from nasbench.trial_writer import Outbox, TrialWriter, recover
@@ -85,7 +86,9 @@ class SearchConfig(DataConfig, TrainConfig):
     epochs: int = Field(3, ge=1, le=10_000)
     trials: int = Field(20, ge=1, le=1_000_000)
     concurrency: int = Field(2, ge=1, le=4096)
-    sampler: Literal["tpe", "random", "nsga2", "gp", "qmc"] = "tpe"
+    sampler: Literal["tpe", "random", "nsga2", "gp", "qmc", "evolution", "reinforce"] = "tpe"
+    # keyword arguments of the evolution / reinforce sampler (nasbench.strategies)
+    sampler_options: dict[str, Any] = {}
     objectives: list[Literal["val_acc", "robust_acc", "params", "macs", "latency"]] = ["val_acc"]
     scheduler: Literal["fifo", "asha", "hyperband"] = "fifo"
     grace_period: int = Field(1, ge=1)
@@ -103,6 +106,8 @@ class SearchConfig(DataConfig, TrainConfig):
     checkpoint_storage: str | None = None
     replay: Path | None = None
     robust_attack: Literal["fgsm", "pgd"] = "fgsm"
+    # the attack at the rungs of a multi-objective asha/hyperband (nasbench.strategies.fidelity)
+    rung_attack: Literal["fgsm", "pgd"] = "fgsm"
     robust_eps: float = Field(0.1, gt=0.0, le=1.0)
     robust_steps: int = Field(10, ge=1, le=1000)
     robust_samples: int = Field(256, ge=1)
@@ -116,6 +121,7 @@ class SearchConfig(DataConfig, TrainConfig):
             raise ValueError("give at least one objective")
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError("an objective is listed twice")
+        check_sampler_options(self.sampler, self.sampler_options)
         if self.experiment is not None and (not self.experiment.strip() or "/" in self.experiment
                                             or self.experiment in (".", "..")):
             raise ValueError("experiment must be a plain folder name")
@@ -299,7 +305,7 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     metrics = [OBJECTIVES[name][0] for name in config.objectives]
     modes = [OBJECTIVES[name][1] for name in config.objectives]
-    study, storage = _open_study(config, directory, modes)
+    study, storage = _open_study(config, directory, modes, space)
     tracking, search_run = _open_tracking(config, directory)
     # described once, here where the data is loaded: every trial run logs it as its input
     dataset_description = search_run.log_dataset(dataset) if search_run else None
@@ -352,11 +358,12 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     return summary
 
 
-def _open_study(config: SearchConfig, directory: Path, modes: list[str]):
+def _open_study(config: SearchConfig, directory: Path, modes: list[str], space=None):
     """The search's Optuna study (created, or reopened on resume) and its storage."""
     import optuna
 
-    sampler = make_sampler(config.sampler, config.seed, config.multi_objective)
+    sampler = make_sampler(config.sampler, config.seed, config.multi_objective, space=space,
+                           **config.sampler_options)
     try:
         storage = optuna_storage(directory)
         study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
@@ -389,6 +396,7 @@ def _trial_context(config: SearchConfig, evaluate, extra) -> TrialContext:
         train=config.train_config().model_dump(), objectives=tuple(config.objectives),
         robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
                             config.robust_samples) if "robust_acc" in config.objectives else None,
+        **fidelity_ladder(config),
         augment=tuple(config.augment), evaluate=evaluate, extra=dict(extra or {}))
 
 

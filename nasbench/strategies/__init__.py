@@ -1,24 +1,50 @@
 """Search strategies: the Optuna sampler that proposes architectures and the Ray Tune
-scheduler that stops weak trials early."""
+scheduler that stops weak trials early.
+
+Samplers (``--sampler``), each seeded by ``--seed``:
+
+- ``tpe``, ``random``, ``nsga2``, ``gp``, ``qmc``: Optuna's own;
+- ``evolution``: regularized (aging) evolution, Real et al. 2019
+  (:mod:`nasbench.strategies.evolution`);
+- ``reinforce``: the recurrent controller of Zoph & Le 2017 trained by REINFORCE
+  (:mod:`nasbench.strategies.reinforce`).
+
+The last two plan whole architectures through the search space's define-by-run code
+(:mod:`nasbench.strategies.planning`), so they need the space.
+
+Schedulers (``--scheduler``): ``fifo`` runs every trial to the end; ``asha`` and
+``hyperband`` stop weak trials at rungs (Li et al. 2020). With one objective they rank
+by validation accuracy (Ray Tune's own schedulers); with several, by non-dominated rank
+and crowding distance over all objectives (:mod:`nasbench.strategies.mo_asha`).
+"""
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import UserError
 
 if TYPE_CHECKING:
     from nasbench.search import SearchConfig
 
-SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc")
+SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc", "evolution", "reinforce")
 SCHEDULERS = ("fifo", "asha", "hyperband")
 
 
-def make_sampler(name: str, seed: int, multi_objective: bool):
-    """The Optuna sampler for ``--sampler``; every one is seeded."""
+def make_sampler(name: str, seed: int, multi_objective: bool, space=None, **options: Any):
+    """The Optuna sampler for ``--sampler``; every one is seeded.
+
+    ``space`` (a search space with ``sample(trial)``) is needed by ``evolution`` and
+    ``reinforce``; ``options`` are their keyword arguments (population_size,
+    sample_size; batch_size, learning_rate, baseline_decay, hidden_size, num_layers).
+    """
     import optuna
 
+    try:
+        check_sampler_options(name, options)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     if name == "tpe":
         # multivariate + group model dependencies between define-by-run parameters;
         # Optuna flags both as experimental on every construction: known, and chosen
@@ -34,12 +60,45 @@ def make_sampler(name: str, seed: int, multi_objective: bool):
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
     if name == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+    if name in ("evolution", "reinforce"):
+        if space is None:
+            raise UserError(f"sampler {name!r} needs the search space")
+        if name == "evolution":
+            from nasbench.strategies.evolution import RegularizedEvolutionSampler as sampler_class
+        else:
+            from nasbench.strategies.reinforce import ReinforceSampler as sampler_class
+        try:
+            return sampler_class(space, seed, **options)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"sampler {name}: {error}") from None
     raise UserError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+
+
+SAMPLER_OPTIONS = {
+    "evolution": ("population_size", "sample_size"),
+    "reinforce": ("batch_size", "learning_rate", "baseline_decay", "hidden_size", "num_layers"),
+}
+
+
+def check_sampler_options(name: str, options: dict) -> None:
+    """Raise ValueError for an option the sampler ``name`` does not take."""
+    known = SAMPLER_OPTIONS.get(name, ())
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = f"takes {', '.join(known)}" if known else "takes no options"
+        raise ValueError(f"sampler {name} {takes}; unknown: {', '.join(unknown)}")
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"sampler option {key} must be a number, not {value!r}")
 
 
 def make_scheduler(config: "SearchConfig"):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
+    if config.scheduler != "fifo" and config.multi_objective:
+        from nasbench.strategies.mo_asha import make_multi_objective_scheduler
+
+        return make_multi_objective_scheduler(config)
     # the per-epoch fidelity is validation accuracy, whatever the objectives
     if config.scheduler == "asha":
         return ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
