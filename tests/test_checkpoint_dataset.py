@@ -197,3 +197,22 @@ def test_a_report_never_mixes_evaluations_of_different_datasets(trained, tmp_pat
     assert main(["report", *common, "--models", macro]) == 0
     summary = json.loads((root / "r" / "report.json").read_text())
     assert summary["dataset"] == "digits" and [m["label"] for m in summary["models"]] == [macro]
+
+
+def test_a_logged_model_is_attacked_on_the_dataset_its_checkpoint_recorded(trained, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    from nasbench.tracking import TrackingConfig, log_model
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store)
+    run = client.create_run(client.create_experiment("trained-by-hand"))
+    model, arch, meta = load_checkpoint(trained / "ck-digits16")
+    example = load_dataset(meta["data"]["dataset"]).val.x[:2]
+    uri = log_model(TrackingConfig(store, "trained-by-hand"), run.info.run_id, model, example, None, arch=arch,
+                    meta=meta)
+    capsys.readouterr()
+    assert _attack("--model", uri, "--tracking-uri", store, "--experiment", "logged", root=tmp_path / "x") == 0
+    err = capsys.readouterr().err
+    assert f"data npz:{trained / 'digits16.npz'}: " in err and "warning" not in err
+    assert _evaluation(tmp_path / "x", "logged")["dataset"] == f"npz:{trained / 'digits16.npz'}"
