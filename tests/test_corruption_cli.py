@@ -131,3 +131,29 @@ def test_bad_corruption_input_is_one_line_and_exit_2(found, tmp_path, capsys, ex
     assert code == 2 and len(errors) == 1 and message in errors[0] and errors[0] == err[-1], err
     assert not any("Traceback" in line for line in err)
     assert not list(tmp_path.glob("*/evaluations/*/evaluation.json"))
+
+
+def test_the_search_objective_measures_the_stated_subset_on_validation_images(found, digits):
+    from attacks import subset_accuracies
+    from nasbench.search import SearchConfig
+    from nasbench.trial import OBJECTIVES, CorruptionConfig, _corruption
+
+    assert OBJECTIVES["corruption_acc"] == ("corruption_acc", "max")
+    config = SearchConfig(objectives=["val_acc", "corruption_acc"], corruption_samples=64)
+    assert config.corruption_subset == ["gaussian_noise:3", "defocus_blur:3", "fog:3", "jpeg_compression:3"]
+    model, _, _ = load_checkpoint(found[0])
+    rows = _corruption(model, digits, CorruptionConfig(("fog:5", "contrast:5"), 64), seed=0)
+    index = torch.randperm(len(digits.val), generator=torch.Generator().manual_seed(0))[:64]
+    expected = subset_accuracies(model, digits.val.x[index], digits.val.y[index], ["fog:5", "contrast:5"], seed=0)
+    assert [(r["attack"], r["eps"]) for r in rows] == [("fog", 5.0), ("contrast", 5.0), ("mean", 0.0)]
+    assert rows[1]["accuracy"] == pytest.approx(expected[("contrast", 5)])
+    assert rows[-1]["accuracy"] == pytest.approx(sum(expected.values()) / 2)
+    assert all(r["norm"] == "corruption" for r in rows)
+
+
+def test_a_bad_search_subset_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["search", "--objectives", "val_acc,corruption_acc", "--corruption-subset", "fog:3,rain:2",
+                 "--experiments-dir", str(tmp_path), "--trials", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "rain" in err[0], err
+    assert not list(tmp_path.iterdir())
