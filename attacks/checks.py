@@ -16,18 +16,32 @@ hidden) or ``None`` when the run holds nothing it could be judged on.
 - ``black-box-not-better``: the black-box Square attack does not beat the
   white-box attacks; if it does, gradients are masked (section 5.4).
 - ``unbounded-attacks-succeed``: unbounded CW / DeepFool reach about 100% success.
+
+Verdicts are statistical tests, never raw differences: random-start attacks differ
+by a few examples from run to run. Two attacks compared on the same points are
+judged by their per-example outcomes with the exact one-sided McNemar test (a
+binomial test on the points where exactly one of them succeeded); a rate compared
+with a fixed bound (chance, 95% success, a 10% share) by an exact one-sided
+binomial test. A check fails only when its p-value, Bonferroni-adjusted for the
+number of comparisons it made, is below ``ALPHA``; its counts and p-value are kept
+with the verdict (``CheckResult.counts``, ``CheckResult.p_value``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
     from attacks.engine import RobustnessReport
 
-__all__ = ["CheckResult", "run_checks", "UNBOUNDED_SUCCESS"]
+__all__ = ["ALPHA", "CheckResult", "Comparison", "compare", "run_checks", "UNBOUNDED_SUCCESS"]
 
+# A verdict of FAIL needs p below this: one evaluation in a thousand of a sound model
+# may be flagged by chance, while the failures the checks exist for give p < 1e-10.
+ALPHA = 0.001
 # "About 100%": DeepFool and CW need a handful of points of slack on real data.
 UNBOUNDED_SUCCESS = 0.95
 # A black-box attack breaking more than this share of the points that withstood
@@ -38,11 +52,14 @@ ITERATIVE = ("bim", "pgd", "mifgsm", "pgdl2", "apgd", "apgd-t")
 
 @dataclass
 class CheckResult:
-    """One sanity check: its name, verdict (``None``: not applicable) and a one-line detail."""
+    """One sanity check: its verdict (``None``: not applicable), a one-line detail, and the
+    p-value and counts of the test the verdict came from (``None`` / empty when no test ran)."""
 
     name: str
     passed: bool | None
     detail: str
+    p_value: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
@@ -51,6 +68,90 @@ class CheckResult:
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value as people read it: 0.42, 0.0031, 2e-07."""
+    if p is None:
+        return "-"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.0e}"
+
+
+def _adjusted(p: float, comparisons: int) -> float:
+    """Bonferroni: the check's p-value over all the comparisons it made."""
+    return min(1.0, p * max(comparisons, 1))
+
+
+def _binomial_greater(k: int, n: int, rate: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, rate): is the observed share significantly above ``rate``?"""
+    from scipy.stats import binomtest  # imported here: scipy.stats costs a second to import
+
+    if n == 0 or k == 0 or rate >= 1:
+        return 1.0
+    return float(binomtest(k, n, min(max(rate, 0.0), 1.0), alternative="greater").pvalue)
+
+
+# --------------------------------------------------------------------------- paired comparisons
+
+
+@dataclass
+class Comparison:
+    """Two attacks (or eps values) on the same points: ``strong`` is expected to leave at
+    most as many points robust as ``weak``.
+
+    ``only_strong``: points robust under ``strong`` but broken by ``weak`` (evidence
+    against the expectation); ``only_weak`` the reverse. ``p_value`` is the exact
+    one-sided McNemar test of "strong is no stronger than weak": the chance of at least
+    ``only_strong`` of the ``only_strong + only_weak`` discordant points going against
+    the expectation if each went either way with probability 1/2.
+    """
+
+    strong: str
+    weak: str
+    where: str
+    n: int
+    strong_robust: int
+    weak_robust: int
+    only_strong: int
+    only_weak: int
+    p_value: float
+
+    def counts(self) -> dict[str, int]:
+        return {"points": self.n, f"robust under {self.strong}": self.strong_robust,
+                f"robust under {self.weak}": self.weak_robust, f"robust only under {self.strong}": self.only_strong,
+                f"robust only under {self.weak}": self.only_weak}
+
+    def text(self) -> str:
+        return (f"{self.strong} {self.strong_robust} vs {self.weak} {self.weak_robust} of {self.n} robust "
+                f"{self.where} ({self.only_strong} only under {self.strong}, {self.only_weak} only under {self.weak})")
+
+
+def compare(strong: str, strong_robust: "torch.Tensor", weak: str, weak_robust: "torch.Tensor",
+            where: str) -> Comparison:
+    """Compare two per-example robust masks over the same points (exact one-sided McNemar)."""
+    only_strong = int((strong_robust & ~weak_robust).sum())
+    only_weak = int((weak_robust & ~strong_robust).sum())
+    p = _binomial_greater(only_strong, only_strong + only_weak, 0.5)
+    return Comparison(strong, weak, where, len(strong_robust), int(strong_robust.sum()), int(weak_robust.sum()),
+                      only_strong, only_weak, float(p))
+
+
+def _verdict(name: str, comparisons: list[Comparison], failure: str, success: str) -> CheckResult:
+    """FAIL when the most surprising comparison is significant after Bonferroni; the counts
+    shown are that comparison's (the closest call when the check passes)."""
+    worst = min(comparisons, key=lambda c: (c.p_value, c.only_weak - c.only_strong))
+    p = _adjusted(worst.p_value, len(comparisons))
+    test = f"McNemar p = {format_p(p)}" + (f", {len(comparisons)} comparisons" if len(comparisons) > 1 else "")
+    if p < ALPHA:
+        return CheckResult(name, False, f"{worst.text()}: {failure} ({test})", p, worst.counts())
+    if worst.only_strong == 0 and len(comparisons) > 1:  # nothing against it anywhere: no closest call
+        return CheckResult(name, True, f"{success}: no point went against it ({test})", p,
+                           {"comparisons": len(comparisons), "points against": 0})
+    closest = "closest: " if len(comparisons) > 1 else ""
+    return CheckResult(name, True, f"{success}; {closest}{worst.text()} ({test})", p, worst.counts())
+
+
+# --------------------------------------------------------------------------- the checks
 
 
 def run_checks(report: "RobustnessReport") -> list[CheckResult]:
@@ -67,95 +168,97 @@ def run_checks(report: "RobustnessReport") -> list[CheckResult]:
 
 def check_monotone(report) -> CheckResult:
     name = "monotone-in-eps"
-    slack = 1e-12
-    series: dict[str, list[tuple[float, float]]] = {}
+    series: dict[str, list[tuple[float, "torch.Tensor | None"]]] = {}
     for w in report.worst_case:
-        series.setdefault(f"worst case ({w.norm})", []).append((w.eps, w.robust_accuracy))
+        series.setdefault(f"worst case ({w.norm})", []).append((w.eps, w.robust))
     for r in report.results:
         if r.scope == "all" and r.kind not in ("min-norm", "noise"):
-            series.setdefault(f"{r.attack} ({r.norm})", []).append((r.eps, r.robust_accuracy))
+            series.setdefault(f"{r.attack} ({r.norm})", []).append((r.eps, r.robust))
     if not any(len(points) > 1 for points in series.values()):
         return CheckResult(name, None, "fewer than two eps values: nothing to compare")
+    comparisons = []
     for label, points in series.items():
-        points.sort()
-        for (e0, a0), (e1, a1) in zip(points, points[1:]):
-            if a1 > a0 + slack:
-                return CheckResult(name, False, f"{label} rises from {_pct(a0)} at eps {e0:.4g} "
-                                                f"to {_pct(a1)} at eps {e1:.4g}")
-    return CheckResult(name, True, f"robust accuracy never rises with eps ({len(series)} curves)")
+        points.sort(key=lambda point: point[0])
+        for (e0, m0), (e1, m1) in zip(points, points[1:]):
+            if m0 is not None and m1 is not None:
+                comparisons.append(compare(f"eps {e1:.4g}", m1, f"eps {e0:.4g}", m0, f"for {label}"))
+    if not comparisons:
+        return CheckResult(name, None, "no per-example outcomes to compare")
+    return _verdict(name, comparisons, "robust accuracy rises with eps",
+                    f"robust accuracy never significantly rises with eps ({len(series)} curves)")
 
 
 def check_reaches_chance(report) -> CheckResult:
+    """Robust accuracy at the largest eps is tested against chance: FAIL when every such
+    measurement is significantly above it (one-sided exact binomial test)."""
     name = "reaches-chance"
     chance = 1.0 / max(report.n_classes, 1)
-    seen = []
+    seen = []  # (p, robust, points, where)
     for norm in dict.fromkeys(w.norm for w in report.worst_case):
         top = max((w for w in report.worst_case if w.norm == norm), key=lambda w: w.eps)
-        seen.append((top.robust_accuracy, f"{norm} eps {top.eps:.4g} (sweep)"))
+        seen.append((_binomial_greater(top.n_robust, report.n, chance), top.n_robust, report.n,
+                     f"{norm} eps {top.eps:.4g} (sweep)"))
     probe = report.probes.get("large_eps") if report.probes else None
     if probe:
         n_probe = report.probes.get("n", 1)
-        # The probe runs on clean-correct points: scale to the whole set.
-        estimate = probe["robust"] * report.clean_accuracy
-        seen.append((max(estimate - 1.0 / n_probe, 0.0),
-                     f"{report.probes['norm']} eps {probe['eps']:.4g} ({probe['attack']} probe, "
-                     f"{_pct(estimate)})"))
+        k = probe.get("n_robust", round(probe["robust"] * n_probe))
+        # The probe runs on clean-correct points: chance over the whole set is chance / clean accuracy there.
+        bound = chance / report.clean_accuracy if report.clean_accuracy > 0 else 1.0
+        seen.append((_binomial_greater(k, n_probe, bound), k, n_probe,
+                     f"{report.probes['norm']} eps {probe['eps']:.4g} ({probe['attack']} probe on clean-correct "
+                     f"points, {_pct(probe['robust'] * report.clean_accuracy)} of all)"))
     if not seen:
         return CheckResult(name, None, "no eps-bounded attack was run")
-    best = min(seen, key=lambda item: item[0])
-    if best[0] <= chance + 1e-12:
-        return CheckResult(name, True, f"robust accuracy {_pct(best[0])} <= chance {_pct(chance)} at {best[1]}")
-    return CheckResult(name, False, f"robust accuracy stays at {_pct(best[0])} > chance {_pct(chance)} even at "
-                                    f"{best[1]}: the attack may be blocked (gradient masking) or too weak")
+    p, k, n, where = max(seen, key=lambda item: item[0])  # the measurement most consistent with chance
+    counts = {"points": n, "robust": k}
+    test = f"binomial p = {format_p(p)} against chance {_pct(chance)}"
+    if p >= ALPHA:
+        return CheckResult(name, True, f"{k} of {n} robust at {where}: not above chance ({test})", p, counts)
+    return CheckResult(name, False, f"{k} of {n} robust at {where}, above chance ({test}): the attack may be "
+                                    "blocked (gradient masking) or too weak", p, counts)
 
 
 def check_iterative_beats_single_step(report) -> CheckResult:
     name = "iterative-beats-single-step"
-    one_point = 1.0 / max(report.n, 1)
-    compared = 0
+    comparisons = []
     for r in report.results:
-        if r.name != "fgsm" or r.eps == 0:
+        if r.name != "fgsm" or r.eps == 0 or r.robust is None:
             continue
-        rivals = [o for o in report.results if o.name in ITERATIVE and o.norm == r.norm and o.eps == r.eps]
-        if not rivals:
-            continue
-        compared += 1
-        best = min(rivals, key=lambda o: o.robust_accuracy)
-        if best.scope == "all" and best.robust_accuracy > r.robust_accuracy + one_point:
-            return CheckResult(name, False, f"{best.attack} leaves {_pct(best.robust_accuracy)} robust, more than "
-                                            f"fgsm's {_pct(r.robust_accuracy)} at eps {r.eps:.4g}")
+        for o in report.results:
+            if o.name in ITERATIVE and o.scope == "all" and o.norm == r.norm and o.eps == r.eps \
+                    and o.robust is not None:
+                comparisons.append(compare(o.attack, o.robust, r.attack, r.robust, f"at eps {r.eps:.4g}"))
     probes = report.probes or {}
-    if "single_step" in probes:
-        compared += 1
-        single, iterative = probes["single_step"], probes["iterative"]
-        if iterative["robust"] > single["robust"] + 1.0 / probes["n"]:
-            return CheckResult(name, False, f"{iterative['attack']} leaves {_pct(iterative['robust'])} robust, more "
-                                            f"than {single['attack']}'s {_pct(single['robust'])} at eps "
-                                            f"{probes['eps']:.4g} (probe)")
-    if not compared:
+    masks = getattr(report, "probe_robust", {}) or {}
+    if "single_step" in probes and "single_step" in masks and "iterative" in masks:
+        comparisons.append(compare(probes["iterative"]["attack"], masks["iterative"],
+                                   probes["single_step"]["attack"], masks["single_step"],
+                                   f"at eps {probes['eps']:.4g} (probe)"))
+    if not comparisons:
         return CheckResult(name, None, "no single-step / iterative pair to compare")
-    detail = f"iterative attacks at least as strong as single-step ({compared} comparisons)"
-    if "single_step" in probes:
-        detail += (f"; probe at eps {probes['eps']:.4g}: {probes['single_step']['attack']} "
-                   f"{_pct(probes['single_step']['robust'])} vs {probes['iterative']['attack']} "
-                   f"{_pct(probes['iterative']['robust'])}")
-    return CheckResult(name, True, detail)
+    return _verdict(name, comparisons, "the iterative attack is weaker than a single step",
+                    "iterative attacks at least as strong as single-step")
 
 
 def check_more_steps(report) -> CheckResult:
     name = "more-steps-no-worse"
     probes = report.probes or {}
+    masks = getattr(report, "probe_robust", {}) or {}
     if "more_steps" not in probes:
         return CheckResult(name, None, "no iterative probe was run (no eps > 0 in the sweep)")
-    few, many = probes["iterative"], probes["more_steps"]
-    detail = (f"{few['attack']} {_pct(few['robust'])} vs {many['attack']} {_pct(many['robust'])} robust at eps "
-              f"{probes['eps']:.4g} on {probes['n']} points")
-    if many["robust"] > few["robust"] + 1.0 / probes["n"]:
-        return CheckResult(name, False, detail + ": more steps made the attack weaker")
-    return CheckResult(name, True, detail)
+    if "more_steps" not in masks or "iterative" not in masks:
+        return CheckResult(name, None, "no per-example outcomes of the probe to compare")
+    comparison = compare(probes["more_steps"]["attack"], masks["more_steps"], probes["iterative"]["attack"],
+                         masks["iterative"], f"at eps {probes['eps']:.4g}")
+    return _verdict(name, [comparison], "more steps made the attack weaker", "more steps are no weaker")
 
 
 def check_black_box(report) -> CheckResult:
+    """Square runs after the white-box attacks, on the points they all failed on, so the
+    two sets it is judged by are disjoint: ``extra`` points only Square broke, and the
+    points the white-box attacks broke (at most that many only they broke). Two tests,
+    Bonferroni-adjusted: Square broke more points than the white-box attacks (McNemar,
+    conservative), and Square broke more than 10% of the white-box survivors (binomial)."""
     name = "black-box-not-better"
     white_box = {r.attack for r in report.results if r.kind == "gradient"}
     squares = [r for r in report.results if r.name == "square" and r.eps > 0]
@@ -163,26 +266,43 @@ def check_black_box(report) -> CheckResult:
         return CheckResult(name, None, "Square was not run")
     if not white_box:
         return CheckResult(name, None, "no white-box attack to compare Square with")
+    tests = []  # (p, square result, white-box broken)
     for r in squares:
         worst = next((w for w in report.worst_case if w.norm == r.norm and w.eps == r.eps), None)
         white_broken = sum(v for k, v in (worst.broken_by if worst else {}).items() if k in white_box)
         extra = r.n_broken
-        if extra > white_broken or (extra >= 3 and extra > BLACK_BOX_SHARE * r.n_attacked):
-            return CheckResult(name, False, f"{r.attack} broke {extra} of the {r.n_attacked} points every white-box "
-                                            f"attack failed on at eps {r.eps:.4g} (white-box broke {white_broken}): "
-                                            f"gradient masking suspected")
-    return CheckResult(name, True, "Square found little the white-box attacks missed: "
-                                   + ", ".join(f"{r.n_broken}/{r.n_attacked} at eps {r.eps:.4g}" for r in squares))
+        more_than_white = _binomial_greater(extra, extra + white_broken, 0.5)
+        large_share = _binomial_greater(extra, r.n_attacked, BLACK_BOX_SHARE)
+        tests.append((min(more_than_white, large_share), r, white_broken))
+    p_min, r, white_broken = min(tests, key=lambda t: (t[0], -t[1].n_broken))
+    p = _adjusted(p_min, 2 * len(tests))
+    counts = {"points Square ran on": r.n_attacked, "broken only by Square": r.n_broken,
+              "broken by white-box attacks": white_broken}
+    test = f"binomial p = {format_p(p)}, {2 * len(tests)} tests"
+    found = (f"{r.attack} broke {r.n_broken} of the {r.n_attacked} points the white-box attacks left at eps "
+             f"{r.eps:.4g} (they broke {white_broken})")
+    if p < ALPHA:
+        return CheckResult(name, False, f"{found}, significantly more ({test}): gradient masking suspected",
+                           p, counts)
+    return CheckResult(name, True, f"Square found little the white-box attacks missed; closest: {found} ({test})",
+                       p, counts)
 
 
 def check_unbounded(report) -> CheckResult:
+    """Unbounded CW / DeepFool: FAIL when the success rate is significantly below 95%
+    (one-sided exact binomial test)."""
     name = "unbounded-attacks-succeed"
     rows = [r for r in report.results if r.kind == "min-norm" and r.eps == float("inf")]
     if not rows:
         return CheckResult(name, None, "no unbounded CW / DeepFool run")
-    detail = ", ".join(f"{r.attack} {_pct(r.success_rate)} (median L2 {r.median_l2:.3g})"
-                       if r.median_l2 is not None else f"{r.attack} {_pct(r.success_rate)}" for r in rows)
-    failed = [r for r in rows if r.success_rate < UNBOUNDED_SUCCESS]
-    if failed:
-        return CheckResult(name, False, f"success below {_pct(UNBOUNDED_SUCCESS)}: {detail}")
-    return CheckResult(name, True, detail)
+    detail = ", ".join(f"{r.attack} {r.n_broken}/{r.n_attacked} (median L2 {r.median_l2:.3g})"
+                       if r.median_l2 is not None else f"{r.attack} {r.n_broken}/{r.n_attacked}" for r in rows)
+    # P(at most this many successes) if the true rate were 95%: the same test, counting failures.
+    tests = [(_binomial_greater(r.n_attacked - r.n_broken, r.n_attacked, 1 - UNBOUNDED_SUCCESS), r) for r in rows]
+    p_min, r = min(tests, key=lambda t: t[0])
+    p = _adjusted(p_min, len(tests))
+    counts = {"points": r.n_attacked, "broken": r.n_broken}
+    test = f"binomial p = {format_p(p)} against {_pct(UNBOUNDED_SUCCESS)}"
+    if p < ALPHA:
+        return CheckResult(name, False, f"success below {_pct(UNBOUNDED_SUCCESS)}: {detail} ({test})", p, counts)
+    return CheckResult(name, True, f"{detail} ({test})", p, counts)

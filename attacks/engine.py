@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -77,7 +77,10 @@ class AttackResult:
     ``success_rate`` is ``n_broken / n_attacked_total`` where the denominator is
     the clean-correct points (scope all) or the points it ran on (cascade).
     Perturbation norms are over the examples this attack broke. Unbounded
-    (min-norm) attacks have ``eps = inf``.
+    (min-norm) attacks have ``eps = inf``. ``robust`` is the per-example outcome
+    behind ``robust_accuracy`` (a bool per point, True where the point is classified
+    correctly and still stands), for the sanity checks' paired tests; it is not
+    written to JSON.
     """
 
     attack: str
@@ -96,17 +99,20 @@ class AttackResult:
     seconds_per_example: float
     scope: str = "all"
     kind: str = "gradient"
+    robust: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
 class WorstCase:
-    """Per-example worst case over every attack of one norm at one eps."""
+    """Per-example worst case over every attack of one norm at one eps (``robust``: the
+    per-example outcome, a bool per point, not written to JSON)."""
 
     norm: str
     eps: float
     robust_accuracy: float
     n_robust: int
     broken_by: dict[str, int] = field(default_factory=dict)
+    robust: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -130,7 +136,11 @@ class AdversarialExamples:
 
 @dataclass
 class RobustnessReport:
-    """Everything an evaluation found; ``to_dict()`` is JSON-able (no tensors)."""
+    """Everything an evaluation found; ``to_dict()`` is JSON-able (no tensors).
+
+    ``probe_robust`` holds the per-example outcomes of the checks' probe attacks (a
+    bool per probe point, by probe role: ``single_step``, ``iterative`` ...).
+    """
 
     n: int
     n_classes: int
@@ -144,6 +154,7 @@ class RobustnessReport:
     probes: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     device: str = "cpu"
+    probe_robust: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def result(self, attack: str, eps: float, norm: str | None = None) -> AttackResult:
         """The result of ``attack`` (name or label) at ``eps`` (closest match within 1e-9)."""
@@ -182,9 +193,9 @@ class RobustnessReport:
             "clean_accuracy": self.clean_accuracy,
             "targeted": self.targeted,
             "threat_model": self.threat_model,
-            "results": [asdict(r) for r in self.results],
-            "worst_case": [asdict(w) for w in self.worst_case],
-            "checks": [asdict(c) for c in self.checks],
+            "results": [_plain(r) for r in self.results],
+            "worst_case": [_plain(w) for w in self.worst_case],
+            "checks": [_plain(c) for c in self.checks],
             "probes": self.probes,
             "examples": [
                 {"norm": e.norm, "eps": e.eps, "index": e.index.tolist(), "labels": e.labels.tolist(),
@@ -206,6 +217,12 @@ class RobustnessReport:
             metadata[f"{e.key}/attacks"] = ",".join(e.attacks)
         save_file(tensors, str(path), metadata=metadata)
         return str(path)
+
+
+def _plain(record) -> dict[str, Any]:
+    """A dataclass's fields without its per-example tensors (their counts are in the record)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)
+            if not isinstance(getattr(record, f.name), torch.Tensor)}
 
 
 def _same(a: float, b: float) -> bool:
@@ -595,11 +612,13 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
                     robust = float((correct & ~ensemble).sum()) / n
                     success = n_broken / len(todo) if len(todo) else 0.0
                     mask = newly
+                    still_robust = correct & ~ensemble
                 else:
                     n_broken = int(st["broken"].sum())
                     robust = float((correct & ~st["broken"]).sum()) / n
                     success = n_broken / n_correct if n_correct else 0.0
                     mask = st["broken"]
+                    still_robust = correct & ~st["broken"]
                 mean_l2, median_l2 = _stats(st["l2"][mask & ~st["l2"].isnan()])
                 mean_linf, median_linf = _stats(st["linf"][mask & ~st["linf"].isnan()])
                 results.append(AttackResult(
@@ -607,7 +626,7 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
                     success_rate=success, n_attacked=len(todo), n_broken=n_broken, mean_l2=mean_l2,
                     median_l2=median_l2, mean_linf=mean_linf, median_linf=median_linf, seconds=seconds,
                     seconds_per_example=seconds / len(todo) if len(todo) else 0.0,
-                    scope="cascade" if cascade else "all", kind=spec.info.kind,
+                    scope="cascade" if cascade else "all", kind=spec.info.kind, robust=still_robust,
                 ))
             if group == NOISE_GROUP:
                 continue
@@ -615,7 +634,8 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
             broken_by: dict[str, int] = {}
             for i in ensemble.nonzero().squeeze(1).tolist():
                 broken_by[first_breaker[i]] = broken_by.get(first_breaker[i], 0) + 1
-            worst.append(WorstCase(group, eps_value, float(standing.sum()) / n, int(standing.sum()), broken_by))
+            worst.append(WorstCase(group, eps_value, float(standing.sum()) / n, int(standing.sum()), broken_by,
+                                   robust=standing))
             if kept:
                 index = torch.tensor(sorted(kept))
                 adv_kept = torch.stack([kept[i] for i in index.tolist()])
@@ -640,6 +660,8 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
             hit[hit.clone()] = l2 <= limit + BALL_TOLERANCE
             l2, linf = l2[l2 <= limit + BALL_TOLERANCE], linf[l2 <= limit + BALL_TOLERANCE]
         n_broken = int(hit.sum())
+        broken = torch.zeros(n, dtype=torch.bool)
+        broken[todo[hit]] = True
         mean_l2, median_l2 = _stats(l2)
         mean_linf, median_linf = _stats(linf)
         results.append(AttackResult(
@@ -647,7 +669,7 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
             robust_accuracy=(n_correct - n_broken) / n, success_rate=n_broken / n_correct if n_correct else 0.0,
             n_attacked=len(todo), n_broken=n_broken, mean_l2=mean_l2, median_l2=median_l2, mean_linf=mean_linf,
             median_linf=median_linf, seconds=seconds, seconds_per_example=seconds / len(todo) if len(todo) else 0.0,
-            scope="all", kind=spec.info.kind,
+            scope="all", kind=spec.info.kind, robust=correct & ~broken,
         ))
     budget.finish()
 
@@ -673,7 +695,8 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
         results=results, worst_case=worst, examples=examples, device=str(device),
     )
     if with_checks:
-        report.probes = _run_probes(model, x, y, correct, specs, report, device=device, seed=seed)
+        report.probes, report.probe_robust = _run_probes(model, x, y, correct, specs, report, device=device,
+                                                         seed=seed)
         report.checks = run_checks(report)
     return report
 
@@ -685,19 +708,22 @@ PROBE_POINTS = 256
 LARGE_LINF_EPS = 0.5
 
 
-def _run_probes(model, x, y, correct, specs, report, *, device, seed) -> dict[str, Any]:
+def _run_probes(model, x, y, correct, specs, report, *, device,
+                seed) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Small extra attacks the sanity checks need (Carlini et al. 2019, section 5).
 
     On at most 256 clean-correct points, at the sweep eps where the worst case is
     nearest half the clean accuracy: a single-step attack, the first iterative
     attack of the run and the same with four times the steps; and the iterative
     attack at a large eps (Linf 0.5, or L2 0.5 * sqrt(d)), at which every image
-    can be turned into plain grey, so accuracy must fall to chance.
+    can be turned into plain grey, so accuracy must fall to chance. Returns the
+    probes' description and counts (JSON-able), and each probe's per-example outcome
+    on the same points (the checks compare them point by point).
     """
     iterative = [s for s in specs if s.name in ("pgd", "bim", "mifgsm", "pgdl2")]
     norms = [s.norm for s in specs if s.info.kind in ("gradient", "black-box", "ensemble")]
     if not norms:
-        return {}
+        return {}, {}
     norm = "Linf" if "Linf" in norms else "L2"
     base = next((s for s in iterative if s.norm == norm), None)
     if base is None:
@@ -707,15 +733,20 @@ def _run_probes(model, x, y, correct, specs, report, *, device, seed) -> dict[st
     candidates = [w for w in report.worst_case if w.norm == norm and w.eps > 0]
     idx = correct.nonzero().squeeze(1)[:PROBE_POINTS]
     if len(idx) == 0:
-        return {}
+        return {}, {}
     xb, yb = _to_device(x[idx], device), y[idx].to(device)
     dim = x[0].numel()
 
-    def robust(spec, eps_value):
+    outcomes: dict[str, torch.Tensor] = {}
+
+    def run(role, spec, eps_value) -> dict[str, Any]:
+        # Same seed for every probe: attacks with a random start start from the same point.
         torch.manual_seed(seed)
         adv = _run_own_loop(spec, model, xb, yb, None, eps_value)
         with torch.no_grad():
-            return float((model(adv).argmax(1) == yb).float().mean())
+            outcomes[role] = (model(adv).argmax(1) == yb).cpu()
+        n_robust = int(outcomes[role].sum())
+        return {"attack": spec.label, "robust": n_robust / len(idx), "n_robust": n_robust}
 
     probes: dict[str, Any] = {"norm": norm, "n": len(idx), "attack": base.label}
     if candidates:
@@ -726,11 +757,11 @@ def _run_probes(model, x, y, correct, specs, report, *, device, seed) -> dict[st
             single = AttackSpec("fgsm")
         else:  # one full-size L2 gradient step, no random start (fast gradient method)
             single = AttackSpec("pgdl2", steps=1, options={"alpha": probe_eps, "random_start": False})
-        probes["single_step"] = {"attack": single.label, "robust": robust(single, probe_eps)}
-        probes["iterative"] = {"attack": base.label, "robust": robust(base, probe_eps)}
+        probes["single_step"] = run("single_step", single, probe_eps)
+        probes["iterative"] = run("iterative", base, probe_eps)
         more = AttackSpec(base.name, steps=min(base.steps * 4, 1000), options=dict(base.options))
-        probes["more_steps"] = {"attack": more.label, "robust": robust(more, probe_eps)}
+        probes["more_steps"] = run("more_steps", more, probe_eps)
     large = LARGE_LINF_EPS if norm == "Linf" else LARGE_LINF_EPS * math.sqrt(dim)
     strong = AttackSpec(base.name, steps=max(base.steps, 20), options=dict(base.options))
-    probes["large_eps"] = {"attack": strong.label, "eps": large, "robust": robust(strong, large)}
-    return probes
+    probes["large_eps"] = {**run("large_eps", strong, large), "eps": large}
+    return probes, outcomes

@@ -560,6 +560,18 @@ def _checks_cell(failed: int) -> str:
     return f"⚠ {failed} FAILED" if failed else "none failed"
 
 
+def _p_text(p: float | None) -> str:
+    """A check's p-value as people read it: 0.42, 0.0031, 2e-07 (– where no test ran)."""
+    if p is None:
+        return "–"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.0e}"
+
+
+def _counts_text(counts: dict | None) -> str:
+    """The counts a check's test was computed from: "points 194; robust under pgd-40 89; ..."."""
+    return "; ".join(f"{name} {value}" for name, value in (counts or {}).items()) or "–"
+
+
 def _short_commit(commit: str | None) -> str:
     """The first 12 hex digits, keeping a " (uncommitted changes)" note after them."""
     if not commit:
@@ -652,9 +664,10 @@ def _tables(summary: dict) -> dict[str, Any]:
                      numeric=(2, 3))
     eps_rows = [[k if k != "gaussian" else "gaussian (noise std)", ", ".join(_eps_text(v) for v in values)]
                 for k, values in threat["eps"].items()]
-    checks = _table(["model", "check", "verdict", "detail"],
+    checks = _table(["model", "check", "verdict", "p-value", "counts", "detail"],
                     [{"cells": [c["model"], c["name"], {True: "PASS", False: "FAIL", None: "n/a"}[c["passed"]],
-                                c["detail"]], "passed": c["passed"]} for c in summary["checks"]])
+                                _p_text(c.get("p_value")), _counts_text(c.get("counts")), c["detail"]],
+                      "passed": c["passed"]} for c in summary["checks"]], numeric=(3,))
     repro = summary["reproducibility"]
     versions = _table(["package", "version"], [[k, v or "–"] for k, v in repro["versions"].items()])
     runs = _table(["model", "seed", "n", "git commit", "MLflow run", "model's run", "device", "created"],
@@ -771,7 +784,11 @@ def _captions(summary: dict) -> dict[str, str]:
         "examples_missing": "No attack succeeded, so there are no adversarial examples to show.",
         "checks": "After Carlini et al. 2019, \"On Evaluating Adversarial Robustness\": passing them is no proof of "
                   "robustness, failing any is a sign the evaluation is too weak. n/a: nothing in the run to judge "
-                  "it on.",
+                  "it on. Every verdict is an exact one-sided test on the points attacked (two attacks: McNemar's "
+                  "test on the points only one of them broke; a rate against a bound: a binomial test), never a "
+                  "raw difference, since random starts move a few points from run to run. FAIL when the p-value, "
+                  "Bonferroni-adjusted over the check's comparisons, is below 0.001. Counts: the points the test "
+                  "was computed from (the closest call when the check passed).",
         "details": "Success rate: broken / clean-correct points (cascade attacks: / points they ran on). Points "
                    "broken (so far): by this attack at this eps or a smaller one (cascade attacks: only those the "
                    "cheaper attacks missed); points attacked at this eps: those still standing that it ran on. "
@@ -894,7 +911,7 @@ def _render_markdown(summary: dict, tables: dict, image_paths: dict[str, str]) -
     if not s["grids"]:
         out += [captions["examples_missing"], ""]
     checks = {**t["checks"], "rows": [[*r["cells"][:2], f"**{r['cells'][2]}**" if r["passed"] is False
-                                       else r["cells"][2], r["cells"][3]] for r in t["checks"]["rows"]]}
+                                       else r["cells"][2], *r["cells"][3:]] for r in t["checks"]["rows"]]}
     out += [f"## {SECTIONS['checks']}", "", captions["checks"], "", _md_table(checks), ""]
     out += [f"## {SECTIONS['details']}", "", _md_table(t["details"]), "", captions["details"], ""]
     out += [f"## {SECTIONS['reproducibility']}", ""]

@@ -40,6 +40,7 @@ from pydantic import Field, field_validator
 from nasbench.commands.train import add_data_arguments
 from nasbench.config import DataConfig, Device, TrackingUri, add_config_argument, resolve, split_list
 from nasbench.errors import UserError
+from nasbench.tables import compact_table, print_fitted
 
 HELP = "attack trained models: robust accuracy per attack and eps, worst case, checks, example grids"
 
@@ -188,75 +189,110 @@ def _eps_text(value: float) -> str:
     return short
 
 
-def print_evaluation(console, evaluation) -> None:
-    """Robust accuracy per attack x eps with the worst case, the details, and the checks."""
-    from rich.table import Table
+# Legends printed under the tables: the abbreviations and marks they use.
+CASCADE_LEGEND = ("* cascade: ran only on the points every cheaper attack left standing; its robust accuracy is "
+                  "the ensemble's")
+DETAILS_LEGEND = ("success: points broken / points attacked (cascade*: / points it ran on); broken: at this eps or "
+                  "a smaller one; L2, Linf: mean/median size of the perturbations that broke a point; ms: per "
+                  "attacked point")
 
+
+def _robust_table(report, norm: str, eps_values: list[float]):
+    rows = [r for r in report.results if r.norm == norm]
+    kind = "noise std" if norm == "gaussian" else f"{norm} eps"
+    table = compact_table(f"robust accuracy, {kind}")
+    table.add_column("attack", no_wrap=True)
+    for value in eps_values:
+        table.add_column(_eps_text(value), justify="right", no_wrap=True)
+    for attack in dict.fromkeys(r.attack for r in rows):
+        cells = {r.eps: r for r in rows if r.attack == attack}
+        mark = "*" if any(r.scope == "cascade" for r in cells.values()) else ""
+        table.add_row(attack + mark, *[_pct(cells[v].robust_accuracy) if v in cells else "" for v in eps_values])
+    worst = {w.eps: w for w in report.worst_case if w.norm == norm}
+    if worst:
+        table.add_row("[bold]worst case[/]", *[f"[bold]{_pct(worst[v].robust_accuracy)}[/]" if v in worst else ""
+                                               for v in eps_values])
+    return table
+
+
+def _milliseconds(seconds: float) -> str:
+    ms = 1000 * seconds
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
+
+
+def _details_table(report, norm: str):
+    """Per attack and eps of one norm: success, points broken, perturbation sizes, time."""
+    def pair(mean, median):
+        return "-" if mean is None else f"{mean:.3f}/{median:.3f}"
+
+    kind = "noise std" if norm == "gaussian" else f"{norm} eps"
+    table = compact_table(f"per attack and {kind}")
+    for column in ("attack", "eps", "success", "broken", "L2\nmean/med", "Linf\nmean/med", "ms"):
+        table.add_column(column, justify="left" if column == "attack" else "right", overflow="fold")
+    for r in report.results:
+        if r.norm != norm or r.eps == 0:
+            continue
+        mark = "*" if r.scope == "cascade" else ""
+        table.add_row(r.attack + mark, _eps_text(r.eps), _pct(r.success_rate), str(r.n_broken),
+                      pair(r.mean_l2, r.median_l2), pair(r.mean_linf, r.median_linf),
+                      _milliseconds(r.seconds_per_example))
+    return table
+
+
+def _checks_table(report):
+    """A verdict per check, its name over its detail (counts and the test's p-value)."""
+    from attacks.checks import ALPHA
+
+    table = compact_table("sanity checks (Carlini et al. 2019): exact one-sided tests on the same points; a check "
+                   f"fails when p < {ALPHA:g} (Bonferroni-adjusted over its comparisons)")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("check", overflow="fold")
+    for check in report.checks:
+        verdict = {True: "[green]PASS[/]", False: "[bold red]FAIL[/]", None: "[dim]n/a[/]"}[check.passed]
+        detail = f"[red]{check.detail}[/]" if check.passed is False else check.detail
+        table.add_row(verdict, f"[bold]{check.name}[/]\n{detail}")
+    return table
+
+
+def print_evaluation(console, evaluation) -> None:
+    """Robust accuracy per attack x eps with the worst case, the details, and the checks;
+    every table fits the console's width (80 columns and up)."""
     report = evaluation.report
     model = evaluation.record["model"]
     console.print(f"\n[bold]{evaluation.label}[/] ({model['kind']}, {model['params']:,} params, "
                   f"{model['macs']:,} MACs, {model['latency_ms']:.2f} ms/image best of 20): clean accuracy "
                   f"[bold]{_pct(report.clean_accuracy)}[/] on {report.n} test points")
-    for norm in dict.fromkeys(r.norm for r in report.results):
-        rows = [r for r in report.results if r.norm == norm]
-        eps_values = sorted({r.eps for r in rows})
-        kind = "noise std" if norm == "gaussian" else f"{norm} eps"
-        table = Table(title=f"robust accuracy, {kind}", header_style="bold")
-        table.add_column("attack")
-        for value in eps_values:
-            table.add_column(_eps_text(value), justify="right")
-        for attack in dict.fromkeys(r.attack for r in rows):
-            cells = {r.eps: r for r in rows if r.attack == attack}
-            scope = " (cascade)" if any(r.scope == "cascade" for r in cells.values()) else ""
-            table.add_row(attack + scope, *[_pct(cells[v].robust_accuracy) if v in cells else "" for v in eps_values])
-        worst = {w.eps: w for w in report.worst_case if w.norm == norm}
-        if worst:
-            table.add_row("[bold]worst case[/]", *[f"[bold]{_pct(worst[v].robust_accuracy)}[/]" if v in worst else ""
-                                                   for v in eps_values])
-        console.print(table)
-    details = Table(title="per attack and eps", header_style="bold")
-    for column in ("attack", "norm", "eps", "success", "broken", "mean L2", "med L2", "mean Linf",
-                   "med Linf", "ms/ex"):
-        details.add_column(column, justify="left" if column in ("attack", "norm") else "right")
-
-    def number(value):
-        return "-" if value is None else f"{value:.3f}"
-
-    for r in report.results:
-        if r.eps == 0:
-            continue
-        details.add_row(r.attack, r.norm, _eps_text(r.eps), _pct(r.success_rate), str(r.n_broken),
-                        number(r.mean_l2), number(r.median_l2), number(r.mean_linf), number(r.median_linf),
-                        f"{1000 * r.seconds_per_example:.2f}")
-    if report.results:  # an evaluation of corruptions alone has no attack to detail
-        console.print(details)
+    norms = list(dict.fromkeys(r.norm for r in report.results))
+    cascade = any(r.scope == "cascade" for r in report.results)
+    for norm in norms:
+        eps_values = sorted({r.eps for r in report.results if r.norm == norm})
+        print_fitted(console, lambda columns, norm=norm: _robust_table(report, norm, columns), eps_values)
+    if cascade:
+        console.print(f"[dim]{CASCADE_LEGEND}[/]", highlight=False)
+    for norm in norms:  # an evaluation of corruptions alone has no attack to detail
+        console.print(_details_table(report, norm))
+    if norms:
+        console.print(f"[dim]{DETAILS_LEGEND}[/]", highlight=False)
     if report.checks:
-        checks = Table(title="sanity checks (Carlini et al. 2019)", header_style="bold")
-        checks.add_column("check")
-        checks.add_column("verdict")
-        checks.add_column("detail")
-        for check in report.checks:
-            verdict = {True: "[green]PASS[/]", False: "[bold red]FAIL[/]", None: "[dim]n/a[/]"}[check.passed]
-            detail = f"[red]{check.detail}[/]" if check.passed is False else check.detail
-            checks.add_row(check.name, verdict, detail)
-        console.print(checks)
+        console.print(_checks_table(report))
         if report.failed_checks:
             console.print(f"[bold red]{len(report.failed_checks)} sanity check(s) FAILED[/]: the evaluation may "
                           "be too weak (see the details above)")
 
 
 def print_transfer(console, matrix: dict) -> None:
-    from rich.table import Table
+    def build(targets):
+        table = compact_table(f"transfer: accuracy of target (column) on {matrix['attack_label']} examples made on "
+                       f"source (row), {matrix['norm']} eps {_eps_text(matrix['eps'])}")
+        table.add_column("source \\ target", no_wrap=True)
+        for target in targets:
+            table.add_column(target, justify="right", no_wrap=True)
+        table.add_row("[dim]clean[/]", *[f"[dim]{_pct(matrix['clean_accuracy'][t])}[/]" for t in targets])
+        for source in matrix["sources"]:
+            table.add_row(source, *[_pct(matrix["robust_accuracy"][source][t]) for t in targets])
+        return table
 
-    table = Table(title=f"transfer: accuracy of target (column) on {matrix['attack_label']} examples made on "
-                        f"source (row), {matrix['norm']} eps {_eps_text(matrix['eps'])}", header_style="bold")
-    table.add_column("source \\ target")
-    for target in matrix["targets"]:
-        table.add_column(target, justify="right")
-    table.add_row("[dim]clean[/]", *[f"[dim]{_pct(matrix['clean_accuracy'][t])}[/]" for t in matrix["targets"]])
-    for source in matrix["sources"]:
-        table.add_row(source, *[_pct(matrix["robust_accuracy"][source][t]) for t in matrix["targets"]])
-    console.print(table)
+    print_fitted(console, build, list(matrix["targets"]))
 
 
 def print_corruptions(console, corruptions: dict) -> None:
@@ -304,6 +340,15 @@ def attack_progress(console):
             bar.update(tasks[label], completed=done, total=total, description=f"{label}: {description}")
 
         yield progress
+
+
+def quiet_store_notices() -> None:
+    """MLflow announces each new SQLite store at INFO level ("Creating initial MLflow database
+    tables...", "Updating database tables"); nasbench makes its stores itself, so that is no
+    news to its users. MLflow's warnings and errors still show."""
+    import logging
+
+    logging.getLogger("mlflow.store").setLevel(logging.WARNING)
 
 
 def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
@@ -394,6 +439,7 @@ def _remove_if_empty(folder: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = resolve(AttackCommandConfig, args)
+    quiet_store_notices()
 
     import json
 

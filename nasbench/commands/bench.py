@@ -125,10 +125,9 @@ def _print_json(data: Any) -> None:
 
 
 def _console():
-    from rich.console import Console
+    from nasbench.tables import stdout_console
 
-    # Wide enough that 64-character hashes and a handful of metrics fit when piped.
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    return stdout_console()  # the terminal's width (or $COLUMNS); piped, wide enough for hashes
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -145,21 +144,40 @@ def _fmt(key: str, value: Any) -> str:
 
 
 def _rows_table(title: str, rows: list[dict], columns: list[str]):
-    from rich.table import Table
+    from nasbench.tables import compact_table
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
+    table = compact_table(title)
+    table.add_column("#", justify="right", no_wrap=True)
     for column in columns:
         numeric = column not in ("arch_hash", "dataset", "space", "status", "device")
-        table.add_column(column, justify="right" if numeric else "left",
-                         overflow="fold" if column == "arch_hash" else "ellipsis")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
     for rank, row in enumerate(rows, start=1):
         table.add_row(str(rank), *(_fmt(column, row.get(column)) for column in columns))
     return table
 
 
+# Columns that say what a run is (as opposed to what it measured).
+DESCRIPTORS = ("dataset", "budget", "seed", "n_seeds", "space", "status", "device")
+
+
+def _print_rows(console, title: str, rows: list[dict], columns: list[str]) -> None:
+    """Ranked runs, a row each. Where that is wider than the console, the columns every row
+    shares move into the title, and the rest continues in further tables (each row keeps
+    its rank #), so that no hash or number is cut."""
+    from nasbench.tables import natural_width, print_fitted
+
+    if len(rows) > 1 and natural_width(console, _rows_table(title, rows, columns)) > console.width:
+        shared = [c for c in columns if c in DESCRIPTORS and all(r.get(c) == rows[0].get(c) for r in rows)]
+        if shared:
+            title += " (all " + ", ".join(f"{c} {_fmt(c, rows[0].get(c))}" for c in shared) + ")"
+            columns = [c for c in columns if c not in shared]
+    print_fitted(console, lambda chosen: _rows_table(title, rows, chosen), columns)
+
+
 def _show_record(console, record: dict, title: str) -> None:
     from rich.table import Table
+
+    from nasbench.tables import compact_table, print_fitted
 
     console.print(f"[bold]{title}[/bold]", highlight=False)
     scalars = Table(show_header=False)
@@ -174,17 +192,21 @@ def _show_record(console, record: dict, title: str) -> None:
     curves = record.get("curves") or []
     if curves:
         names = sorted({name for entry in curves for name in entry if name != "epoch"})
-        table = Table(title="per-epoch curves", title_justify="left")
-        for name in ["epoch", *names]:
-            table.add_column(name, justify="right")
-        for entry in curves:
-            table.add_row(*(_fmt(name, entry.get(name)) for name in ["epoch", *names]))
-        console.print(table)
+
+        def curves_table(chosen):
+            table = compact_table("per-epoch curves")
+            for name in ["epoch", *chosen]:
+                table.add_column(name, justify="right", no_wrap=True)
+            for entry in curves:
+                table.add_row(*(_fmt(name, entry.get(name)) for name in ["epoch", *chosen]))
+            return table
+
+        print_fitted(console, curves_table, names)
     from nasbench.store import CORRUPTION_NORM
 
     robust = [item for item in record.get("robust") or [] if item["norm"] != CORRUPTION_NORM]
     if robust:
-        table = Table(title="robust accuracy", title_justify="left")
+        table = compact_table("robust accuracy")
         for name in ("attack", "norm", "eps", "accuracy"):
             table.add_column(name, justify="left" if name in ("attack", "norm") else "right")
         for item in robust:
@@ -264,8 +286,8 @@ def _top(bench, args) -> int:
                "val_acc", "test_acc", "params", "macs", "latency_ms"]
     if metric not in columns:
         columns.append(metric)
-    _console().print(_rows_table(f"top {args.k} by {args.by}" + (f" ({reduce} over seeds)" if reduce else ""),
-                                 rows, columns))
+    _print_rows(_console(), f"top {args.k} by {args.by}" + (f" ({reduce} over seeds)" if reduce else ""),
+                rows, columns)
     if not rows:
         print("no finished runs match", file=sys.stderr)
     return 0
@@ -281,7 +303,7 @@ def _pareto(bench, args) -> int:
         return 0
     names = [parse_objective(text)[0] for text in objectives]
     columns = ["arch_hash", "dataset", "budget", "seed", *names]
-    _console().print(_rows_table(f"Pareto front of {', '.join(objectives)}: {len(rows)} run(s)", rows, columns))
+    _print_rows(_console(), f"Pareto front of {', '.join(objectives)}: {len(rows)} run(s)", rows, columns)
     return 0
 
 

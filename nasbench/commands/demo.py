@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     from attacks import AttackConfigError, CorruptionConfigError, parse_attacks, parse_corruptions, parse_eps_list
     from attacks import parse_severities
-    from nasbench.commands.attack import attack_progress, print_corruptions, print_evaluation
+    from nasbench.commands.attack import attack_progress, print_corruptions, print_evaluation, quiet_store_notices
     from nasbench.commands.search import print_summary
     from nasbench.data import load_dataset
     from nasbench.evaluation import command_line, evaluate_models, load_models
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from nasbench.tracking import TrackingConfig, default_tracking_uri
     from nasbench.train import select_device
 
+    quiet_store_notices()
     # every name and number is checked before the search spends a minute
     select_device(config.device)
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 from nasbench.errors import UserError
@@ -120,24 +119,24 @@ def _format_shape(shape) -> str:
 
 
 def _print_table(description) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from nasbench.tables import compact_table, stdout_console
 
-    table = Table(title=f"{description.name} on {_format_shape(description.input_shape)} input",
-                  show_footer=True, header_style="bold")
+    # Numbers never wrap; long layer and type names fold onto a second line instead.
+    table = compact_table(f"{description.name} on {_format_shape(description.input_shape)} input",
+                          show_footer=True)
     totals = description.totals
-    table.add_column("#", justify="right", footer="")
-    table.add_column("layer", footer="total")
-    table.add_column("type", footer="")
-    table.add_column("output", justify="right", footer=_format_shape(totals["output_shape"]))
-    table.add_column("params", justify="right", footer=f"{totals['params']:,}")
-    table.add_column("MACs", justify="right", footer=f"{totals['macs']:,}")
+    table.add_column("#", justify="right", footer="", no_wrap=True)
+    table.add_column("layer", footer="total", overflow="fold")
+    table.add_column("type", footer="", overflow="fold")
+    table.add_column("output", justify="right", footer=_format_shape(totals["output_shape"]), no_wrap=True)
+    table.add_column("params", justify="right", footer=f"{totals['params']:,}", no_wrap=True)
+    table.add_column("MACs", justify="right", footer=f"{totals['macs']:,}", no_wrap=True)
     table.add_column("receptive field", justify="right", footer="")
     for i, row in enumerate(description.rows):
         rf = "" if row.receptive_field is None else f"{row.receptive_field[0]}x{row.receptive_field[1]}"
         table.add_row(str(i), row.name, row.type, _format_shape(row.output_shape), f"{row.params:,}",
                       f"{row.macs:,}", rf)
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    console = stdout_console()
     console.print(table)
     console.print(f"parameters: {totals['params']:,} ({totals['trainable_params']:,} trainable)   "
                   f"MACs per image: {totals['macs']:,} ({totals['macs'] / 1e6:,.1f} M)")
