@@ -229,7 +229,7 @@ def check_iterative_beats_single_step(report) -> CheckResult:
                     and o.robust is not None:
                 comparisons.append(compare(o.attack, o.robust, r.attack, r.robust, f"at eps {r.eps:.4g}"))
     probes = report.probes or {}
-    masks = getattr(report, "probe_robust", {}) or {}
+    masks = report.probe_robust
     if "single_step" in probes and "single_step" in masks and "iterative" in masks:
         comparisons.append(compare(probes["iterative"]["attack"], masks["iterative"],
                                    probes["single_step"]["attack"], masks["single_step"],
@@ -243,7 +243,7 @@ def check_iterative_beats_single_step(report) -> CheckResult:
 def check_more_steps(report) -> CheckResult:
     name = "more-steps-no-worse"
     probes = report.probes or {}
-    masks = getattr(report, "probe_robust", {}) or {}
+    masks = report.probe_robust
     if "more_steps" not in probes:
         return CheckResult(name, None, "no iterative probe was run (no eps > 0 in the sweep)")
     if "more_steps" not in masks or "iterative" not in masks:
@@ -279,8 +279,8 @@ def check_black_box(report) -> CheckResult:
     counts = {"points Square ran on": r.n_attacked, "broken only by Square": r.n_broken,
               "broken by white-box attacks": white_broken}
     test = f"binomial p = {format_p(p)}, {2 * len(tests)} tests"
-    found = (f"{r.attack} broke {r.n_broken} of the {r.n_attacked} points the white-box attacks left at eps "
-             f"{r.eps:.4g} (they broke {white_broken})")
+    found = (f"{r.attack} broke {r.n_broken} of the {r.n_attacked} points still standing after the white-box "
+             f"attacks at eps {r.eps:.4g} (they broke {white_broken})")
     if p < ALPHA:
         return CheckResult(name, False, f"{found}, significantly more ({test}): gradient masking suspected",
                            p, counts)
