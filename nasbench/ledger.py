@@ -19,7 +19,7 @@ from ray.tune import Callback
 from nasbench.outcomes import FINAL_METRICS
 
 _CURVE_KEYS = ("epoch", "train_loss", "train_acc", "val_acc")
-_LOG_KEYS = ("epoch", "val_acc", "robust_acc", "params", "macs", "latency_ms")
+_LOG_KEYS = ("epoch", "val_acc", "robust_acc", "corruption_acc", "params", "macs", "latency_ms")
 
 
 class TrialLedger(Callback):

@@ -22,8 +22,8 @@ from typing import Any
 from nasbench.trial import OBJECTIVES
 
 # The metrics a record keeps of a trial's final result (the rest is Ray Tune's own).
-FINAL_METRICS = ("epoch", "val_acc", "train_acc", "train_loss", "test_acc", "robust_acc", "params", "macs",
-                 "latency_ms", "train_seconds", "simulated_seconds", "device")
+FINAL_METRICS = ("epoch", "val_acc", "train_acc", "train_loss", "test_acc", "robust_acc", "corruption_acc", "params",
+                 "macs", "latency_ms", "train_seconds", "simulated_seconds", "device")
 
 
 def finite(value: Any) -> bool:
@@ -66,9 +66,13 @@ def row_metrics(row: dict) -> dict:
     """A benchmark row's numbers under the names a trial reports them."""
     metrics = {key: row.get(key) for key in ("val_acc", "train_acc", "test_acc", "params", "macs",
                                              "latency_ms", "train_seconds")}
-    robust = [r["accuracy"] for r in row.get("robust") or []]
+    results = row.get("robust") or []
+    robust = [r["accuracy"] for r in results if r.get("norm") != "corruption"]
     if robust:
         metrics["robust_acc"] = min(robust)
+    corrupted = [r["accuracy"] for r in results if r.get("norm") == "corruption" and r.get("attack") == "mean"]
+    if corrupted:  # the mean over the search's corruption subset (nasbench.trial._corruption)
+        metrics["corruption_acc"] = corrupted[-1]
     curves = row.get("curves") or []
     metrics["epoch"] = curves[-1]["epoch"] if curves else row.get("budget")
     return metrics

@@ -117,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(run, "store", type=Path, metavar="BENCH.db", help="benchmark store (default <experiment>/benchmark.db)")
     _flag(run, "tracking-uri", help="MLflow tracking URI (default sqlite in the experiment folder); recorded, "
           "so later attack, report and ui commands use it too")
+    _flag(run, "checkpoint-storage", metavar="DIR|URI", help="where Ray Tune keeps the trials' checkpoints: on a "
+          "cluster a folder every node mounts, or s3://..., gs://... (default <experiment>/ray)")
     _flag(run, "export-top", type=int, help="best architectures exported as arch JSON + weights (default 5)")
     _bool(run, "register-models", "log and register the exported best/Pareto models in MLflow, aliases "
                                      "best-val/best-robust on the winners")
