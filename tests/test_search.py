@@ -60,9 +60,11 @@ def mlflow_runs(summary, tracking_uri):
 
 @pytest.fixture(scope="module")
 def trained(ray_runtime, tracking_uri, tmp_path_factory):
-    """One real search: 4 architectures trained for one epoch on digits."""
+    """One real search: 4 architectures trained for one epoch on digits, its checkpoints kept
+    by Ray Tune in a storage of their own (as on a cluster: a folder every node mounts)."""
     tmp_path = tmp_path_factory.mktemp("trained")
-    return tmp_path, run_search(config(tmp_path, experiment="first", tracking_uri=tracking_uri))
+    return tmp_path, run_search(config(tmp_path, experiment="first", tracking_uri=tracking_uri,
+                                       checkpoint_storage=str(tmp_path / "shared")))
 
 
 def test_search_trains_records_and_exports(trained, tracking_uri):
@@ -115,6 +117,16 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1]
     stored_runs = {store.lookup(t.user_attrs["arch_hash"], "digits", 1, 0)["mlflow_run_id"] for t in study.trials}
     assert stored_runs == {r.info.run_id for r in children}
+
+    # the weights went through Ray Tune's checkpoints in the storage given, nothing of Tune's
+    # in the experiment; the driver filed them with the trial's run id
+    tmp_path, _ = trained
+    assert len(list((tmp_path / "shared").rglob("model.safetensors"))) == 4
+    assert not (summary.experiment_dir / "ray").exists()
+    for trial in study.trials:
+        meta = json.loads((summary.experiment_dir / "checkpoints" / trial.user_attrs["arch_hash"][:16]
+                           / "meta.json").read_text())
+        assert meta["mlflow_run_id"] == by_number[trial.number].info.run_id
 
     # the best architectures are exported (arch JSON + safetensors), each one logged as an
     # MLflow model of its trial run and registered; the winner carries the alias
