@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from nasbench.errors import UserError
 
@@ -88,6 +89,9 @@ class DataConfig(StrictModel):
 
 
 DEFAULT_LR = {"adamw": 1e-2, "sgd": 0.1}  # SGD with momentum needs a larger step than Adam's
+# The default eps warm-up of adversarial training, as a part of the epochs (measured on
+# digits at eps 0.3, see the README's "Adversarial training").
+ADV_WARMUP_FRACTION = 0.5
 
 
 class TrainConfig(StrictModel):
@@ -102,6 +106,9 @@ class TrainConfig(StrictModel):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     adv: Literal["none", "pgd", "fgsm-rs"] = "none"
     adv_eps: Eps = 0.1
+    # Epochs over which the adversarial training eps grows linearly to adv_eps, per step;
+    # 0 is no warm-up. Not given: ADV_WARMUP_FRACTION of the epochs with --adv, else 0.
+    adv_warmup: float | None = Field(None, ge=0.0, le=10_000)
     device: Device = "auto"
     # auto: on for CUDA, off on the CPU (where bfloat16 and channels_last rarely pay)
     amp: Literal["auto", "on", "off"] = "auto"
@@ -114,6 +121,29 @@ class TrainConfig(StrictModel):
         if isinstance(values, dict) and values.get("lr") is None and values.get("optimizer") in DEFAULT_LR:
             values = {**values, "lr": DEFAULT_LR[values["optimizer"]]}
         return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_adv_warmup(cls, values: Any) -> Any:
+        """The warm-up is resolved here, to a number of epochs, so the recorded config
+        (MLflow params, checkpoint meta) says what ran."""
+        if isinstance(values, dict) and values.get("adv_warmup") is None:
+            epochs = values.get("epochs", cls.model_fields["epochs"].default)
+            adversarial = values.get("adv", "none") not in ("none", None)
+            try:
+                warmup = round(ADV_WARMUP_FRACTION * float(epochs), 2) if adversarial else 0.0
+            except (TypeError, ValueError):
+                return values  # a bad epochs value: left for its own validation to name
+            values = {**values, "adv_warmup": warmup}
+        return values
+
+    @field_validator("adv_warmup")
+    @classmethod
+    def _warmup_within_training(cls, value: float | None, info: ValidationInfo) -> float | None:
+        epochs = info.data.get("epochs")  # absent when epochs itself was invalid
+        if value is not None and epochs is not None and value > epochs:
+            raise ValueError(f"must not exceed epochs ({epochs})")
+        return value
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:

@@ -303,6 +303,7 @@ def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, see
         "params": sum(p.numel() for p in model.parameters()), "val_acc": result.val_acc,
         "test_acc": result.test_acc, "history": result.history, "train_seconds": result.train_seconds,
         "device": result.device, "seed": seed, "train_config": config.model_dump(mode="json"),
+        "collapse": result.collapse,
     }
     save_checkpoint(directory, result.model, spec, meta)
     model = result.model.to("cpu").eval()
@@ -720,6 +721,7 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
                 "latency_mean_ms": profile["latency_mean_ms"], "latency_device": profile["latency_device"],
                 "clean_acc": report.clean_accuracy,
                 "trained_test_acc": info.meta.get("test_acc"), "budget": info.meta.get("budget"),
+                "training_collapse": info.meta.get("collapse"),  # why its training ended at chance
                 "run_id": info.run_id, "store_key": list(info.store_key) if info.store_key else None,
             },
             "dataset": dataset.name,

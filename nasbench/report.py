@@ -255,6 +255,7 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
             "latency_device": m.get("latency_device"), "clean_acc": rep["clean_accuracy"], "robust_acc": robust,
             "worst_case": worst, "colour": colours[m["label"]], "n": r["n"], "seconds": rep.get("seconds"),
             "device": rep.get("device"), "failed_checks": sum(1 for c in rep["checks"] if c["passed"] is False),
+            "training_collapse": m.get("training_collapse"),
             "corruption": _corruption_summary(r.get("corruptions")),
         })
 
@@ -335,6 +336,9 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         "grids": grids,
         "checks": checks,
         "failed_checks": [c for c in checks if c["passed"] is False],
+        # models whose training ended at chance (nasbench.train.collapse_reason)
+        "collapsed": [{"model": m["label"], "reason": m["training_collapse"]} for m in model_rows
+                      if m["training_collapse"]],
         "details": details,
         "corruptions": [{"model": r["model"]["label"], **{k: r["corruptions"][k] for k in (
             "corruptions", "severities", "accuracy", "corruption_mean", "severity_mean", "mean_accuracy",
@@ -589,8 +593,9 @@ def _models_table(summary: dict) -> dict[str, Any]:
     rows = []
     for m in summary["models"]:
         by_eps = {float(p["eps"]): p["robust_acc"] for p in m["worst_case"].get(norm, [])}
+        label = f"{m['label']} ⚠ training collapsed" if m.get("training_collapse") else m["label"]
         rows.append({"colour": m["colour"], "failed": m["failed_checks"] > 0,
-                     "cells": [m["label"], m["kind"] or "–", _checks_cell(m["failed_checks"]), _count(m["params"]),
+                     "cells": [label, m["kind"] or "–", _checks_cell(m["failed_checks"]), _count(m["params"]),
                                _count(m["macs"]), "–" if m["latency_ms"] is None else f"{m['latency_ms']:.2f}",
                                _pct(m["clean_acc"])] + [_pct(by_eps.get(e)) for e in sweep] +
                               ["yes" if m["on_front"] else "no"]})
@@ -815,6 +820,11 @@ def _failure_banner(summary: dict) -> str:
     return f"{len(summary['failed_checks'])} sanity check(s) FAILED: these robustness numbers may be overestimates"
 
 
+def _collapse_banner(summary: dict) -> str:
+    return (f"{len(summary.get('collapsed') or [])} model(s) whose training collapsed to chance: their numbers "
+            "describe a failed training run, not the architecture")
+
+
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -834,7 +844,8 @@ def _texts(summary: dict) -> dict[str, Any]:
     """The words both renderers put around the tables and figures."""
     return {"captions": _captions(summary), "threat_facts": _threat_facts(summary),
             "repro_facts": _reproducibility_facts(summary), "commands": _commands(summary),
-            "headline": _headline_text(summary), "banner": _failure_banner(summary)}
+            "headline": _headline_text(summary), "banner": _failure_banner(summary),
+            "collapse_banner": _collapse_banner(summary)}
 
 
 def _render_html(summary: dict, tables: dict, figures: dict[str, bytes]) -> str:
@@ -884,6 +895,10 @@ def _render_markdown(summary: dict, tables: dict, image_paths: dict[str, str]) -
         out.append("")
     else:
         out += ["All applicable sanity checks passed (Carlini et al. 2019); see the checks below.", ""]
+    if s.get("collapsed"):
+        out += [f"> **{x['collapse_banner']}**", ">"]
+        out += [f"> - **{c['model']}**: {c['reason']}" for c in s["collapsed"]]
+        out.append("")
     out += [f"## {SECTIONS['threat-model']}", ""]
     out += [f"- **{term}**: {text}" for term, text in x["threat_facts"]]
     out += ["", _md_table(t["eps"]), "", _md_table(t["attacks"]), ""]

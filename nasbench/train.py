@@ -8,7 +8,12 @@ config turn either on or off anywhere).
 
 Adversarial training (``cfg.adv``) replaces each batch by adversarial examples made
 by ``attacks.adversarial_batch`` (PGD-AT, Madry et al. 2018; FGSM with random start,
-Wong et al. 2020) before the update.
+Wong et al. 2020) before the update, with its eps grown linearly per step over the first
+``cfg.adv_warmup`` epochs (``attacks.warmup_eps``).
+
+Training that ends near chance is not silently a result: :func:`collapse_reason` says
+why it collapsed (final accuracy within a margin of 1/K, or a training loss stuck at
+ln K, the loss of a uniform guess), and :class:`TrainResult` carries it as ``collapse``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class TrainingDiverged(ValueError):
     """The loss became NaN or infinite."""
 
 
+class TrainingCollapsed(ValueError):
+    """Training ended at chance: the model guesses (see :func:`collapse_reason`)."""
+
+
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -50,6 +59,48 @@ class TrainResult:
     train_seconds: float = 0.0
     device: str = "cpu"
     stopped_early: bool = False
+    collapse: str | None = None  # why training collapsed to chance, or None
+
+    def raise_if_collapsed(self) -> None:
+        """Raise :class:`TrainingCollapsed` with the reason, for callers where a collapse is a failure."""
+        if self.collapse:
+            raise TrainingCollapsed(f"training collapsed: {self.collapse}")
+
+
+# A final accuracy within this much of chance (1/K) is a collapse; at most half of 1/K,
+# so 100 classes allow 0.5 points, not 5.
+CHANCE_MARGIN = 0.05
+# A final training loss within this part of the way from ln K (a uniform guess) down to
+# its floor (0, or the entropy of label-smoothed targets) is stuck at ln K.
+LOSS_TOLERANCE = 0.02
+
+
+def collapse_reason(result: TrainResult, num_classes: int, label_smoothing: float = 0.0) -> str | None:
+    """Why ``result``'s training collapsed to chance, or None when it did not.
+
+    Collapsed: the final accuracy (test, else validation) is within ``CHANCE_MARGIN`` of
+    1/K, or the last epoch's training loss is within ``LOSS_TOLERANCE`` of ln K. Training
+    stopped early (a pruned trial) is not judged.
+    """
+    if result.stopped_early or not result.history or num_classes < 2:
+        return None
+    chance = 1.0 / num_classes
+    accuracy, split = (result.test_acc, "test") if result.test_acc is not None else (result.val_acc, "val")
+    margin = min(CHANCE_MARGIN, chance / 2)
+    if accuracy is not None and math.isfinite(accuracy) and accuracy <= chance + margin:
+        return (f"{split} accuracy {accuracy:.1%} is within {margin:.1%} of chance "
+                f"({chance:.1%} for {num_classes} classes)")
+    uniform = math.log(num_classes)
+    # cross-entropy with smoothed targets cannot go below the targets' own entropy
+    on_target = 1.0 - label_smoothing + label_smoothing / num_classes
+    off_target = label_smoothing / num_classes
+    floor = -on_target * math.log(on_target) - (num_classes - 1) * (off_target * math.log(off_target)
+                                                                   if off_target > 0 else 0.0)
+    loss = result.history[-1].get("train_loss")
+    if loss is not None and math.isfinite(loss) and abs(loss - uniform) <= LOSS_TOLERANCE * (uniform - floor):
+        return (f"final training loss {loss:.3f} is stuck at ln {num_classes} = {uniform:.3f}, "
+                f"the loss of a uniform guess ({split} accuracy {accuracy:.1%})")
+    return None
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -194,13 +245,34 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def make_perturbation(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> Callable | None:
+    """``perturb(x, y, step) -> (x_adv, eps)`` for adversarial training, or None without it.
+
+    The eps of step ``step`` grows linearly over the first ``cfg.adv_warmup`` epochs.
+    """
+    if cfg.adv == "none":
+        return None
+    from attacks.adversarial_training import adversarial_batch, warmup_eps
+
+    # never longer than training (a config whose epochs were changed after it was made)
+    warmup_steps = min(round((cfg.adv_warmup or 0.0) * steps_per_epoch), cfg.epochs * steps_per_epoch)
+
+    def perturb(x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
+        eps = warmup_eps(cfg.adv_eps, step, warmup_steps)
+        return adversarial_batch(model, x, y, method=cfg.adv, eps=eps), eps
+
+    return perturb
+
+
 def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
                 on_epoch: Callable[[dict], None] | None = None, evaluate_test: bool = True,
                 seed: int = 0, augment: list[str] | None = None) -> TrainResult:
     """Train ``model`` on ``dataset.train``; validation accuracy after every epoch.
 
     ``on_epoch`` receives ``{"epoch", "train_loss", "train_acc", "val_acc",
-    "epoch_seconds"}`` after each epoch and may raise :class:`StopTraining`.
+    "epoch_seconds"}`` (and ``adv_eps``, the radius of the epoch's last step, with
+    adversarial training) after each epoch and may raise :class:`StopTraining`. A run
+    that ends at chance comes back with ``collapse`` set (:func:`collapse_reason`).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -216,13 +288,7 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
     schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
     warn_about_augmentation(dataset.name, augment or [])
     augmentation = make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:])
-    perturb = None
-    if cfg.adv != "none":
-        from attacks import adversarial_batch
-
-        def perturb(x, y):
-            return adversarial_batch(model, x, y, method=cfg.adv, eps=cfg.adv_eps)
-
+    perturb = make_perturbation(model, cfg, steps_per_epoch)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     result = TrainResult(model=model, device=str(device))
     started = time.perf_counter()
@@ -232,11 +298,12 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
         order = torch.randperm(len(train), generator=generator).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
-        for start, stop in batches:
+        eps = None
+        for step, (start, stop) in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
             index = order[start:stop]
             x, y = train.x[index], train.y[index]
             if perturb is not None:
-                x = perturb(x, y)
+                x, eps = perturb(x, y, step)
             target = y
             if augmentation is not None:
                 x, target = augmentation(x, y)
@@ -261,6 +328,8 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
             "val_acc": evaluate_accuracy(model, val, placement),
             "epoch_seconds": time.perf_counter() - epoch_started,
         }
+        if eps is not None:
+            metrics["adv_eps"] = eps
         result.history.append(metrics)
         result.val_acc = metrics["val_acc"]
         if on_epoch is not None:
@@ -273,4 +342,5 @@ def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
     model.eval()
     if evaluate_test and not result.stopped_early:
         result.test_acc = evaluate_accuracy(model, dataset.test.to(device), placement)
+    result.collapse = collapse_reason(result, dataset.num_classes, cfg.label_smoothing)
     return result

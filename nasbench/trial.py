@@ -188,6 +188,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
 
     result = train_model(model, dataset, cfg, on_epoch=on_epoch, evaluate_test=True,
                          seed=context.seed, augment=list(context.augment) or None)
+    result.raise_if_collapsed()  # ended at chance: a failed trial with the reason, like any other failure
     model = result.model
     totals = describe(network, dataset.input_shape, dataset.num_classes).totals
     last = result.history[-1] if result.history else {}

@@ -6,6 +6,7 @@ import torchattacks
 
 from attack_fixtures import SmallCNN, cached_cnn, load_digits_tensors, one_thread, train_cnn  # noqa: F401
 from attacks import AttackConfigError, adversarial_batch
+from attacks.adversarial_training import warmup_eps
 
 EPS = 0.15
 
@@ -37,6 +38,13 @@ def test_bad_method_and_eps_raise():
         adversarial_batch(model, x[:4], y[:4], "trades", eps=0.1)
     with pytest.raises(AttackConfigError, match=r"\[0, 1\]"):
         adversarial_batch(model, x[:4], y[:4], "pgd", eps=8)
+
+
+def test_warmup_grows_eps_linearly_per_step_then_holds_it():
+    ramp = [warmup_eps(0.3, step, 4) for step in range(6)]
+    assert ramp == pytest.approx([0.075, 0.15, 0.225, 0.3, 0.3, 0.3])
+    assert [warmup_eps(0.3, step, 0) for step in (0, 5)] == [0.3, 0.3]  # no warm-up
+    assert warmup_eps(0.3, 0, 1) == 0.3
 
 
 def _pgd_robust_accuracy(model, x, y, eps):

@@ -85,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(train, "lr", type=float, help="peak learning rate (default 0.01 for adamw, 0.1 for sgd)")
     _flag(train, "adv", choices=("none", "pgd", "fgsm-rs"), help="adversarial training in each trial")
     _flag(train, "adv-eps", type=float)
+    _flag(train, "adv-warmup", type=float, metavar="EPOCHS",
+          help="epochs over which the adversarial eps grows linearly to --adv-eps (default half the epochs; 0: off)")
     _flag(train, "scheduler", choices=_SCHEDULERS,
           help="fifo (default), asha or hyperband: stop weak trials after an epoch (told to Optuna as pruned)")
     _flag(train, "grace-period", type=int, help="ASHA: epochs before a trial may be stopped (default 1)")

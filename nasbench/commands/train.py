@@ -8,11 +8,17 @@ Examples:
   nasbench train --model lenet5 --dataset digits --epochs 15
   nasbench train --model arch.json --dataset cifar10 --data-dir ~/data --epochs 30 --augment crop,flip
   nasbench train --model lenet5 --epochs 20 --adv pgd --eps 0.1
+  nasbench train --model lenet5 --epochs 40 --adv pgd --eps 0.3 --adv-warmup 20
+
+With --adv, eps grows linearly over the first --adv-warmup epochs (default: half of
+them). Training that ends at chance (accuracy within 5 points of 1/K, or a training
+loss stuck at ln K) prints one warning line; the checkpoint is saved and marked.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nasbench.config import DataConfig, TrainConfig, add_config_argument, resolve, split_list
@@ -67,6 +73,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--adv", help="adversarial training: none (default), pgd (Madry PGD-AT) or fgsm-rs "
                                      "(FGSM with random start)")
     group.add_argument("--eps", dest="adv_eps", help="Linf radius for adversarial training, e.g. 8/255 or 0.1")
+    group.add_argument("--adv-warmup", type=float, metavar="EPOCHS",
+                       help="epochs over which the adversarial eps grows linearly (per step) from about 0 "
+                            "to --eps (default with --adv: half the epochs; 0 turns it off)")
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     group.add_argument("--amp", choices=("auto", "on", "off"), help="bfloat16 autocast (default auto: on for CUDA)")
     group.add_argument("--channels-last", choices=("auto", "on", "off"),
@@ -104,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]model[/] {spec_label(spec)}: {params:,} parameters")
 
     def show(metrics: dict) -> None:
+        eps = f"  eps {metrics['adv_eps']:.3g}" if "adv_eps" in metrics else ""
         console.print(f"epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
-                      f"train {metrics['train_acc']:.2%}  val {metrics['val_acc']:.2%}  "
+                      f"train {metrics['train_acc']:.2%}  val {metrics['val_acc']:.2%}{eps}  "
                       f"({metrics['epoch_seconds']:.1f} s)")
 
     result = train_model(model, dataset, config, on_epoch=show, seed=config.seed, augment=config.augment)
@@ -117,9 +127,14 @@ def run(args: argparse.Namespace) -> int:
         "class_names": dataset.class_names, "mean": list(dataset.mean), "std": list(dataset.std),
         "params": params, "val_acc": result.val_acc, "test_acc": result.test_acc, "history": result.history,
         "train_seconds": result.train_seconds, "device": result.device,
-        "train_config": config.model_dump(mode="json"),
+        "train_config": config.model_dump(mode="json"), "collapse": result.collapse,
     }
     save_checkpoint(out, result.model, spec, meta)
     print(f"test accuracy {result.test_acc:.2%} (val {result.val_acc:.2%}) in {result.train_seconds:.1f} s")
     print(f"checkpoint: {out}")
+    if result.collapse:  # the checkpoint is kept (and marked): it is what the run produced
+        hint = " (adversarial training: try --adv-warmup, more --epochs or a smaller --eps)" \
+            if config.adv != "none" else ""
+        print(f"nasbench: warning: training collapsed: {result.collapse}; checkpoint saved anyway, "
+              f"marked as collapsed{hint}", file=sys.stderr)
     return 0
