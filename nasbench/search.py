@@ -334,7 +334,10 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
             _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers, metrics, modes,
                       callbacks, before, console, outbox, writer, answers)
     except BaseException:
-        writer.close(interrupted=True)
+        try:
+            writer.close(interrupted=True)
+        except Exception:  # noqa: BLE001 - the error that stopped the search is the one to show
+            pass
         if search_run is not None:
             search_run.end("FAILED")
         raise

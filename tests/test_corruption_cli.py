@@ -119,6 +119,7 @@ def test_corruptions_beside_attacks_with_a_named_baseline(found, digits, tmp_pat
     (["--corruptions", "fog", "--severities", "0,6"], "outside 1-5"),
     (["--attacks", "none"], "--attacks none leaves nothing to evaluate"),
     (["--corruptions", "fog", "--corruption-baseline", "alexnet"], "corruption baseline 'alexnet'"),
+    (["--severities", "1,2"], "--severities and --corruption-baseline need --corruptions"),
 ])
 def test_bad_corruption_input_is_one_line_and_exit_2(found, tmp_path, capsys, extra, message):
     directory, _, _ = found

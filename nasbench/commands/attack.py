@@ -148,6 +148,8 @@ def _parse_corruptions(config: AttackCommandConfig):
     from attacks import CorruptionConfigError, parse_corruptions, parse_severities
 
     if not config.corruptions:
+        if "severities" in config.model_fields_set or config.corruption_baseline:
+            raise UserError("--severities and --corruption-baseline need --corruptions (all, or a list)")
         return None, None
     try:
         return parse_corruptions(config.corruptions), parse_severities(config.severities)
