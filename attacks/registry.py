@@ -476,7 +476,9 @@ def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *
         attack = torchattacks.CW(model, c=float(o["c"]), kappa=float(o["kappa"]), steps=spec.steps,
                                  lr=float(o["lr"]))
     elif name == "deepfool":
-        attack = _deepfool_class()(model, steps=spec.steps, overshoot=float(o["overshoot"]))
+        from attacks.deepfool import DeepFool
+
+        attack = DeepFool(model, steps=spec.steps, overshoot=float(o["overshoot"]))
     elif name == "square":
         attack = torchattacks.Square(model, norm=spec.norm, eps=eps, n_queries=int(o["queries"]),
                                      n_restarts=spec.restarts, p_init=float(o["p_init"]), loss=o["loss"],
@@ -499,27 +501,6 @@ def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *
     if spec.targeted:
         attack.set_mode_targeted_by_label(quiet=True)
     return attack
-
-
-def _deepfool_class():
-    import torch
-    import torchattacks
-
-    class DeepFool(torchattacks.DeepFool):
-        """torchattacks' DeepFool with the paper's overshoot on the *total* perturbation.
-
-        Moosavi-Dezfooli et al. 2016 (Algorithm 2) return x + (1 + overshoot) * r_total;
-        torchattacks scales only each step, so on piecewise-linear networks its result
-        often lands exactly on the decision boundary (tied logits) and is not
-        adversarial once re-evaluated. Scaling the total restores the paper's margin.
-        """
-
-        def forward(self, images, labels):
-            images = images.clone().detach().to(self.device)
-            adv = super().forward(images, labels)
-            return torch.clamp(images + (1 + self.overshoot) * (adv - images), 0, 1).detach()
-
-    return DeepFool
 
 
 def build_autoattack(model: nn.Module, *, norm: str, eps: float, n_classes: int, seed: int = 0,

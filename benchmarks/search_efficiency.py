@@ -141,9 +141,8 @@ def load_recorded(bench, dataset: str = "digits", top_fraction: float = 0.01) ->
     recorded cells; when the recorded cells form a product subspace (as the shipped
     fixture does) every proposal lands in a recorded class.
     """
-    from search_spaces import CellArch, arch_from_dict, arch_hash
+    from search_spaces import CellArch, CellSpace, arch_from_dict, arch_hash
     from search_spaces.cell import OPS
-    from search_spaces.macro import CellSpace
 
     rows = bench.top(k=10 ** 9, by="val_acc", dataset=dataset)
     if not rows:

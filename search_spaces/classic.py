@@ -14,17 +14,27 @@ is its own module family (:class:`GoogLeNet`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-import torch
 from torch import nn
 
-from search_spaces.arch import Arch, ConvLayer, Head, InvalidArchitecture, Pool, check_input_shape, conv_output_size
-from search_spaces.builder import build_model
-from search_spaces.layers import ConvBNAct
+from search_spaces import fields
+from search_spaces.errors import InvalidArchitecture
+from search_spaces.fields import Shape
+from search_spaces.googlenet import GoogLeNet, googlenet_min_input
+from search_spaces.kinds import build_model
+from search_spaces.macro.shapes import conv_output_size
+from search_spaces.macro.spec import Arch, ConvLayer, Head, Pool
 
 VARIANTS = ("auto", "paper", "small")
+
+ArchFactory = Callable[[Shape, str], Arch]
+"""``(input_shape, variant) -> Arch``: a classic model as a point of the macro space."""
+
+ModuleFactory = Callable[[Shape, int, str], nn.Module]
+"""``(input_shape, num_classes, variant) -> module``: a classic model the macro spec cannot express."""
 
 
 class UnknownModel(InvalidArchitecture):
@@ -33,22 +43,33 @@ class UnknownModel(InvalidArchitecture):
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered classic model: one of the two factories, and the input its paper used."""
+
     name: str
-    paper_input: tuple[int, int, int]
+    paper_input: Shape
     summary: str
-    make_arch: Callable[[tuple[int, int, int], str], Arch] | None = None
-    make_module: Callable[[tuple[int, int, int], int, str], nn.Module] | None = None
+    make_arch: ArchFactory | None = None
+    make_module: ModuleFactory | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, paper_input: tuple[int, int, int], summary: str, *, module: bool = False):
-    """Decorator: register an ``Arch`` factory (or, with ``module=True``, a module factory)."""
+def register_arch(name: str, paper_input: Shape, summary: str) -> Callable[[ArchFactory], ArchFactory]:
+    """Decorator: register an ``Arch`` factory under ``name``."""
 
-    def wrap(fn):
-        _REGISTRY[name] = ModelEntry(name, paper_input, summary,
-                                     make_arch=None if module else fn, make_module=fn if module else None)
+    def wrap(fn: ArchFactory) -> ArchFactory:
+        _REGISTRY[name] = ModelEntry(name, paper_input, summary, make_arch=fn)
+        return fn
+
+    return wrap
+
+
+def register_module(name: str, paper_input: Shape, summary: str) -> Callable[[ModuleFactory], ModuleFactory]:
+    """Decorator: register a module factory under ``name``."""
+
+    def wrap(fn: ModuleFactory) -> ModuleFactory:
+        _REGISTRY[name] = ModelEntry(name, paper_input, summary, make_module=fn)
         return fn
 
     return wrap
@@ -60,69 +81,95 @@ def list_models() -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; :class:`UnknownModel` naming the others if none."""
     try:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownModel(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
 
 
-def resolve_variant(name: str, input_shape, variant: str = "auto") -> str:
+def resolve_variant(name: str, input_shape: Any, variant: str = "auto") -> str:
     """``"paper"`` or ``"small"``: what ``variant="auto"`` means for this input."""
     if variant not in VARIANTS:
         raise InvalidArchitecture(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
     if variant != "auto":
         return variant
-    _, h, w = check_input_shape(input_shape)
+    _, h, w = fields.input_shape(input_shape)
     _, ph, pw = model_entry(name).paper_input
     return "paper" if h >= ph and w >= pw else "small"
 
 
-def classic_arch(name: str, input_shape, num_classes: int = 10, variant: str = "auto") -> Arch:
+def classic_arch(name: str, input_shape: Any, num_classes: int = 10, variant: str = "auto") -> Arch:
     """The macro-spec :class:`Arch` of a classic model (all but GoogLeNet)."""
     entry = model_entry(name)
     if entry.make_arch is None:
-        raise InvalidArchitecture(f"{name} has parallel branches the macro spec cannot express; "
-                                  "use create_model() for it")
-    input_shape = check_input_shape(input_shape)
-    return entry.make_arch(input_shape, resolve_variant(name, input_shape, variant))
+        raise InvalidArchitecture(
+            f"{name} has parallel branches the macro spec cannot express; use create_model() for it"
+        )
+    shape = fields.input_shape(input_shape)
+    return entry.make_arch(shape, resolve_variant(name, shape, variant))
 
 
-def create_model(name: str, input_shape, num_classes: int, variant: str = "auto") -> nn.Module:
+def create_model(name: str, input_shape: Any, num_classes: int, variant: str = "auto") -> nn.Module:
     """Build the classic model ``name`` for ``input_shape`` = (C, H, W) and ``num_classes``."""
     entry = model_entry(name)
-    input_shape = check_input_shape(input_shape)
-    resolved = resolve_variant(name, input_shape, variant)
+    shape = fields.input_shape(input_shape)
+    resolved = resolve_variant(name, shape, variant)
     if entry.make_arch is not None:
-        return build_model(entry.make_arch(input_shape, resolved), input_shape, num_classes)
-    return entry.make_module(input_shape, num_classes, resolved)
+        return build_model(entry.make_arch(shape, resolved), shape, num_classes)
+    assert entry.make_module is not None  # every entry has one of the two
+    return entry.make_module(shape, num_classes, resolved)
 
 
 # ------------------------------------------------------------ macro-spec models
 
 
-def _conv(filters: int, size: int = 3, stride: int = 1, padding: int | str = "same", *, bn: bool = False,
-          act: str = "relu", pool: Pool | None = None, **extra) -> ConvLayer:
-    return ConvLayer(filter_height=size, filter_width=size, stride=stride, filters=filters, padding=padding,
-                     activation=act, batch_norm=bn, pool=pool, **extra)
+def _conv(
+    filters: int,
+    size: int = 3,
+    stride: int = 1,
+    padding: int | str = "same",
+    *,
+    bn: bool = False,
+    act: str = "relu",
+    pool: Pool | None = None,
+    skips: tuple[int, ...] = (),
+    combine: str = "concat",
+    shortcut: str = "projection",
+) -> ConvLayer:
+    return ConvLayer(
+        filter_height=size,
+        filter_width=size,
+        stride=stride,
+        filters=filters,
+        padding=padding,
+        activation=act,
+        batch_norm=bn,
+        pool=pool,
+        skips=skips,
+        combine=combine,
+        shortcut=shortcut,
+    )
 
 
-def _pools_that_fit(plan, spatial: int, make_pool=lambda: Pool("max", 2, 2)):
+def _pools_that_fit(plan: Sequence[ConvLayer | str], spatial: int) -> tuple[ConvLayer, ...]:
     """Attach a pool after each "M" of a VGG-style plan while the map is still >= 2 pixels,
     so that small inputs (8x8 digits) keep as many downsamplings as they can afford."""
-    layers, size = [], spatial
+    layers: list[ConvLayer] = []
+    size = spatial
     for item in plan:
         if item == "M":
             if size >= 2 and layers:
-                pool = make_pool()
+                pool = Pool("max", 2, 2)
                 layers[-1] = replace(layers[-1], pool=pool)
                 size = conv_output_size(size, pool.size, pool.effective_stride, pool.padding)
-        else:
+        elif isinstance(item, ConvLayer):
             layers.append(item)
     return tuple(layers)
 
 
-@register_model("lenet5", (1, 32, 32), "LeNet-5 (LeCun et al. 1998): 2 conv + 3 dense, 61,706 params")
-def lenet5(input_shape, variant: str) -> Arch:
+@register_arch("lenet5", (1, 32, 32), "LeNet-5 (LeCun et al. 1998): 2 conv + 3 dense, 61,706 params")
+def lenet5(input_shape: Shape, variant: str) -> Arch:
     """LeNet-5, LeCun et al., "Gradient-Based Learning Applied to Document Recognition", 1998.
 
     C1 (6 5x5 filters) - S2 (2x2 average subsampling) - C3 (16 5x5) - S4 - C5 (120) -
@@ -132,15 +179,17 @@ def lenet5(input_shape, variant: str) -> Arch:
     padding = "valid" if variant == "paper" else 2
     subsample = Pool("avg", 2, 2)
     return Arch(
-        layers=(_conv(6, 5, padding=padding, act="tanh", pool=subsample),
-                _conv(16, 5, padding=padding, act="tanh", pool=subsample)),
+        layers=(
+            _conv(6, 5, padding=padding, act="tanh", pool=subsample),
+            _conv(16, 5, padding=padding, act="tanh", pool=subsample),
+        ),
         head=Head(pool="flatten", dense=(120, 84), activation="tanh"),
         name=f"lenet5-{variant}",
     )
 
 
-@register_model("alexnet", (3, 224, 224), "AlexNet (Krizhevsky et al. 2012): 5 conv + 3 dense, 61,100,840 params")
-def alexnet(input_shape, variant: str) -> Arch:
+@register_arch("alexnet", (3, 224, 224), "AlexNet (Krizhevsky et al. 2012): 5 conv + 3 dense, 61,100,840 params")
+def alexnet(input_shape: Shape, variant: str) -> Arch:
     """AlexNet, Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
     Convolutional Neural Networks", NIPS 2012, in torchvision's single-tower form
     (64-192-384-256-256 filters, Krizhevsky 2014): 61,100,840 parameters on 224x224x3.
@@ -148,13 +197,19 @@ def alexnet(input_shape, variant: str) -> Arch:
     Overlapping 3x3/2 max pooling, ReLU, dropout 0.5 in the 4096-4096 classifier. The
     small variant uses 3x3 stride-1 convolutions, 2x2 pools and a 1024-1024 classifier.
     """
+    layers: tuple[ConvLayer, ...]
     if variant == "paper":
         overlap = Pool("max", 3, 2)
-        layers = (_conv(64, 11, 4, 2, pool=overlap), _conv(192, 5, 1, 2, pool=overlap),
-                  _conv(384, 3, 1, 1), _conv(256, 3, 1, 1), _conv(256, 3, 1, 1, pool=overlap))
+        layers = (
+            _conv(64, 11, 4, 2, pool=overlap),
+            _conv(192, 5, 1, 2, pool=overlap),
+            _conv(384, 3, 1, 1),
+            _conv(256, 3, 1, 1),
+            _conv(256, 3, 1, 1, pool=overlap),
+        )
         head = Head(pool="flatten", dense=(4096, 4096), dropout=0.5)
     else:
-        plan = [_conv(64), "M", _conv(192), "M", _conv(384), _conv(256), _conv(256), "M"]
+        plan: list[ConvLayer | str] = [_conv(64), "M", _conv(192), "M", _conv(384), _conv(256), _conv(256), "M"]
         layers = _pools_that_fit(plan, min(input_shape[1:]))
         head = Head(pool="flatten", dense=(1024, 1024), dropout=0.5)
     return Arch(layers=layers, head=head, name=f"alexnet-{variant}")
@@ -166,7 +221,7 @@ _VGG_PLANS = {
 }
 
 
-def _vgg(name: str, input_shape, variant: str) -> Arch:
+def _vgg(name: str, input_shape: Shape, variant: str) -> Arch:
     """VGG, Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale
     Image Recognition", ICLR 2015: stacks of 3x3 stride-1 "same" convolutions and 2x2
     max pools, then a 4096-4096 classifier with dropout 0.5 (VGG-11: 132,863,336
@@ -176,28 +231,29 @@ def _vgg(name: str, input_shape, variant: str) -> Arch:
     while the map is at least 2x2, global average pooling into the classifier.
     """
     small = variant != "paper"
-    plan = [c if c == "M" else _conv(c, 3, 1, 1, bn=small) for c in _VGG_PLANS[name]]
+    plan = [c if isinstance(c, str) else _conv(c, 3, 1, 1, bn=small) for c in _VGG_PLANS[name]]
     if small:
-        return Arch(layers=_pools_that_fit(plan, min(input_shape[1:])), head=Head(pool="avg"),
-                    name=f"{name}-{variant}")
+        return Arch(layers=_pools_that_fit(plan, min(input_shape[1:])), head=Head(pool="avg"), name=f"{name}-{variant}")
     layers = _pools_that_fit(plan, 1 << 30)
     return Arch(layers=layers, head=Head(pool="flatten", dense=(4096, 4096), dropout=0.5), name=f"{name}-{variant}")
 
 
-@register_model("vgg11", (3, 224, 224), "VGG-11 (Simonyan & Zisserman 2015, config A): 132,863,336 params")
-def vgg11(input_shape, variant: str) -> Arch:
+@register_arch("vgg11", (3, 224, 224), "VGG-11 (Simonyan & Zisserman 2015, config A): 132,863,336 params")
+def vgg11(input_shape: Shape, variant: str) -> Arch:
     return _vgg("vgg11", input_shape, variant)
 
 
-@register_model("vgg16", (3, 224, 224), "VGG-16 (Simonyan & Zisserman 2015, config D): 138,357,544 params")
-def vgg16(input_shape, variant: str) -> Arch:
+@register_arch("vgg16", (3, 224, 224), "VGG-16 (Simonyan & Zisserman 2015, config D): 138,357,544 params")
+def vgg16(input_shape: Shape, variant: str) -> Arch:
     return _vgg("vgg16", input_shape, variant)
 
 
 vgg11.__doc__ = vgg16.__doc__ = _vgg.__doc__
 
 
-def _residual_stages(layers: list[ConvLayer], stages, blocks_per_stage: int, shortcut: str) -> None:
+def _residual_stages(
+    layers: list[ConvLayer], stages: Sequence[tuple[int, int]], blocks_per_stage: int, shortcut: str
+) -> None:
     """Append basic blocks (He et al. 2016): conv-BN-ReLU, conv-BN, + block input, ReLU.
 
     Each block is two macro layers; the second adds the output of the layer before the
@@ -210,8 +266,8 @@ def _residual_stages(layers: list[ConvLayer], stages, blocks_per_stage: int, sho
             layers.append(_conv(filters, 3, 1, 1, bn=True, skips=(block_input,), combine="add", shortcut=shortcut))
 
 
-@register_model("resnet18", (3, 224, 224), "ResNet-18 (He et al. 2016): 11,689,512 params")
-def resnet18(input_shape, variant: str) -> Arch:
+@register_arch("resnet18", (3, 224, 224), "ResNet-18 (He et al. 2016): 11,689,512 params")
+def resnet18(input_shape: Shape, variant: str) -> Arch:
     """ResNet-18, He et al., "Deep Residual Learning for Image Recognition", CVPR 2016:
     a 7x7/2 stem with 3x3/2 max pooling, four stages of two basic blocks (64-128-256-512
     filters), projection shortcuts (option B) where shapes change, global average
@@ -227,8 +283,8 @@ def resnet18(input_shape, variant: str) -> Arch:
     return Arch(layers=tuple(layers), head=Head(pool="avg"), name=f"resnet18-{variant}")
 
 
-@register_model("resnet20", (3, 32, 32), "ResNet-20 for CIFAR (He et al. 2016, sec. 4.2): 0.27M params")
-def resnet20(input_shape, variant: str) -> Arch:
+@register_arch("resnet20", (3, 32, 32), "ResNet-20 for CIFAR (He et al. 2016, sec. 4.2): 0.27M params")
+def resnet20(input_shape: Shape, variant: str) -> Arch:
     """ResNet-20, He et al. 2016, section 4.2 (the CIFAR-10 ResNets, ``6n + 2`` layers
     with n = 3): a 3x3 conv with 16 filters, three stages of three basic blocks with
     16-32-64 filters on 32-16-8 maps, parameter-free zero-padding shortcuts (option A),
@@ -240,114 +296,15 @@ def resnet20(input_shape, variant: str) -> Arch:
     return Arch(layers=tuple(layers), head=Head(pool="avg"), name=f"resnet20-{variant}")
 
 
-# ------------------------------------------------------------------ GoogLeNet
-
-
-class Inception(nn.Module):
-    """The Inception module with dimension reductions (Szegedy et al. 2015, fig. 2b).
-
-    Four parallel branches concatenated along channels: 1x1; 1x1 reduce then 3x3;
-    1x1 reduce then the "5x5" branch; 3x3 max pool then 1x1 projection. The 1x1
-    reductions are the point: on a 28x28x192 map, 32 5x5 filters cost 120.4M
-    multiplies, a 16-filter 1x1 bottleneck first cuts that to 2.4M + 10.0M.
-
-    ``branch3_kernel`` defaults to 3, as in torchvision (pytorch/vision#906), so that
-    parameter counts match torchvision's GoogLeNet; 5 gives the paper's 5x5.
-    """
-
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int, branch3_kernel: int = 3) -> None:
-        super().__init__()
-        eps = 1e-3  # torchvision's BasicConv2d
-        self.branch1 = ConvBNAct(in_channels, ch1x1, 1, bn_eps=eps)
-        self.branch2 = nn.Sequential(ConvBNAct(in_channels, ch3x3red, 1, bn_eps=eps),
-                                     ConvBNAct(ch3x3red, ch3x3, 3, padding=1, bn_eps=eps))
-        self.branch3 = nn.Sequential(ConvBNAct(in_channels, ch5x5red, 1, bn_eps=eps),
-                                     ConvBNAct(ch5x5red, ch5x5, branch3_kernel, padding=branch3_kernel // 2, bn_eps=eps))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     ConvBNAct(in_channels, pool_proj, 1, bn_eps=eps))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
-
-
-# (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj): table 1 of the paper
-_INCEPTION_TABLE = {
-    "3a": (192, 64, 96, 128, 16, 32, 32), "3b": (256, 128, 128, 192, 32, 96, 64),
-    "4a": (480, 192, 96, 208, 16, 48, 64), "4b": (512, 160, 112, 224, 24, 64, 64),
-    "4c": (512, 128, 128, 256, 24, 64, 64), "4d": (512, 112, 144, 288, 32, 64, 64),
-    "4e": (528, 256, 160, 320, 32, 128, 128), "5a": (832, 256, 160, 320, 32, 128, 128),
-    "5b": (832, 384, 192, 384, 48, 128, 128),
-}
-
-
-class GoogLeNet(nn.Module):
-    """GoogLeNet (Inception v1), Szegedy et al., "Going Deeper with Convolutions",
-    CVPR 2015, as torchvision builds it (batch norm in every conv, no auxiliary
-    classifiers): 6,624,904 parameters on 224x224x3 with 1000 classes.
-
-    ``stem="small"`` replaces the 7x7/2 conv, the first two max pools and the 1x1/3x3
-    convs by one 3x3 conv with 192 filters, the usual CIFAR adaptation, so that 8x8
-    inputs still reach the 5b modules with a 2x2 map.
-    """
-
-    def __init__(self, in_channels: int = 3, num_classes: int = 1000, stem: str = "paper",
-                 branch3_kernel: int = 3, dropout: float = 0.2) -> None:
-        super().__init__()
-        eps = 1e-3
-        if stem == "paper":
-            self.stem = nn.Sequential(
-                ConvBNAct(in_channels, 64, 7, stride=2, padding=3, bn_eps=eps),
-                nn.MaxPool2d(3, stride=2, ceil_mode=True),
-                ConvBNAct(64, 64, 1, bn_eps=eps),
-                ConvBNAct(64, 192, 3, padding=1, bn_eps=eps),
-                nn.MaxPool2d(3, stride=2, ceil_mode=True),
-            )
-        elif stem == "small":
-            self.stem = ConvBNAct(in_channels, 192, 3, padding=1, bn_eps=eps)
-        else:
-            raise InvalidArchitecture(f"GoogLeNet stem must be 'paper' or 'small', not {stem!r}")
-
-        def inception(key: str) -> Inception:
-            return Inception(*_INCEPTION_TABLE[key], branch3_kernel=branch3_kernel)
-
-        self.inception3 = nn.Sequential(inception("3a"), inception("3b"))
-        self.pool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True) if stem == "paper" else nn.MaxPool2d(3, 2, padding=1)
-        self.inception4 = nn.Sequential(*(inception(k) for k in ("4a", "4b", "4c", "4d", "4e")))
-        self.pool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True) if stem == "paper" else nn.MaxPool2d(3, 2, padding=1)
-        self.inception5 = nn.Sequential(inception("5a"), inception("5b"))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(1024, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool3(self.inception3(self.stem(x)))
-        x = self.pool4(self.inception4(x))
-        x = self.avgpool(self.inception5(x))
-        return self.fc(self.dropout(torch.flatten(x, 1)))
-
-
-def _googlenet_min_input(stem: str, size: int) -> int:
-    """Map size reaching the 5b modules, to refuse inputs that would collapse."""
-    if stem == "paper":
-        size = (size + 6 - 7) // 2 + 1
-        for _ in range(2):
-            size = -(-(size - 3) // 2) + 1 if size >= 3 else 0
-        size = -(-(size - 3) // 2) + 1 if size >= 3 else 0
-        return -(-(size - 2) // 2) + 1 if size >= 2 else 0
-    for _ in range(2):
-        size = conv_output_size(size, 3, 2, 1)
-    return size
-
-
-@register_model("googlenet", (3, 224, 224), "GoogLeNet / Inception v1 (Szegedy et al. 2015): 6,624,904 params",
-                module=True)
-def googlenet(input_shape, num_classes: int, variant: str) -> nn.Module:
+@register_module("googlenet", (3, 224, 224), "GoogLeNet / Inception v1 (Szegedy et al. 2015): 6,624,904 params")
+def googlenet(input_shape: Shape, num_classes: int, variant: str) -> nn.Module:
     stem = "paper" if variant == "paper" else "small"
     _, h, w = input_shape
-    if min(_googlenet_min_input(stem, h), _googlenet_min_input(stem, w)) < 1:
-        raise InvalidArchitecture(f"googlenet ({variant}) collapses the feature map on {h}x{w} input; "
-                                  "use variant 'small' for inputs under 224 px")
+    if min(googlenet_min_input(stem, h), googlenet_min_input(stem, w)) < 1:
+        raise InvalidArchitecture(
+            f"googlenet ({variant}) collapses the feature map on {h}x{w} input; "
+            "use variant 'small' for inputs under 224 px"
+        )
     return GoogLeNet(input_shape[0], num_classes, stem=stem)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
@@ -35,6 +35,9 @@ class Normalize(nn.Module):
     attacks perturb pixels in [0, 1] and their epsilons mean what they say.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):
@@ -57,7 +60,7 @@ class Resize(nn.Module):
 
     def __init__(self, size: tuple[int, int]) -> None:
         super().__init__()
-        self.size = tuple(size)
+        self.size = (int(size[0]), int(size[1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(x, self.size)
@@ -89,8 +92,16 @@ class ZeroPadShortcut(nn.Module):
 class ConvBNAct(nn.Sequential):
     """Conv2d without bias, BatchNorm2d, activation: the conv unit of GoogLeNet and friends."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, act: str = "relu", bn_eps: float = 1e-5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        act: str = "relu",
+        bn_eps: float = 1e-5,
+    ) -> None:
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(out_channels, eps=bn_eps),

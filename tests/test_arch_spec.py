@@ -51,8 +51,9 @@ def test_dict_and_json_round_trip_exactly():
     assert arch_to_json(arch_from_json(text)) == text
     assert json.loads(text)["layers"][3]["skips"] == [1, 0]
 
-    cell = CellArch(("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none"),
-                    cells_per_stage=1, channels=8)
+    cell = CellArch(
+        ("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none"), cells_per_stage=1, channels=8
+    )
     cell_dict = arch_to_dict(cell)
     assert cell_dict["kind"] == "cell" and cell_dict["version"] == SPEC_VERSION
     assert arch_from_json(arch_to_json(cell)) == cell
@@ -65,28 +66,33 @@ def test_minimal_hand_written_json_gets_defaults():
     assert arch.head == Head()
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"layers": []}, "non-empty list"),
-    ({"layers": [{"filters": 0}]}, "layer 0.filters must be >= 1"),
-    ({"layers": [{"filters": 3.5}]}, "layer 0.filters must be an integer"),
-    ({"layers": [{"filters": 10**8}]}, "layer 0.filters must be in 1..16384, not 100000000"),
-    ({"layers": [{"filter_height": 99}]}, "layer 0.filter_height must be in 1..64"),
-    ({"layers": [{}], "head": {"dense": [10**7]}}, "head.dense[0] must be in 1..65536"),
-    ({"layers": [{}] * 1025}, "needs 1..1024 layers, not 1025"),
-    ({"kind": "cell", "cell": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "channels": 10**8},
-     "channels must be in 1..16384"),
-    ({"layers": [{"filterz": 3}]}, "unknown field(s) 'filterz'"),
-    ({"layers": [{}, {"skips": [1]}]}, "layer 1: skip from layer 1 must come from an earlier layer"),
-    ({"layers": [{"skips": [0]}]}, "first layer cannot take skip connections"),
-    ({"layers": [{"activation": "swishy"}]}, "activation must be one of"),
-    ({"layers": [{"padding": "full"}]}, "padding must be one of same, valid"),
-    ({"layers": [{"pool": {"kind": "max", "size": 2, "padding": 2}}]}, "pool padding 2 must be at most half"),
-    ({"layers": [{}], "head": {"dropout": 1.0}}, "head.dropout"),
-    ({"layers": [{}], "version": SPEC_VERSION + 1}, "newer than this nasbench understands"),
-    ({"kind": "resnet", "layers": [{}]}, "kind must be 'macro' or 'cell'"),
-    ({"kind": "cell", "cell": "|nor_conv_3x3~0|"}, "3 '+'-separated nodes"),
-    ([1, 2], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"layers": []}, "non-empty list"),
+        ({"layers": [{"filters": 0}]}, "layer 0.filters must be >= 1"),
+        ({"layers": [{"filters": 3.5}]}, "layer 0.filters must be an integer"),
+        ({"layers": [{"filters": 10**8}]}, "layer 0.filters must be in 1..16384, not 100000000"),
+        ({"layers": [{"filter_height": 99}]}, "layer 0.filter_height must be in 1..64"),
+        ({"layers": [{}], "head": {"dense": [10**7]}}, "head.dense[0] must be in 1..65536"),
+        ({"layers": [{}] * 1025}, "needs 1..1024 layers, not 1025"),
+        (
+            {"kind": "cell", "cell": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "channels": 10**8},
+            "channels must be in 1..16384",
+        ),
+        ({"layers": [{"filterz": 3}]}, "unknown field(s) 'filterz'"),
+        ({"layers": [{}, {"skips": [1]}]}, "layer 1: skip from layer 1 must come from an earlier layer"),
+        ({"layers": [{"skips": [0]}]}, "first layer cannot take skip connections"),
+        ({"layers": [{"activation": "swishy"}]}, "activation must be one of"),
+        ({"layers": [{"padding": "full"}]}, "padding must be one of same, valid"),
+        ({"layers": [{"pool": {"kind": "max", "size": 2, "padding": 2}}]}, "pool padding 2 must be at most half"),
+        ({"layers": [{}], "head": {"dropout": 1.0}}, "head.dropout"),
+        ({"layers": [{}], "version": SPEC_VERSION + 1}, "newer than this nasbench understands"),
+        ({"kind": "resnet", "layers": [{}]}, "kind must be 'cell' or 'macro'"),
+        ({"kind": "cell", "cell": "|nor_conv_3x3~0|"}, "3 '+'-separated nodes"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
 def test_malformed_input_is_rejected_with_a_reason(data, message):
     with pytest.raises(InvalidArchitecture) as info:
         arch_from_dict(data)
@@ -100,8 +106,12 @@ def test_invalid_json_text():
 
 def test_output_sizes_follow_the_conv_arithmetic():
     # (n + 2p - f) / s + 1, LeNet-5 on 32x32: 28, 14, 10, 5
-    lenet = Arch(layers=(ConvLayer(5, 5, 1, 6, padding="valid", pool=Pool("avg", 2)),
-                         ConvLayer(5, 5, 1, 16, padding="valid", pool=Pool("avg", 2))))
+    lenet = Arch(
+        layers=(
+            ConvLayer(5, 5, 1, 6, padding="valid", pool=Pool("avg", 2)),
+            ConvLayer(5, 5, 1, 16, padding="valid", pool=Pool("avg", 2)),
+        )
+    )
     shapes = infer_shapes(lenet, (1, 32, 32))
     assert [s.conv for s in shapes] == [(6, 28, 28), (16, 10, 10)]
     assert [s.output for s in shapes] == [(6, 14, 14), (16, 5, 5)]
@@ -114,8 +124,14 @@ def test_output_sizes_follow_the_conv_arithmetic():
 
 
 def test_collapse_is_reported_with_layer_and_numbers():
-    arch = Arch(layers=(ConvLayer(filters=4), ConvLayer(filters=4, stride=2), ConvLayer(filters=4, stride=2),
-                        ConvLayer(5, 5, 1, 4, padding="valid")))
+    arch = Arch(
+        layers=(
+            ConvLayer(filters=4),
+            ConvLayer(filters=4, stride=2),
+            ConvLayer(filters=4, stride=2),
+            ConvLayer(5, 5, 1, 4, padding="valid"),
+        )
+    )
     with pytest.raises(InvalidArchitecture) as info:
         validate(arch, (1, 8, 8))
     assert str(info.value) == "layer 3: feature map collapses to 0x0 (2x2 input, 5x5 filter, stride 1, padding 0)"
@@ -131,22 +147,30 @@ def test_collapse_is_reported_with_layer_and_numbers():
 
 def test_built_model_matches_the_spec():
     torch.manual_seed(0)
-    arch = Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=16, stride=2), ConvLayer(filters=4, skips=(0,))),
-                head=Head(pool="flatten", dense=(20,), dropout=0.1))
+    arch = Arch(
+        layers=(ConvLayer(filters=8), ConvLayer(filters=16, stride=2), ConvLayer(filters=4, skips=(0,))),
+        head=Head(pool="flatten", dense=(20,), dropout=0.1),
+    )
     model = build(arch, (1, 8, 8), 10)  # build_model by its short name
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [tuple(c.weight.shape) for c in convs] == [(8, 1, 3, 3), (16, 8, 3, 3), (4, 24, 3, 3)]
     assert all(c.bias is None for c in convs)  # batch norm follows
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(4 * 4 * 4, 20), (20, 10)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(4 * 4 * 4, 20), (20, 10)]
     assert model(torch.rand(3, 1, 8, 8)).shape == (3, 10)
 
 
 def test_added_skips_use_projection_or_zero_padding():
     torch.manual_seed(0)
+
     def block(shortcut):
-        return Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=16, stride=2),
-                            ConvLayer(filters=16, skips=(0,), combine="add", shortcut=shortcut)))
+        return Arch(
+            layers=(
+                ConvLayer(filters=8),
+                ConvLayer(filters=16, stride=2),
+                ConvLayer(filters=16, skips=(0,), combine="add", shortcut=shortcut),
+            )
+        )
 
     projected = build_model(block("projection"), (1, 8, 8), 10)
     projection = projected.layers[2].merge[0]
@@ -161,8 +185,9 @@ def test_added_skips_use_projection_or_zero_padding():
     assert torch.equal(shortcut[:, :8], x[:, :, ::2, ::2]) and not shortcut[:, 8:].any()
     assert padded(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
-    impossible = Arch(layers=(ConvLayer(filters=16), ConvLayer(filters=8, skips=(0,), combine="add",
-                                                                   shortcut="zero_pad")))
+    impossible = Arch(
+        layers=(ConvLayer(filters=16), ConvLayer(filters=8, skips=(0,), combine="add", shortcut="zero_pad"))
+    )
     with pytest.raises(InvalidArchitecture, match="use shortcut 'projection'"):
         validate(impossible, (1, 8, 8))
 
@@ -176,12 +201,15 @@ def _same_function(a: Arch, b: Arch, input_shape=(1, 8, 8)) -> bool:
 
 
 def test_equivalent_architectures_share_a_hash_and_a_function():
-    base = Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=8), ConvLayer(filters=8, skips=(0, 1))),
-                name="one")
-    equivalent = Arch(layers=(ConvLayer(3, 3, 1, 8, padding=1, bias=False),
-                              ConvLayer(filters=8, pool=Pool("max", 1, 1)),
-                              ConvLayer(filters=8, skips=(1, 0, 0), shortcut="zero_pad")),
-                      name="two")
+    base = Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=8), ConvLayer(filters=8, skips=(0, 1))), name="one")
+    equivalent = Arch(
+        layers=(
+            ConvLayer(3, 3, 1, 8, padding=1, bias=False),
+            ConvLayer(filters=8, pool=Pool("max", 1, 1)),
+            ConvLayer(filters=8, skips=(1, 0, 0), shortcut="zero_pad"),
+        ),
+        name="two",
+    )
     assert arch_hash(base) == arch_hash(equivalent)
     assert _same_function(base, equivalent)
     assert len(arch_hash(base)) == 64 and int(arch_hash(base), 16) >= 0
@@ -189,8 +217,13 @@ def test_equivalent_architectures_share_a_hash_and_a_function():
 
 def test_the_shortcut_of_a_residual_whose_shapes_match_does_not_change_the_hash():
     def residual(shortcut, stride=1):
-        return Arch(layers=(ConvLayer(filters=8), ConvLayer(filters=8, stride=stride),
-                            ConvLayer(filters=8, skips=(0,), combine="add", shortcut=shortcut)))
+        return Arch(
+            layers=(
+                ConvLayer(filters=8),
+                ConvLayer(filters=8, stride=stride),
+                ConvLayer(filters=8, skips=(0,), combine="add", shortcut=shortcut),
+            )
+        )
 
     # shapes match for every input size: both shortcuts are the identity
     assert arch_hash(residual("projection")) == arch_hash(residual("zero_pad"))

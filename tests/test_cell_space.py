@@ -16,22 +16,24 @@ BENCHMARK_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_conn
 
 def test_arch_strings_parse_and_format_round_trip():
     cell = CellArch.from_string(BENCHMARK_EXAMPLE)
-    assert cell.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3",
-                        "skip_connect")
+    assert cell.ops == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect")
     assert cell.to_string() == BENCHMARK_EXAMPLE == str(cell)
     # edge order inside a node does not matter when parsing
     shuffled = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+|skip_connect~2|nor_conv_3x3~1|skip_connect~0|"
     assert CellArch.from_string(shuffled) == cell
 
 
-@pytest.mark.parametrize("text, message", [
-    ("|nor_conv_3x3~0|+|none~0|none~1|", "3 '+'-separated nodes"),
-    ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown cell operation 'conv'"),
-    ("|none~0|+|none~0|none~2|+|none~0|none~1|none~2|", "bad edge 'none~2' in node 2"),
-    ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 of"),
-    ("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|", "lists input 0 twice"),
-    ("none~0+|none~0|none~1|+|none~0|none~1|none~2|", "must look like"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("|nor_conv_3x3~0|+|none~0|none~1|", "3 '+'-separated nodes"),
+        ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown cell operation 'conv'"),
+        ("|none~0|+|none~0|none~2|+|none~0|none~1|none~2|", "bad edge 'none~2' in node 2"),
+        ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 of"),
+        ("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|", "lists input 0 twice"),
+        ("none~0+|none~0|none~1|+|none~0|none~1|none~2|", "must look like"),
+    ],
+)
 def test_malformed_strings_are_rejected(text, message):
     with pytest.raises(InvalidArchitecture) as info:
         CellArch.from_string(text)
@@ -40,7 +42,7 @@ def test_malformed_strings_are_rejected(text, message):
 
 def test_enumeration_has_15625_cells_and_6466_canonical_classes():
     cells = list(all_cells())
-    assert len(cells) == 5 ** 6 == 15_625
+    assert len(cells) == 5**6 == 15_625
     assert len({c.ops for c in cells}) == 15_625
     assert all(CellArch.from_string(c.to_string()) == c for c in cells[::97])
     # NAS-Bench-201's to_unique_str(consider_zero=True): 6,466 unique architectures
@@ -69,8 +71,13 @@ def _nor_conv_params(c: int) -> int:
 
 def test_skeleton_parameter_count_matches_the_benchmark():
     # stem + two ResNet reductions + last BN + classifier, for C = 16 and 10 classes
-    skeleton = (3 * 16 * 9 + 32) + (16 * 32 * 9 + 64 + _nor_conv_params(32) + 16 * 32) \
-        + (32 * 64 * 9 + 128 + _nor_conv_params(64) + 32 * 64) + 128 + (64 * 10 + 10)
+    skeleton = (
+        (3 * 16 * 9 + 32)
+        + (16 * 32 * 9 + 64 + _nor_conv_params(32) + 16 * 32)
+        + (32 * 64 * 9 + 128 + _nor_conv_params(64) + 32 * 64)
+        + 128
+        + (64 * 10 + 10)
+    )
     no_params = CellArch(("skip_connect", "none", "avg_pool_3x3", "none", "skip_connect", "skip_connect"))
     assert sum(p.numel() for p in build_model(no_params, (3, 32, 32), 10).parameters()) == skeleton
     widest = CellArch(("nor_conv_3x3",) * 6)

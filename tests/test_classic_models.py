@@ -22,17 +22,25 @@ def _params(model) -> int:
 
 
 # Paper shapes are only counted, never run: building on the meta device allocates nothing.
-@pytest.mark.parametrize("name, shape, classes, expected, reference", [
-    ("lenet5", (1, 32, 32), 10, 61_706, None),
-    ("alexnet", (3, 224, 224), 1000, 61_100_840, lambda: torchvision.models.alexnet(weights=None)),
-    ("vgg11", (3, 224, 224), 1000, 132_863_336, lambda: torchvision.models.vgg11(weights=None)),
-    ("vgg16", (3, 224, 224), 1000, 138_357_544, lambda: torchvision.models.vgg16(weights=None)),
-    ("resnet18", (3, 224, 224), 1000, 11_689_512, lambda: torchvision.models.resnet18(weights=None)),
-    ("googlenet", (3, 224, 224), 1000, 6_624_904,
-     lambda: torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)),
-    # He et al. 2016 table 6: 0.27M; 16-32-64 filters, option A shortcuts
-    ("resnet20", (3, 32, 32), 10, 269_722, None),
-])
+@pytest.mark.parametrize(
+    "name, shape, classes, expected, reference",
+    [
+        ("lenet5", (1, 32, 32), 10, 61_706, None),
+        ("alexnet", (3, 224, 224), 1000, 61_100_840, lambda: torchvision.models.alexnet(weights=None)),
+        ("vgg11", (3, 224, 224), 1000, 132_863_336, lambda: torchvision.models.vgg11(weights=None)),
+        ("vgg16", (3, 224, 224), 1000, 138_357_544, lambda: torchvision.models.vgg16(weights=None)),
+        ("resnet18", (3, 224, 224), 1000, 11_689_512, lambda: torchvision.models.resnet18(weights=None)),
+        (
+            "googlenet",
+            (3, 224, 224),
+            1000,
+            6_624_904,
+            lambda: torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False),
+        ),
+        # He et al. 2016 table 6: 0.27M; 16-32-64 filters, option A shortcuts
+        ("resnet20", (3, 32, 32), 10, 269_722, None),
+    ],
+)
 def test_paper_parameter_counts(name, shape, classes, expected, reference):
     with torch.device("meta"):
         ours = create_model(name, shape, classes, variant="paper")
@@ -45,15 +53,21 @@ def _copy_weights(source: torch.nn.Module, target: torch.nn.Module) -> None:
     """Copy tensors in registration order (names differ, order and shapes must not)."""
     src, dst = source.state_dict(), target.state_dict()
     assert [v.shape for v in src.values()] == [v.shape for v in dst.values()]
-    target.load_state_dict(dict(zip(dst.keys(), src.values())))
+    target.load_state_dict(dict(zip(dst.keys(), src.values(), strict=True)))
 
 
-@pytest.mark.parametrize("name, shape, reference", [
-    ("alexnet", (3, 224, 224), lambda: torchvision.models.alexnet(weights=None)),
-    ("resnet18", (3, 64, 64), lambda: torchvision.models.resnet18(weights=None)),
-    ("googlenet", (3, 64, 64), lambda: torchvision.models.googlenet(weights=None, aux_logits=False,
-                                                                     init_weights=False)),
-])
+@pytest.mark.parametrize(
+    "name, shape, reference",
+    [
+        ("alexnet", (3, 224, 224), lambda: torchvision.models.alexnet(weights=None)),
+        ("resnet18", (3, 64, 64), lambda: torchvision.models.resnet18(weights=None)),
+        (
+            "googlenet",
+            (3, 64, 64),
+            lambda: torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False),
+        ),
+    ],
+)
 def test_same_function_as_torchvision(name, shape, reference):
     """With torchvision's weights copied in, our model computes torchvision's logits."""
     torch.manual_seed(0)

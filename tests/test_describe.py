@@ -11,8 +11,9 @@ from search_spaces import Arch, ConvLayer, Head, Pool, arch_to_json, build_model
 
 # The seed's Inception example: 28x28x192 input, 32 5x5 "same" filters, with and without a 1x1 bottleneck
 NAIVE = Arch(layers=(ConvLayer(5, 5, 1, 32, batch_norm=False),), name="naive 5x5")
-BOTTLENECK = Arch(layers=(ConvLayer(1, 1, 1, 16, batch_norm=False), ConvLayer(5, 5, 1, 32, batch_norm=False)),
-                  name="1x1 bottleneck")
+BOTTLENECK = Arch(
+    layers=(ConvLayer(1, 1, 1, 16, batch_norm=False), ConvLayer(5, 5, 1, 32, batch_norm=False)), name="1x1 bottleneck"
+)
 
 
 def _conv_rows(description):
@@ -30,9 +31,16 @@ def test_inception_bottleneck_multiplies_are_exact():
 def test_lenet5_profile_follows_the_arithmetic():
     d = describe("lenet5", (1, 32, 32))
     shapes = [(r.type, r.output_shape) for r in d.rows]
-    assert shapes == [("Conv2d", (6, 28, 28)), ("AvgPool2d", (6, 14, 14)), ("Conv2d", (16, 10, 10)),
-                      ("AvgPool2d", (16, 5, 5)), ("Flatten", (400,)), ("Linear", (120,)), ("Linear", (84,)),
-                      ("Linear", (10,))]
+    assert shapes == [
+        ("Conv2d", (6, 28, 28)),
+        ("AvgPool2d", (6, 14, 14)),
+        ("Conv2d", (16, 10, 10)),
+        ("AvgPool2d", (16, 5, 5)),
+        ("Flatten", (400,)),
+        ("Linear", (120,)),
+        ("Linear", (84,)),
+        ("Linear", (10,)),
+    ]
     assert [r.params for r in d.rows if r.params] == [156, 2_416, 48_120, 10_164, 850]
     expected_macs = 28 * 28 * 6 * 25 + 10 * 10 * 16 * 25 * 6 + 400 * 120 + 120 * 84 + 84 * 10
     assert d.totals["macs"] == expected_macs == 416_520
@@ -60,6 +68,7 @@ def test_receptive_fields_of_stacks_and_branches():
     # through a concatenated skip the largest path counts: layer 2 sees 3 + 2 + 2
     skipped = Arch(layers=(ConvLayer(filters=4), ConvLayer(filters=4), ConvLayer(filters=4, skips=(0,))))
     assert _conv_rows(describe(skipped, (1, 16, 16)))[-1].receptive_field == (7, 7)
+
     # a module handed in directly, with a residual addition between plain functional ops
     class Residual(nn.Module):
         def __init__(self):
@@ -76,8 +85,14 @@ def test_receptive_fields_of_stacks_and_branches():
 
 def test_totals_agree_with_the_module():
     torch.manual_seed(0)
-    arch = Arch(layers=(ConvLayer(filters=8, pool=Pool("max", 2)), ConvLayer(filters=8, skips=(), stride=2),
-                        ConvLayer(filters=8, skips=(0,), combine="add")), head=Head(dense=(16,)))
+    arch = Arch(
+        layers=(
+            ConvLayer(filters=8, pool=Pool("max", 2)),
+            ConvLayer(filters=8, skips=(), stride=2),
+            ConvLayer(filters=8, skips=(0,), combine="add"),
+        ),
+        head=Head(dense=(16,)),
+    )
     model = build_model(arch, (3, 16, 16), 10)
     d = describe(model, (3, 16, 16))
     assert d.totals["params"] == sum(p.numel() for p in model.parameters())
@@ -109,8 +124,23 @@ def test_cli_table_shows_exact_macs(tmp_path, capsys):
 def test_cli_json_and_latency(tmp_path, capsys):
     path = tmp_path / "bottleneck.json"
     path.write_text(arch_to_json(BOTTLENECK))
-    code = main(["describe", "--model", str(path), "--input", "192x28x28", "--json", "--latency",
-                 "--batch-size", "2", "--repeats", "2", "--device", "cpu"])
+    code = main(
+        [
+            "describe",
+            "--model",
+            str(path),
+            "--input",
+            "192x28x28",
+            "--json",
+            "--latency",
+            "--batch-size",
+            "2",
+            "--repeats",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["macs"] for r in data["rows"] if r["type"] == "Conv2d"] == [2_408_448, 10_035_200]
@@ -132,8 +162,9 @@ def test_cli_checkpoint_directory_and_classic_spec(tmp_path, capsys):
 
     spec = {"kind": "classic", "name": "lenet5"}
     network = build_from_spec(spec, (1, 8, 8), 10)
-    save_checkpoint(tmp_path / "ckpt", network, spec,
-                    {"input_shape": [1, 8, 8], "num_classes": 10, "mean": [0.5], "std": [0.25]})
+    save_checkpoint(
+        tmp_path / "ckpt", network, spec, {"input_shape": [1, 8, 8], "num_classes": 10, "mean": [0.5], "std": [0.25]}
+    )
     # A checkpoint knows its own input shape and classes.
     assert main(["describe", "--model", str(tmp_path / "ckpt"), "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
@@ -148,14 +179,17 @@ def test_cli_checkpoint_directory_and_classic_spec(tmp_path, capsys):
     assert "unknown classic model None" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "resnet50", "--input", "3x32x32"], "unknown model 'resnet50'"),
-    (["--model", "lenet5", "--input", "32x32"], "--input must be CxHxW"),
-    (["--model", "alexnet", "--variant", "paper", "--input", "3x32x32"], "collapses"),
-    (["--model", "|bad~0|", "--input", "1x8x8"], "'+'-separated nodes"),
-    (["--model", "missing.json", "--input", "1x8x8"], "cannot read architecture missing.json"),
-    (["--model", "lenet5"], "--input CxHxW is needed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet50", "--input", "3x32x32"], "unknown model 'resnet50'"),
+        (["--model", "lenet5", "--input", "32x32"], "--input must be CxHxW"),
+        (["--model", "alexnet", "--variant", "paper", "--input", "3x32x32"], "collapses"),
+        (["--model", "|bad~0|", "--input", "1x8x8"], "'+'-separated nodes"),
+        (["--model", "missing.json", "--input", "1x8x8"], "cannot read architecture missing.json"),
+        (["--model", "lenet5"], "--input CxHxW is needed"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(args, message, capsys):
     assert main(["describe", *args]) == 2
     err = capsys.readouterr().err
@@ -170,5 +204,6 @@ def test_cli_bad_or_collapsing_json(tmp_path, capsys):
     collapsing = tmp_path / "collapsing.json"
     collapsing.write_text(arch_to_json(Arch(layers=(ConvLayer(7, 7, 1, 4, padding="valid"),))))
     assert main(["describe", "--model", str(collapsing), "--input", "1x4x4"]) == 2
-    assert ("layer 0: feature map collapses to 0x0 (4x4 input, 7x7 filter, stride 1, padding 0)"
-            in capsys.readouterr().err)
+    assert (
+        "layer 0: feature map collapses to 0x0 (4x4 input, 7x7 filter, stride 1, padding 0)" in capsys.readouterr().err
+    )

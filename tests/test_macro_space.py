@@ -34,8 +34,9 @@ def _sample_many(space, sampler, n_trials):
     return study, archs
 
 
-@pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)],
-                         ids=["random", "tpe"])
+@pytest.mark.parametrize(
+    "sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)], ids=["random", "tpe"]
+)
 def test_samples_are_valid_for_8x8_digits(sampler):
     space = MacroSpace((1, 8, 8))
     study, archs = _sample_many(space, sampler, 40)
@@ -62,8 +63,14 @@ def test_sampled_models_build_and_run():
 
 def test_conditional_parameters_and_fixed_trials():
     space = MacroSpace((1, 8, 8), min_layers=1, max_layers=3)
-    params = {"num_layers": 1, "layer0_filter_height": 5, "layer0_filter_width": 3, "layer0_stride": 2,
-              "layer0_filters": 36, "layer0_pool": "max"}
+    params = {
+        "num_layers": 1,
+        "layer0_filter_height": 5,
+        "layer0_filter_width": 3,
+        "layer0_stride": 2,
+        "layer0_filters": 36,
+        "layer0_pool": "max",
+    }
     arch = space.sample(optuna.trial.FixedTrial(params))
     (layer,) = arch.layers
     assert (layer.filter_height, layer.filter_width, layer.stride, layer.filters) == (5, 3, 2, 36)
@@ -71,7 +78,7 @@ def test_conditional_parameters_and_fixed_trials():
 
     # a study records only the parameters that exist in each architecture
     study, archs = _sample_many(space, optuna.samplers.RandomSampler(seed=3), 15)
-    for trial, arch in zip(study.trials, archs):
+    for trial, arch in zip(study.trials, archs, strict=True):
         depth = trial.params["num_layers"]
         assert len(arch.layers) == depth
         assert not any(name.startswith(f"layer{depth}_") for name in trial.params)
@@ -82,23 +89,41 @@ def test_conditional_parameters_and_fixed_trials():
 
 def test_pooling_is_only_offered_while_the_map_allows_it():
     space = MacroSpace((1, 2, 2), min_layers=3, max_layers=3, pools=("max",), strides=(1,))
-    arch = space.sample(optuna.trial.FixedTrial(
-        {"num_layers": 3, **{f"layer{i}_{k}": v for i in range(3)
-                             for k, v in {"filter_height": 3, "filter_width": 3, "stride": 1, "filters": 24}.items()},
-         "layer2_skip_from0": False}))
+    arch = space.sample(
+        optuna.trial.FixedTrial(
+            {
+                "num_layers": 3,
+                **{
+                    f"layer{i}_{k}": v
+                    for i in range(3)
+                    for k, v in {"filter_height": 3, "filter_width": 3, "stride": 1, "filters": 24}.items()
+                },
+                "layer2_skip_from0": False,
+            }
+        )
+    )
     # 2x2 -> pooled to 1x1 after layer 0; layers 1 and 2 must not pool again
     assert [layer.pool is not None for layer in arch.layers] == [True, False, False]
     infer_shapes(arch, (1, 2, 2))
 
 
 def test_configurable_choices_and_valid_padding_fallback():
-    space = MacroSpace((3, 6, 6), min_layers=3, max_layers=3, filter_sizes=(7,), strides=(1,), filters=(8,),
-                       pools=("none",), paddings=("valid",), skips=False)
+    space = MacroSpace(
+        (3, 6, 6),
+        min_layers=3,
+        max_layers=3,
+        filter_sizes=(7,),
+        strides=(1,),
+        filters=(8,),
+        pools=("none",),
+        paddings=("valid",),
+        skips=False,
+    )
     _, archs = _sample_many(space, optuna.samplers.RandomSampler(seed=0), 3)
     for arch in archs:
-        assert all((l.filter_height, l.filter_width, l.filters, l.skips) == (7, 7, 8, ()) for l in arch.layers)
+        assert all((c.filter_height, c.filter_width, c.filters, c.skips) == (7, 7, 8, ()) for c in arch.layers)
         # a valid 7x7 conv cannot run on 6x6: the layer falls back to "same" and stays valid
-        assert all(l.padding == "same" for l in arch.layers)
+        assert all(c.padding == "same" for c in arch.layers)
         assert infer_shapes(arch, (3, 6, 6))[-1].output == (8, 6, 6)
     # a fixed space has exactly one architecture, so one hash
     assert len({arch_hash(a) for a in archs}) == 1
@@ -112,9 +137,9 @@ def test_configurable_choices_and_valid_padding_fallback():
 def test_add_combination_samples_residual_skips():
     space = MacroSpace((1, 8, 8), min_layers=5, max_layers=5, combine=("add",))
     _, archs = _sample_many(space, optuna.samplers.RandomSampler(seed=2), 10)
-    added = [l for a in archs for l in a.layers if l.skips]
-    assert added and all(l.combine == "add" for l in added)
-    model = build_model(next(a for a in archs if any(l.skips for l in a.layers)), (1, 8, 8), 10)
+    added = [c for a in archs for c in a.layers if c.skips]
+    assert added and all(c.combine == "add" for c in added)
+    model = build_model(next(a for a in archs if any(c.skips for c in a.layers)), (1, 8, 8), 10)
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
 
@@ -123,8 +148,11 @@ def test_get_space_and_bad_options():
     assert isinstance(macro, MacroSpace) and macro.name == "macro" and macro.filters == (8, 16)
     cell = get_space("cell", (1, 8, 8), cells_per_stage=1, channels=8)
     assert isinstance(cell, CellSpace) and cell.name == "cell"
-    arch = cell.sample(optuna.trial.FixedTrial({f"edge_{s}_{t}": "nor_conv_3x3" for t, s in
-                                                ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))}))
+    arch = cell.sample(
+        optuna.trial.FixedTrial(
+            {f"edge_{s}_{t}": "nor_conv_3x3" for t, s in ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))}
+        )
+    )
     assert arch == CellArch(("nor_conv_3x3",) * 6, cells_per_stage=1, channels=8)
     assert arch_from_json(arch_to_json(arch)) == arch
     with pytest.raises(InvalidArchitecture, match="unknown search space 'nasnet'"):
