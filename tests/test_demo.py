@@ -51,6 +51,10 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
         assert report["clean_accuracy"] > 0.3  # far above chance (10%) on digits
         assert worst[max(worst)] < report["clean_accuracy"]
         assert (path.parent / "grid.png").is_file()
+        # and under the 15 common corruptions at severities 1, 3, 5, against the first classic baseline
+        corruptions = record["corruptions"]
+        assert len(corruptions["corruptions"]) == 15 and corruptions["severities"] == [1, 3, 5]
+        assert corruptions["errors"]["baseline"] == "lenet5"
     assert kinds == {"found", "classic"}
     transfer = json.loads((directory / "evaluations" / "transfer.json").read_text())
     assert len(transfer["sources"]) == models
@@ -60,8 +64,9 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
     # the command that remakes the report, not the whole demo
     assert summary["reproducibility"]["report"]["command"].startswith(f"nasbench report --experiment {directory.name}")
     html = (directory / "report.html").read_text()
-    for section in ("Threat model", "Transferability", "Sanity checks", "Reproducibility"):
+    for section in ("Threat model", "Transferability", "Common corruptions", "Sanity checks", "Reproducibility"):
         assert section in html
+    assert "corruptions" in summary["figures"] and all(m["corruption"] for m in summary["models"])
 
 
 def test_small_demo_end_to_end(ray_runtime, tmp_path, capsys, monkeypatch):
@@ -87,6 +92,7 @@ def test_the_default_demo(ray_runtime, tmp_path, capsys):
     (["--baselines", "lenet6"], "unknown model 'lenet6'"),
     (["--trials", "1"], "invalid trials"),
     (["--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N"),
+    (["--corruptions", "fog,rain"], "unknown corruption 'rain'"),
 ])
 def test_bad_demo_options_stop_before_any_work(argv, message, tmp_path, capsys):
     assert main(["demo", "--experiments-dir", str(tmp_path), *argv]) == 2
