@@ -70,8 +70,8 @@ from nasbench.trial_writer import Outbox, TrialWriter, recover
 
 SPACES = ("macro", "cell")
 # Flags that only say how to run, not what to search: a resumed search takes them anew.
-RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume", "checkpoint_storage",
-                  "progress", "threads", "device", "amp", "channels_last")
+RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume",
+                  "checkpoint_storage", "progress", "threads", "device", "amp", "channels_last")
 STUDY_NAME = "search"
 
 
@@ -311,18 +311,14 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     dataset_description = search_run.log_dataset(dataset) if search_run else None
     store_path, store_journal = _open_store(config, directory)
     outbox = Outbox(directory / "results.jsonl")
-    identity = {"dataset": config.dataset, "budget": config.epochs, "seed": config.seed, "space": config.space}
-    writer = TrialWriter(tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
-                         dataset=dataset_description, train_config=config.train_config().model_dump(),
-                         store_path=store_path if config.replay is None else None, store_journal=store_journal,
-                         checkpoints_dir=directory / "checkpoints", outbox=outbox, identity=identity)
+    writer = _open_writer(config, directory, tracking, search_run, dataset_description, store_path, store_journal,
+                          outbox)
     # what a killed driver finished but had not written: written now, told to Optuna if need be
     recovered = recover(outbox, writer, study, metrics)
     before = study_progress(study)
     remaining = max(0, config.trials - before["finished"])
     resume_numbers = before["running"][:remaining]
-    answers = DriverAnswers(store_path=store_path, store_journal=store_journal,
-                            replay_path=str(Path(config.replay).resolve()) if config.replay else None,
+    answers = DriverAnswers(store_path=store_path, store_journal=store_journal, replay_path=_replay_path(config),
                             dataset=config.dataset, budget=config.epochs, seed=config.seed,
                             objectives=tuple(config.objectives))
     context = _trial_context(config, evaluate, extra)
@@ -389,6 +385,20 @@ def _open_store(config: SearchConfig, directory: Path) -> tuple[str, str]:
     store_journal = journal_mode_for(Path(store_path))
     Benchmark(store_path, journal_mode=store_journal).close()
     return store_path, store_journal
+
+
+def _open_writer(config: SearchConfig, directory: Path, tracking, search_run, dataset_description, store_path: str,
+                 store_journal: str, outbox: Outbox) -> TrialWriter:
+    """The driver's single writer of trial runs and store rows (a replay records no rows)."""
+    identity = {"dataset": config.dataset, "budget": config.epochs, "seed": config.seed, "space": config.space}
+    return TrialWriter(tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
+                       dataset=dataset_description, train_config=config.train_config().model_dump(),
+                       store_path=store_path if config.replay is None else None, store_journal=store_journal,
+                       checkpoints_dir=directory / "checkpoints", outbox=outbox, identity=identity)
+
+
+def _replay_path(config: SearchConfig) -> str | None:
+    return str(Path(config.replay).resolve()) if config.replay else None
 
 
 def _trial_context(config: SearchConfig, evaluate, extra) -> TrialContext:
