@@ -26,6 +26,20 @@ Because the recorded classes cover *every* cell of the subspace, a sampler that 
 the six edges from ``--ops`` only ever proposes recorded architectures: the subspace
 is a complete, structure-aware search space (``benchmarks/search_efficiency.py``).
 
+Robust accuracy (``--robust-eps EPS``): after every epoch the cell is attacked with
+FGSM (Goodfellow et al. 2015) at Linf ``EPS`` on the whole validation split, recorded in
+the curves as ``robust_acc``, and after the last epoch with PGD-10 (Madry et al. 2018)
+as well; the row's ``robust`` list holds both final figures, so a multi-objective search
+over (val_acc, robust_acc) replays from it: cheap FGSM at the rungs of a scheduler,
+PGD for the final objective (a replayed trial takes the lowest robust accuracy of its
+row). The shipped fixture holds, next to the 2-epoch rows above, every class at a
+6-epoch budget for seed 0 with robust accuracy at eps 0.1 (2.5 s per cell with its
+attacks; ~21 CPU minutes, run as two shards)::
+
+    python benchmarks/build_cell_benchmark.py --db r0.db --parquet r0.parquet --seeds 0 \
+        --epochs 6 --robust-eps 0.1 --shard 0/2        # and --shard 1/2 beside it
+    nasbench bench import --db cell_digits.db r0.parquet r1.parquet
+
 Resumable: rows already in ``--db`` are skipped, so an interrupted build continues
 where it stopped. Classes are trained in a fixed shuffled order, so a partial build
 is a uniform sample of the classes. At the end every row is exported to Parquet.
@@ -68,8 +82,20 @@ def subspace_classes(ops, cells_per_stage: int = 1, channels: int = 8) -> dict[s
     return classes
 
 
-def train_row(cell, dataset, cfg, seed: int) -> dict:
-    """Train one cell and return its benchmark row (``failed`` with the reason on error)."""
+def robust_accuracy(model, dataset, attack: str, eps: float, seed: int) -> float:
+    """Accuracy on the whole validation split under ``attack`` at Linf ``eps``."""
+    from attacks import evaluate
+
+    report = evaluate(model, dataset.val.x.cpu(), dataset.val.y.cpu(), attack, [eps], checks=False,
+                      keep_examples=0, seed=seed)
+    return float(report.robust_accuracy(eps))
+
+
+def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) -> dict:
+    """Train one cell and return its benchmark row (``failed`` with the reason on error).
+
+    With ``robust_eps``: FGSM robust accuracy after every epoch (``robust_acc`` in the
+    curves) and FGSM and PGD-10 after the last one (the row's ``robust`` list)."""
     import torch
 
     from nasbench.models import wrap_normalized
@@ -78,27 +104,44 @@ def train_row(cell, dataset, cfg, seed: int) -> dict:
 
     row = {"arch_hash": arch_hash(cell), "dataset": DATASET, "budget": cfg.epochs, "seed": seed,
            "space": "cell", "arch": arch_to_dict(cell)}
+    robust_curve: dict[int, float] = {}
     try:
         torch.manual_seed(seed)
         network = build_model(cell, dataset.input_shape, dataset.num_classes)
-        result = train_model(wrap_normalized(network, dataset), dataset, cfg, seed=seed)
+        model = wrap_normalized(network, dataset)
+
+        def on_epoch(metrics: dict) -> None:
+            if robust_eps is not None:  # the attack leaves the training RNG and mode as they were
+                robust_curve[metrics["epoch"]] = robust_accuracy(model, dataset, "fgsm", robust_eps, seed)
+
+        result = train_model(model, dataset, cfg, seed=seed, on_epoch=on_epoch)
         totals = describe(network, dataset.input_shape, dataset.num_classes).totals
+        robust = [] if robust_eps is None else [
+            {"attack": "fgsm", "norm": "Linf", "eps": robust_eps, "accuracy": robust_curve[cfg.epochs]},
+            {"attack": "pgd", "norm": "Linf", "eps": robust_eps,
+             "accuracy": robust_accuracy(result.model, dataset, "pgd:steps=10", robust_eps, seed)}]
     except Exception as error:  # noqa: BLE001 - a failed cell is a row too
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"[:500]}
     curves = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()}
               for entry in result.history]
+    for entry in curves:
+        if entry["epoch"] in robust_curve:
+            entry["robust_acc"] = round(robust_curve[entry["epoch"]], 6)
     return {**row, "status": "ok", "curves": curves,
             "train_acc": curves[-1]["train_acc"], "val_acc": float(result.val_acc),
             "test_acc": float(result.test_acc), "params": int(totals["params"]),
             "macs": int(totals["macs"]), "device": result.device,
-            "train_seconds": round(float(result.train_seconds), 3)}
+            "train_seconds": round(float(result.train_seconds), 3), "robust": robust or None}
 
 
 def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_size: int = 128,
-          seeds=(0,), limit: int | None = None, log=print) -> int:
+          seeds=(0,), limit: int | None = None, log=print, robust_eps: float | None = None,
+          shard: tuple[int, int] = (0, 1)) -> int:
     """Train the (class, seed) pairs of the subspace not yet in ``db``; the number trained now.
 
     Each seed trains every class once, on that seed's own train/validation split.
+    ``shard = (k, n)`` trains only every n-th class of the fixed order, from the k-th:
+    n processes, each with its own store, share the work.
     """
     import torch
 
@@ -110,6 +153,7 @@ def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_s
     classes = subspace_classes(ops, cells_per_stage=1, channels=channels)
     order = sorted(classes)  # hashes: a fixed shuffle independent of enumeration order
     random.Random(0).shuffle(order)
+    order = order[shard[0]::shard[1]]
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, threads=1, device="cpu")
     trained = 0
     with Benchmark(db) as bench:
@@ -117,18 +161,19 @@ def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_s
             dataset = load_dataset(DATASET, seed=seed)
             missing = [h for h in order if bench.lookup(h, DATASET, epochs, seed) is None]
             todo = missing if limit is None else missing[:max(0, limit - trained)]
-            log(f"seed {seed}: {len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
-                f"{len(classes) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}")
+            log(f"seed {seed}: {len(order)} of {len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
+                f"{len(order) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}")
             started = time.perf_counter()
             best = 0.0
             for done, key in enumerate(todo, start=1):
-                row = train_row(classes[key], dataset, cfg, seed)
+                row = train_row(classes[key], dataset, cfg, seed, robust_eps)
                 bench.record(row)
                 trained += 1
                 best = max(best, row.get("val_acc") or 0.0)
                 elapsed = time.perf_counter() - started
                 eta = elapsed / done * (len(todo) - done)
-                log(f"[seed {seed} {done}/{len(todo)}] {row['status']} val {row.get('val_acc', math.nan):.4f} "
+                robust = f" robust {row['robust'][-1]['accuracy']:.4f}" if row.get("robust") else ""
+                log(f"[seed {seed} {done}/{len(todo)}] {row['status']} val {row.get('val_acc', math.nan):.4f}{robust} "
                     f"{row.get('train_seconds', 0.0):.1f}s  best {best:.4f}  ETA {eta / 60:.1f} min  "
                     f"{classes[key]}", flush=True)
     return trained
@@ -153,6 +198,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4",
                         help="training seeds, each on its own split (default 0,1,2,3,4)")
     parser.add_argument("--limit", type=int, default=None, help="train at most this many rows now")
+    parser.add_argument("--robust-eps", type=float, default=None,
+                        help="also record robust accuracy at this Linf eps: FGSM after every epoch, "
+                             "PGD-10 after the last")
+    parser.add_argument("--shard", default="0/1", help="K/N: train only every N-th class, from the K-th")
     parser.add_argument("--export-only", action="store_true", help="only export --db to --parquet")
     args = parser.parse_args(argv)
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
@@ -163,7 +212,11 @@ def main(argv=None) -> int:
         parser.error(f"--ops takes operations from {', '.join(CELL_OPS)} (got {args.ops!r})")
     if not args.export_only:
         seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-        build(args.db, ops, args.epochs, args.channels, args.batch_size, seeds, args.limit)
+        k, _, n = args.shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+            parser.error(f"--shard takes K/N with 0 <= K < N (got {args.shard!r})")
+        build(args.db, ops, args.epochs, args.channels, args.batch_size, seeds, args.limit,
+              robust_eps=args.robust_eps, shard=(int(k), int(n)))
     rows = export(args.db, args.parquet)
     size = args.parquet.stat().st_size
     print(f"exported {rows} rows to {args.parquet} ({size / 1024:.0f} KiB)")

@@ -60,6 +60,11 @@ def test_both_samplers_are_registered_and_need_the_space(cell_space):
         make_sampler("evolution", 0, False, space=cell_space, population_size=2, sample_size=3)
     with pytest.raises(ValueError, match="sampler tpe takes no options"):
         SearchConfig(sampler="tpe", sampler_options={"population_size": 4})
+    # checked with the config, before an experiment folder exists
+    with pytest.raises(ValueError, match="sample_size 5 and population_size 4"):
+        SearchConfig(sampler="evolution", sampler_options={"population_size": 4})
+    with pytest.raises(ValueError, match="learning_rate > 0"):
+        SearchConfig(sampler="reinforce", sampler_options={"learning_rate": 0})
 
 
 def test_evolution_never_repeats_a_class_and_mutates_one_edge_of_a_recent_trial(cell_space):
@@ -210,3 +215,39 @@ def test_the_fidelity_ladder_is_in_the_config_and_the_trial_context():
     assert fidelity_ladder(SearchConfig(objectives=["val_acc", "params"], scheduler="asha", epochs=9)) == {
         "rung_epochs": (1, 3), "rung_robust": None}
     assert ladder_epochs(SearchConfig(scheduler="asha", epochs=9)) == ()  # one objective: Ray's ASHA
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["evolution", "reinforce"])
+def test_cli_search_replays_the_recorded_cells_and_resumes(ray_runtime, tracking_uri, tmp_path, name):
+    """``nasbench search --sampler NAME --replay`` on the shipped record, then ``--resume``
+    for more trials: the study goes on from its own history."""
+    import json
+    from pathlib import Path
+
+    from nasbench.cli import main
+    from nasbench.store import Benchmark
+
+    recorded = tmp_path / "cell_digits.db"
+    with Benchmark(recorded) as bench:
+        bench.import_parquet(Path(__file__).parent / "fixtures" / "cell_digits.parquet")
+    common = ["--experiments-dir", str(tmp_path / "exp"), "--experiment", name, "--no-progress"]
+    assert main(["search", "--space", "cell", "--space-option", "channels=8", "--space-option", "cells_per_stage=1",
+                 "--space-option", "ops=[skip_connect,nor_conv_1x1,nor_conv_3x3]", "--replay", str(recorded),
+                 "--epochs", "2", "--trials", "8", "--sampler", name, "--sampler-option", "batch_size=2"
+                 if name == "reinforce" else "sample_size=3", "--tracking-uri", tracking_uri,
+                 "--export-top", "0", "--no-register-models", *common]) == 0
+    assert main(["search", "--trials", "12", "--resume", *common]) == 0
+    directory = tmp_path / "exp" / name
+    log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
+    trials = [entry for entry in log if entry.get("status") == "ok"]
+    assert sorted(entry["trial"] for entry in trials) == list(range(12))
+    if name == "evolution":  # no class twice, across the resume too
+        assert len({entry["arch_hash"] for entry in trials}) == 12
+    import optuna
+
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))))
+    for trial in study.trials:  # every trial ran the architecture its sampler planned
+        assert trial.params == trial.system_attrs[PLAN_ATTR]["params"]
+        assert trial.user_attrs["arch_hash"] == trial.system_attrs[PLAN_ATTR]["key"]

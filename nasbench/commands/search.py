@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
           "evolution (Real et al. 2019), reinforce: Zoph & Le's controller")
     what.add_argument("--sampler-option", dest="sampler_options", action=_SpaceOption, default=None,
                       metavar="KEY=VALUE", help="a setting of the sampler, repeatable: evolution "
-                      "population_size=5, sample_size=5; reinforce batch_size=5, learning_rate=0.005, ...")
+                      "population_size=5, sample_size=5; reinforce batch_size=5, learning_rate=0.01, ...")
     _flag(what, "seed", type=int, help="seed of the sampler, the data split and training (default 0)")
     _flag(what, "replay", type=Path, metavar="BENCH.db",
           help="answer trials from a recorded benchmark with simulated training time")

@@ -90,6 +90,14 @@ def check_sampler_options(name: str, options: dict) -> None:
     for key, value in options.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"sampler option {key} must be a number, not {value!r}")
+    if name == "evolution":
+        from nasbench.strategies.evolution import check_sizes
+
+        check_sizes(**options)
+    if name == "reinforce":
+        from nasbench.strategies.reinforce import check_settings
+
+        check_settings(**options)
 
 
 def make_scheduler(config: "SearchConfig"):

@@ -53,13 +53,19 @@ from nasbench.strategies.planning import (
 FRESH_TRIES = 200  # random draws looking for an unseen class before taking a seen one
 
 
+def check_sizes(population_size: int = 5, sample_size: int = 5) -> None:
+    if int(population_size) != population_size or int(sample_size) != sample_size \
+            or not 1 <= sample_size <= population_size:
+        raise ValueError(f"evolution needs whole numbers 1 <= sample_size <= population_size, got "
+                         f"sample_size {sample_size} and population_size {population_size}")
+
+
 class RegularizedEvolutionSampler(PlanningSampler):
     """Aging evolution as an Optuna sampler; see the module docstring."""
 
     def __init__(self, space, seed: int = 0, population_size: int = 5, sample_size: int = 5) -> None:
         super().__init__(space, seed)
-        if population_size < 1 or not 1 <= sample_size <= population_size:
-            raise ValueError(f"need 1 <= sample_size <= population_size, got {sample_size} and {population_size}")
+        check_sizes(population_size, sample_size)
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
 

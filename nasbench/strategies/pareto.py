@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 Point = Sequence[float]
 
 
@@ -24,31 +26,21 @@ def dominates(a: Point, b: Point) -> bool:
 
 def nondominated_ranks(points: Sequence[Point]) -> list[int]:
     """Front number of every point: 0 for the Pareto front, 1 for the front once it is
-    removed, and so on (Deb et al.'s fast non-dominated sort)."""
-    n = len(points)
-    dominated_by = [0] * n
-    dominating: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dominates(points[i], points[j]):
-                dominating[i].append(j)
-                dominated_by[j] += 1
-            elif dominates(points[j], points[i]):
-                dominating[j].append(i)
-                dominated_by[i] += 1
-    ranks = [0] * n
-    front = [i for i in range(n) if dominated_by[i] == 0]
+    removed, and so on (Deb et al.'s non-dominated sorting, one dominance matrix)."""
+    if len(points) == 0:
+        return []
+    p = np.asarray(points, dtype=float)
+    # dominates[i, j]: i is at least as good as j everywhere and better somewhere
+    dominates = (p[:, None, :] >= p[None, :, :]).all(axis=2) & (p[:, None, :] > p[None, :, :]).any(axis=2)
+    ranks = np.full(len(p), -1)
+    remaining = np.ones(len(p), dtype=bool)
     rank = 0
-    while front:
-        following = []
-        for i in front:
-            ranks[i] = rank
-            for j in dominating[i]:
-                dominated_by[j] -= 1
-                if dominated_by[j] == 0:
-                    following.append(j)
-        front, rank = following, rank + 1
-    return ranks
+    while remaining.any():
+        front = remaining & ~(dominates[remaining][:, :].any(axis=0))
+        ranks[front] = rank
+        remaining &= ~front
+        rank += 1
+    return ranks.tolist()
 
 
 def crowding_distances(points: Sequence[Point]) -> list[float]:
