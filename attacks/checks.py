@@ -117,23 +117,37 @@ class Comparison:
     p_value: float
 
     def counts(self) -> dict[str, int]:
-        return {"points": self.n, f"robust under {self.strong}": self.strong_robust,
-                f"robust under {self.weak}": self.weak_robust, f"robust only under {self.strong}": self.only_strong,
-                f"robust only under {self.weak}": self.only_weak}
+        return {
+            "points": self.n,
+            f"robust under {self.strong}": self.strong_robust,
+            f"robust under {self.weak}": self.weak_robust,
+            f"robust only under {self.strong}": self.only_strong,
+            f"robust only under {self.weak}": self.only_weak,
+        }
 
     def text(self) -> str:
-        return (f"{self.strong} {self.strong_robust} vs {self.weak} {self.weak_robust} of {self.n} robust "
-                f"{self.where} ({self.only_strong} only under {self.strong}, {self.only_weak} only under {self.weak})")
+        return (
+            f"{self.strong} {self.strong_robust} vs {self.weak} {self.weak_robust} of {self.n} robust "
+            f"{self.where} ({self.only_strong} only under {self.strong}, {self.only_weak} only under {self.weak})"
+        )
 
 
-def compare(strong: str, strong_robust: "torch.Tensor", weak: str, weak_robust: "torch.Tensor",
-            where: str) -> Comparison:
+def compare(strong: str, strong_robust: torch.Tensor, weak: str, weak_robust: torch.Tensor, where: str) -> Comparison:
     """Compare two per-example robust masks over the same points (exact one-sided McNemar)."""
     only_strong = int((strong_robust & ~weak_robust).sum())
     only_weak = int((weak_robust & ~strong_robust).sum())
     p = _binomial_greater(only_strong, only_strong + only_weak, 0.5)
-    return Comparison(strong, weak, where, len(strong_robust), int(strong_robust.sum()), int(weak_robust.sum()),
-                      only_strong, only_weak, float(p))
+    return Comparison(
+        strong,
+        weak,
+        where,
+        len(strong_robust),
+        int(strong_robust.sum()),
+        int(weak_robust.sum()),
+        only_strong,
+        only_weak,
+        float(p),
+    )
 
 
 def _verdict(name: str, comparisons: list[Comparison], failure: str, success: str) -> CheckResult:
@@ -145,8 +159,13 @@ def _verdict(name: str, comparisons: list[Comparison], failure: str, success: st
     if p < ALPHA:
         return CheckResult(name, False, f"{worst.text()}: {failure} ({test})", p, worst.counts())
     if worst.only_strong == 0 and len(comparisons) > 1:  # nothing against it anywhere: no closest call
-        return CheckResult(name, True, f"{success}: no point went against it ({test})", p,
-                           {"comparisons": len(comparisons), "points against": 0})
+        return CheckResult(
+            name,
+            True,
+            f"{success}: no point went against it ({test})",
+            p,
+            {"comparisons": len(comparisons), "points against": 0},
+        )
     closest = "closest: " if len(comparisons) > 1 else ""
     return CheckResult(name, True, f"{success}; {closest}{worst.text()} ({test})", p, worst.counts())
 
@@ -154,7 +173,7 @@ def _verdict(name: str, comparisons: list[Comparison], failure: str, success: st
 # --------------------------------------------------------------------------- the checks
 
 
-def run_checks(report: "RobustnessReport") -> list[CheckResult]:
+def run_checks(report: RobustnessReport) -> list[CheckResult]:
     """Run every check on ``report`` (also done inside ``evaluate``)."""
     return [
         check_monotone(report),
@@ -166,9 +185,9 @@ def run_checks(report: "RobustnessReport") -> list[CheckResult]:
     ]
 
 
-def check_monotone(report) -> CheckResult:
+def check_monotone(report: RobustnessReport) -> CheckResult:
     name = "monotone-in-eps"
-    series: dict[str, list[tuple[float, "torch.Tensor | None"]]] = {}
+    series: dict[str, list[tuple[float, torch.Tensor | None]]] = {}
     for w in report.worst_case:
         series.setdefault(f"worst case ({w.norm})", []).append((w.eps, w.robust))
     for r in report.results:
@@ -179,16 +198,20 @@ def check_monotone(report) -> CheckResult:
     comparisons = []
     for label, points in series.items():
         points.sort(key=lambda point: point[0])
-        for (e0, m0), (e1, m1) in zip(points, points[1:]):
+        for (e0, m0), (e1, m1) in zip(points, points[1:], strict=False):
             if m0 is not None and m1 is not None:
                 comparisons.append(compare(f"eps {e1:.4g}", m1, f"eps {e0:.4g}", m0, f"for {label}"))
     if not comparisons:
         return CheckResult(name, None, "no per-example outcomes to compare")
-    return _verdict(name, comparisons, "robust accuracy rises with eps",
-                    f"robust accuracy never significantly rises with eps ({len(series)} curves)")
+    return _verdict(
+        name,
+        comparisons,
+        "robust accuracy rises with eps",
+        f"robust accuracy never significantly rises with eps ({len(series)} curves)",
+    )
 
 
-def check_reaches_chance(report) -> CheckResult:
+def check_reaches_chance(report: RobustnessReport) -> CheckResult:
     """Robust accuracy at the largest eps is tested against chance: FAIL when every such
     measurement is significantly above it (one-sided exact binomial test)."""
     name = "reaches-chance"
@@ -196,17 +219,29 @@ def check_reaches_chance(report) -> CheckResult:
     seen = []  # (p, robust, points, where)
     for norm in dict.fromkeys(w.norm for w in report.worst_case):
         top = max((w for w in report.worst_case if w.norm == norm), key=lambda w: w.eps)
-        seen.append((_binomial_greater(top.n_robust, report.n, chance), top.n_robust, report.n,
-                     f"{norm} eps {top.eps:.4g} (sweep)"))
+        seen.append(
+            (
+                _binomial_greater(top.n_robust, report.n, chance),
+                top.n_robust,
+                report.n,
+                f"{norm} eps {top.eps:.4g} (sweep)",
+            )
+        )
     probe = report.probes.get("large_eps") if report.probes else None
     if probe:
         n_probe = report.probes.get("n", 1)
         k = probe.get("n_robust", round(probe["robust"] * n_probe))
         # The probe runs on clean-correct points: chance over the whole set is chance / clean accuracy there.
         bound = chance / report.clean_accuracy if report.clean_accuracy > 0 else 1.0
-        seen.append((_binomial_greater(k, n_probe, bound), k, n_probe,
-                     f"{report.probes['norm']} eps {probe['eps']:.4g} ({probe['attack']} probe on clean-correct "
-                     f"points, {_pct(probe['robust'] * report.clean_accuracy)} of all)"))
+        seen.append(
+            (
+                _binomial_greater(k, n_probe, bound),
+                k,
+                n_probe,
+                f"{report.probes['norm']} eps {probe['eps']:.4g} ({probe['attack']} probe on clean-correct "
+                f"points, {_pct(probe['robust'] * report.clean_accuracy)} of all)",
+            )
+        )
     if not seen:
         return CheckResult(name, None, "no eps-bounded attack was run")
     p, k, n, where = max(seen, key=lambda item: item[0])  # the measurement most consistent with chance
@@ -214,33 +249,54 @@ def check_reaches_chance(report) -> CheckResult:
     test = f"binomial p = {format_p(p)} against chance {_pct(chance)}"
     if p >= ALPHA:
         return CheckResult(name, True, f"{k} of {n} robust at {where}: not above chance ({test})", p, counts)
-    return CheckResult(name, False, f"{k} of {n} robust at {where}, above chance ({test}): the attack may be "
-                                    "blocked (gradient masking) or too weak", p, counts)
+    return CheckResult(
+        name,
+        False,
+        f"{k} of {n} robust at {where}, above chance ({test}): the attack may be "
+        "blocked (gradient masking) or too weak",
+        p,
+        counts,
+    )
 
 
-def check_iterative_beats_single_step(report) -> CheckResult:
+def check_iterative_beats_single_step(report: RobustnessReport) -> CheckResult:
     name = "iterative-beats-single-step"
     comparisons = []
     for r in report.results:
         if r.name != "fgsm" or r.eps == 0 or r.robust is None:
             continue
         for o in report.results:
-            if o.name in ITERATIVE and o.scope == "all" and o.norm == r.norm and o.eps == r.eps \
-                    and o.robust is not None:
+            if (
+                o.name in ITERATIVE
+                and o.scope == "all"
+                and o.norm == r.norm
+                and o.eps == r.eps
+                and o.robust is not None
+            ):
                 comparisons.append(compare(o.attack, o.robust, r.attack, r.robust, f"at eps {r.eps:.4g}"))
     probes = report.probes or {}
     masks = report.probe_robust
     if "single_step" in probes and "single_step" in masks and "iterative" in masks:
-        comparisons.append(compare(probes["iterative"]["attack"], masks["iterative"],
-                                   probes["single_step"]["attack"], masks["single_step"],
-                                   f"at eps {probes['eps']:.4g} (probe)"))
+        comparisons.append(
+            compare(
+                probes["iterative"]["attack"],
+                masks["iterative"],
+                probes["single_step"]["attack"],
+                masks["single_step"],
+                f"at eps {probes['eps']:.4g} (probe)",
+            )
+        )
     if not comparisons:
         return CheckResult(name, None, "no single-step / iterative pair to compare")
-    return _verdict(name, comparisons, "the iterative attack is weaker than a single step",
-                    "iterative attacks at least as strong as single-step")
+    return _verdict(
+        name,
+        comparisons,
+        "the iterative attack is weaker than a single step",
+        "iterative attacks at least as strong as single-step",
+    )
 
 
-def check_more_steps(report) -> CheckResult:
+def check_more_steps(report: RobustnessReport) -> CheckResult:
     name = "more-steps-no-worse"
     probes = report.probes or {}
     masks = report.probe_robust
@@ -248,12 +304,17 @@ def check_more_steps(report) -> CheckResult:
         return CheckResult(name, None, "no iterative probe was run (no eps > 0 in the sweep)")
     if "more_steps" not in masks or "iterative" not in masks:
         return CheckResult(name, None, "no per-example outcomes of the probe to compare")
-    comparison = compare(probes["more_steps"]["attack"], masks["more_steps"], probes["iterative"]["attack"],
-                         masks["iterative"], f"at eps {probes['eps']:.4g}")
+    comparison = compare(
+        probes["more_steps"]["attack"],
+        masks["more_steps"],
+        probes["iterative"]["attack"],
+        masks["iterative"],
+        f"at eps {probes['eps']:.4g}",
+    )
     return _verdict(name, [comparison], "more steps made the attack weaker", "more steps are no weaker")
 
 
-def check_black_box(report) -> CheckResult:
+def check_black_box(report: RobustnessReport) -> CheckResult:
     """Square runs after the white-box attacks, on the points they all failed on, so the
     two sets it is judged by are disjoint: ``extra`` points only Square broke, and the
     points the white-box attacks broke (at most that many only they broke). Two tests,
@@ -276,27 +337,36 @@ def check_black_box(report) -> CheckResult:
         tests.append((min(more_than_white, large_share), r, white_broken))
     p_min, r, white_broken = min(tests, key=lambda t: (t[0], -t[1].n_broken))
     p = _adjusted(p_min, 2 * len(tests))
-    counts = {"points Square ran on": r.n_attacked, "broken only by Square": r.n_broken,
-              "broken by white-box attacks": white_broken}
+    counts = {
+        "points Square ran on": r.n_attacked,
+        "broken only by Square": r.n_broken,
+        "broken by white-box attacks": white_broken,
+    }
     test = f"binomial p = {format_p(p)}, {2 * len(tests)} tests"
-    found = (f"{r.attack} broke {r.n_broken} of the {r.n_attacked} points still standing after the white-box "
-             f"attacks at eps {r.eps:.4g} (they broke {white_broken})")
+    found = (
+        f"{r.attack} broke {r.n_broken} of the {r.n_attacked} points still standing after the white-box "
+        f"attacks at eps {r.eps:.4g} (they broke {white_broken})"
+    )
     if p < ALPHA:
-        return CheckResult(name, False, f"{found}, significantly more ({test}): gradient masking suspected",
-                           p, counts)
-    return CheckResult(name, True, f"Square found little the white-box attacks missed; closest: {found} ({test})",
-                       p, counts)
+        return CheckResult(name, False, f"{found}, significantly more ({test}): gradient masking suspected", p, counts)
+    return CheckResult(
+        name, True, f"Square found little the white-box attacks missed; closest: {found} ({test})", p, counts
+    )
 
 
-def check_unbounded(report) -> CheckResult:
+def check_unbounded(report: RobustnessReport) -> CheckResult:
     """Unbounded CW / DeepFool: FAIL when the success rate is significantly below 95%
     (one-sided exact binomial test)."""
     name = "unbounded-attacks-succeed"
     rows = [r for r in report.results if r.kind == "min-norm" and r.eps == float("inf")]
     if not rows:
         return CheckResult(name, None, "no unbounded CW / DeepFool run")
-    detail = ", ".join(f"{r.attack} {r.n_broken}/{r.n_attacked} (median L2 {r.median_l2:.3g})"
-                       if r.median_l2 is not None else f"{r.attack} {r.n_broken}/{r.n_attacked}" for r in rows)
+    detail = ", ".join(
+        f"{r.attack} {r.n_broken}/{r.n_attacked} (median L2 {r.median_l2:.3g})"
+        if r.median_l2 is not None
+        else f"{r.attack} {r.n_broken}/{r.n_attacked}"
+        for r in rows
+    )
     # P(at most this many successes) if the true rate were 95%: the same test, counting failures.
     tests = [(_binomial_greater(r.n_attacked - r.n_broken, r.n_attacked, 1 - UNBOUNDED_SUCCESS), r) for r in rows]
     p_min, r = min(tests, key=lambda t: t[0])

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PIPED_WIDTH = 160  # wide enough for a 64-character hash and a handful of metrics
 
@@ -32,8 +33,15 @@ def compact_table(title: str | None = None, **options: Any):
 
     # At least as wide as its title (up to the console's width), so that a narrow table's
     # title stays on one line and can be searched for.
-    options = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "header_style": "bold",
-               "title_justify": "left", "min_width": len(title) if title else None, **options}
+    options = {
+        "box": box.SIMPLE_HEAD,
+        "show_edge": False,
+        "pad_edge": False,
+        "header_style": "bold",
+        "title_justify": "left",
+        "min_width": len(title) if title else None,
+        **options,
+    }
     return Table(title=title, **options)
 
 
@@ -54,6 +62,7 @@ def print_fitted(console, build: Callable[[list], Any], columns: list) -> None:
     console, as several tables of as many of those columns as fit (``build`` repeats the
     columns that name the rows, the later tables are titled "(continued)"), so that no
     name or number is cut."""
+
     def fits(chosen) -> bool:
         return natural_width(console, build(chosen)) <= console.width
 

@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 import torch.nn as nn
+from attack_fixtures import digits, load_digits_tensors, one_thread, train_cnn, trained_cnn  # noqa: F401
 
-from attack_fixtures import one_thread, trained_cnn, digits, load_digits_tensors, train_cnn  # noqa: F401
 from attacks import AttackResult, RobustnessReport, WorstCase, evaluate, run_checks
 from attacks.checks import ALPHA, compare
 
@@ -22,17 +22,43 @@ N = 100
 def first(k: int, n: int = N, start: int = 0) -> torch.Tensor:
     """A per-example robust mask: points start .. start+k-1 robust."""
     mask = torch.zeros(n, dtype=torch.bool)
-    mask[start:start + k] = True
+    mask[start : start + k] = True
     return mask
 
 
-def result(attack, eps, robust, *, name=None, scope="all", kind="gradient", n_attacked=100, n_broken=0,
-           success=0.0, norm="Linf", mask=None):
-    return AttackResult(attack=attack, name=name or attack.split("-")[0], norm=norm, eps=eps,
-                        robust_accuracy=robust, success_rate=success, n_attacked=n_attacked, n_broken=n_broken,
-                        mean_l2=None, median_l2=None, mean_linf=None, median_linf=None, seconds=0.0,
-                        seconds_per_example=0.0, scope=scope, kind=kind,
-                        robust=mask if mask is not None else first(round(robust * N)))
+def result(
+    attack,
+    eps,
+    robust,
+    *,
+    name=None,
+    scope="all",
+    kind="gradient",
+    n_attacked=100,
+    n_broken=0,
+    success=0.0,
+    norm="Linf",
+    mask=None,
+):
+    return AttackResult(
+        attack=attack,
+        name=name or attack.split("-")[0],
+        norm=norm,
+        eps=eps,
+        robust_accuracy=robust,
+        success_rate=success,
+        n_attacked=n_attacked,
+        n_broken=n_broken,
+        mean_l2=None,
+        median_l2=None,
+        mean_linf=None,
+        median_linf=None,
+        seconds=0.0,
+        seconds_per_example=0.0,
+        scope=scope,
+        kind=kind,
+        robust=mask if mask is not None else first(round(robust * N)),
+    )
 
 
 def worst_case(eps, robust, broken_by=None):
@@ -45,8 +71,17 @@ def probe(attack, k, n=N):
 
 
 def report(results, worst, probes=None, probe_robust=None, n=N):
-    return RobustnessReport(n=n, n_classes=10, clean_accuracy=0.98, targeted=False, threat_model={},
-                            results=results, worst_case=worst, probes=probes or {}, probe_robust=probe_robust or {})
+    return RobustnessReport(
+        n=n,
+        n_classes=10,
+        clean_accuracy=0.98,
+        targeted=False,
+        threat_model={},
+        results=results,
+        worst_case=worst,
+        probes=probes or {},
+        probe_robust=probe_robust or {},
+    )
 
 
 def verdicts(r):
@@ -57,23 +92,37 @@ def sound_probes(**changes):
     """Probes of a sound evaluation on 100 points at eps 0.1; ``changes``: role -> robust mask."""
     masks = {"single_step": first(61), "iterative": first(41), "more_steps": first(38), "large_eps": first(0)}
     masks.update(changes)
-    probes = {"norm": "Linf", "n": N, "eps": 0.1, "single_step": probe("fgsm", int(masks["single_step"].sum())),
-              "iterative": probe("pgd-10", int(masks["iterative"].sum())),
-              "more_steps": probe("pgd-40", int(masks["more_steps"].sum())),
-              "large_eps": {**probe("pgd-20", int(masks["large_eps"].sum())), "eps": 0.5}}
+    probes = {
+        "norm": "Linf",
+        "n": N,
+        "eps": 0.1,
+        "single_step": probe("fgsm", int(masks["single_step"].sum())),
+        "iterative": probe("pgd-10", int(masks["iterative"].sum())),
+        "more_steps": probe("pgd-40", int(masks["more_steps"].sum())),
+        "large_eps": {**probe("pgd-20", int(masks["large_eps"].sum())), "eps": 0.5},
+    }
     return probes, masks
 
 
-SOUND_RESULTS = [result("fgsm", 0.1, 0.60), result("pgd-10", 0.1, 0.40), result("fgsm", 0.3, 0.20),
-                 result("pgd-10", 0.3, 0.0)]
+SOUND_RESULTS = [
+    result("fgsm", 0.1, 0.60),
+    result("pgd-10", 0.1, 0.40),
+    result("fgsm", 0.3, 0.20),
+    result("pgd-10", 0.3, 0.0),
+]
 SOUND_WORST = [worst_case(0.1, 0.40, {"pgd-10": 58}), worst_case(0.3, 0.0, {"pgd-10": 98})]
 
 
 def test_a_sound_evaluation_passes_every_applicable_check():
     checks = run_checks(report(SOUND_RESULTS, SOUND_WORST, *sound_probes()))
     assert {c.name: c.passed for c in checks} == {
-        "monotone-in-eps": True, "reaches-chance": True, "iterative-beats-single-step": True,
-        "more-steps-no-worse": True, "black-box-not-better": None, "unbounded-attacks-succeed": None}
+        "monotone-in-eps": True,
+        "reaches-chance": True,
+        "iterative-beats-single-step": True,
+        "more-steps-no-worse": True,
+        "black-box-not-better": None,
+        "unbounded-attacks-succeed": None,
+    }
     for c in checks:
         if c.passed is not None:  # every verdict carries its test: a p-value and the counts behind it
             assert 0 <= c.p_value <= 1 and c.counts and "p = " in c.detail
@@ -98,20 +147,31 @@ def test_one_example_either_way_never_fails_more_steps():
     n = 194
     few = first(88, n)
     many = first(83, n) | first(6, n, start=100)  # 6 robust only under pgd-40, 5 only under pgd-10
-    probes = {"norm": "Linf", "n": n, "eps": 0.1, "iterative": probe("pgd-10", 88, n),
-              "more_steps": probe("pgd-40", 89, n)}
+    probes = {
+        "norm": "Linf",
+        "n": n,
+        "eps": 0.1,
+        "iterative": probe("pgd-10", 88, n),
+        "more_steps": probe("pgd-40", 89, n),
+    }
     checks = {c.name: c for c in run_checks(report([], [], probes, {"iterative": few, "more_steps": many}))}
     more = checks["more-steps-no-worse"]
     assert more.passed is True
-    assert more.counts == {"points": 194, "robust under pgd-40": 89, "robust under pgd-10": 88,
-                           "robust only under pgd-40": 6, "robust only under pgd-10": 5}
+    assert more.counts == {
+        "points": 194,
+        "robust under pgd-40": 89,
+        "robust under pgd-10": 88,
+        "robust only under pgd-40": 6,
+        "robust only under pgd-10": 5,
+    }
     assert "pgd-40 89 vs pgd-10 88 of 194" in more.detail and "p = 0.5" in more.detail
     # 15 points that only the longer attack fails on, none the other way: more steps really hurt.
     many = few | first(15, n, start=100)
     probes["more_steps"] = probe("pgd-40", 103, n)
     more = {c.name: c for c in run_checks(report([], [], probes, {"iterative": few, "more_steps": many}))}[
-        "more-steps-no-worse"]
-    assert more.passed is False and more.p_value == pytest.approx(0.5 ** 15)
+        "more-steps-no-worse"
+    ]
+    assert more.passed is False and more.p_value == pytest.approx(0.5**15)
     assert "15 only under pgd-40, 0 only under pgd-10" in more.detail
 
 
@@ -132,8 +192,9 @@ def test_rising_robust_accuracy_fails_monotonicity():
 def test_robustness_that_never_reaches_chance_fails():
     probes, masks = sound_probes(large_eps=first(70))
     worst = [worst_case(0.1, 0.60), worst_case(0.3, 0.55)]
-    checks = {c.name: c for c in run_checks(report(SOUND_RESULTS[:3] + [result("pgd-10", 0.3, 0.1)], worst,
-                                                   probes, masks))}
+    checks = {
+        c.name: c for c in run_checks(report(SOUND_RESULTS[:3] + [result("pgd-10", 0.3, 0.1)], worst, probes, masks))
+    }
     assert checks["reaches-chance"].passed is False and checks["reaches-chance"].p_value < ALPHA
     # 12 of 100 points is chance (10%) plus noise: passes.
     probes, masks = sound_probes(large_eps=first(12))
@@ -151,8 +212,16 @@ def test_single_step_beating_iterative_and_more_steps_hurting_fail():
 
 
 def square(eps, n_attacked, n_broken, robust):
-    return result("square-5000q", eps, robust, name="square", scope="cascade", kind="black-box",
-                  n_attacked=n_attacked, n_broken=n_broken)
+    return result(
+        "square-5000q",
+        eps,
+        robust,
+        name="square",
+        scope="cascade",
+        kind="black-box",
+        n_attacked=n_attacked,
+        n_broken=n_broken,
+    )
 
 
 def test_square_beating_white_box_flags_gradient_masking():
@@ -161,8 +230,11 @@ def test_square_beating_white_box_flags_gradient_masking():
     checks = {c.name: c for c in run_checks(report(results, worst, *sound_probes()))}
     black_box = checks["black-box-not-better"]
     assert black_box.passed is False and "gradient masking" in black_box.detail
-    assert black_box.counts == {"points Square ran on": 40, "broken only by Square": 35,
-                                "broken by white-box attacks": 20}
+    assert black_box.counts == {
+        "points Square ran on": 40,
+        "broken only by Square": 35,
+        "broken by white-box attacks": 20,
+    }
     results[-1] = square(0.1, 40, 1, 0.39)
     assert verdicts(report(results, SOUND_WORST, *sound_probes()))["black-box-not-better"] is True
     # One point Square found where the white-box attacks found none is no evidence of masking.
@@ -194,12 +266,18 @@ def test_default_sweeps_of_undefended_models_give_no_false_failure(seed):
     r = evaluate(model, x[:N], y[:N], DEFAULT_SWEEP, DIGITS_EPS, seed=seed)
     assert r.failed_checks == [], [str(c) for c in r.failed_checks]
     applicable = {c.name for c in r.checks if c.passed is not None}
-    assert applicable == {"monotone-in-eps", "reaches-chance", "iterative-beats-single-step",
-                          "more-steps-no-worse", "black-box-not-better"}
+    assert applicable == {
+        "monotone-in-eps",
+        "reaches-chance",
+        "iterative-beats-single-step",
+        "more-steps-no-worse",
+        "black-box-not-better",
+    }
     data = json.loads(json.dumps(r.to_dict()))  # JSON-able: the masks stay out, their counts go in
     assert all(c["p_value"] is not None and c["counts"] for c in data["checks"] if c["passed"] is not None)
     assert "robust" not in data["results"][0] and data["probes"]["iterative"]["n_robust"] == int(
-        r.probe_robust["iterative"].sum())
+        r.probe_robust["iterative"].sum()
+    )
 
 
 def test_a_one_step_iterative_attack_fails(trained_cnn, digits):
@@ -246,8 +324,9 @@ def test_a_gradient_masked_model_fails_the_default_sweep(trained_cnn, digits):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A small macro CNN trained briefly on digits and saved as a platform checkpoint."""
-    from nasbench.data import load_dataset
     from test_attack_cli import make_checkpoint
+
+    from nasbench.data import load_dataset
 
     directory, _, _ = make_checkpoint(tmp_path_factory.mktemp("ckpt") / "found", load_dataset("digits", seed=0))
     return directory
@@ -255,18 +334,34 @@ def checkpoint(tmp_path_factory):
 
 def tables_of(out: str) -> list[str]:
     """The console tables and lines above the file list (whose paths are printed unwrapped)."""
-    return out[:out.index("\nfiles")].splitlines()
+    return out[: out.index("\nfiles")].splitlines()
 
 
 def test_attack_cli_default_sweep_fits_80_columns_with_no_false_failure_or_mlflow_notices(
-        checkpoint, tmp_path, monkeypatch, capfd):
+    checkpoint, tmp_path, monkeypatch, capfd
+):
     from nasbench.cli import main
 
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))  # as on a fresh clone: MLflow builds a store
     root = tmp_path / "experiments"
-    code = main(["attack", "--model", str(checkpoint), "--attacks", DEFAULT_SWEEP, "--eps", "0,0.05,0.1,0.2,0.3",
-                 "--n", "100", "--experiment", "e", "--experiments-dir", str(root)])
+    code = main(
+        [
+            "attack",
+            "--model",
+            str(checkpoint),
+            "--attacks",
+            DEFAULT_SWEEP,
+            "--eps",
+            "0,0.05,0.1,0.2,0.3",
+            "--n",
+            "100",
+            "--experiment",
+            "e",
+            "--experiments-dir",
+            str(root),
+        ]
+    )
     out, err = capfd.readouterr()
     assert code == 0, err
     assert (root / "e" / "mlflow.db").is_file()
@@ -290,9 +385,24 @@ def test_attack_cli_and_report_show_a_failed_check_with_its_counts_and_p_value(c
     from nasbench.cli import main
 
     root = tmp_path / "experiments"
-    code = main(["attack", "--model", str(checkpoint), "--attacks", "fgsm,pgd:steps=1:random_start=false:alpha=0.01",
-                 "--eps", "0,0.1,0.2", "--n", "100", "--no-tracking", "--experiment", "weak",
-                 "--experiments-dir", str(root)])
+    code = main(
+        [
+            "attack",
+            "--model",
+            str(checkpoint),
+            "--attacks",
+            "fgsm,pgd:steps=1:random_start=false:alpha=0.01",
+            "--eps",
+            "0,0.1,0.2",
+            "--n",
+            "100",
+            "--no-tracking",
+            "--experiment",
+            "weak",
+            "--experiments-dir",
+            str(root),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     record = json.loads(next((root / "weak" / "evaluations").glob("*/evaluation.json")).read_text())
@@ -307,8 +417,9 @@ def test_attack_cli_and_report_show_a_failed_check_with_its_counts_and_p_value(c
     assert code == 0, capsys.readouterr().err
     html = next((root / "weak").glob("**/*.html")).read_text()
     from html import unescape
+
     text = unescape(html)
     assert "p-value" in text and "counts" in text
     p_shown = f"{check['p_value']:.0e}"
-    assert f"<td class=\"num\">{p_shown}</td>" in html
+    assert f'<td class="num">{p_shown}</td>' in html
     assert f"robust only under pgd-1 {only_pgd}; robust only under fgsm 0" in text

@@ -42,8 +42,18 @@ def test_bench_top_and_pareto_fit_80_columns_with_full_hashes_and_numbers(record
     for rank, row in enumerate(top, start=1):
         # the 64-character hash on one line with its rank; its numbers in a continued table
         assert any(line.split() == [str(rank), row["arch_hash"], str(row["seed"])] for line in lines), out
-        assert any(line.split() == [str(rank), f"{row['val_acc']:.4f}", f"{row['test_acc']:.4f}",
-                                    f"{row['params']:,}", f"{row['macs']:,}", "-"] for line in lines), out
+        assert any(
+            line.split()
+            == [
+                str(rank),
+                f"{row['val_acc']:.4f}",
+                f"{row['test_acc']:.4f}",
+                f"{row['params']:,}",
+                f"{row['macs']:,}",
+                "-",
+            ]
+            for line in lines
+        ), out
     assert "(all dataset digits, budget 2, space cell)" in out and "(continued)" in out
 
     out = shown(capsys, ["bench", "pareto", "--db", str(recorded), "val_acc:max", "params:min"])
