@@ -173,19 +173,27 @@ def motion_blur_kernel(radius: float, sigma: float) -> Tensor:
 
 def _motion_blur(x: Tensor, radius: float, sigma: float, angles_deg: Tensor) -> Tensor:
     """ImageMagick ``MotionBlurImage`` with one angle per image: tap i reads the pixel at offset
-    ``(ceil(i cos a - 0.5), ceil(i sin a - 0.5))`` (columns, rows), edge pixels repeated."""
+    ``(ceil(i cos a - 0.5), ceil(i sin a - 0.5))`` (columns, rows), edge pixels repeated.
+
+    Each tap is one whole-pixel shift per image, read with ``grid_sample`` (nearest, border):
+    exact, and several times faster on a CPU than gathering every tap's pixels at once.
+    """
     kernel = motion_blur_kernel(radius, sigma).to(x)
     n, _, height, width = x.shape
     taps = torch.arange(len(kernel), device=x.device, dtype=torch.float64)
     angles = torch.deg2rad(angles_deg.to(torch.float64)).view(n, 1)
-    col_offset = torch.ceil(taps * torch.cos(angles) - 0.5).long()  # (N, taps)
-    row_offset = torch.ceil(taps * torch.sin(angles) - 0.5).long()
-    rows = torch.arange(height, device=x.device).view(1, 1, height, 1) + row_offset.view(n, -1, 1, 1)
-    cols = torch.arange(width, device=x.device).view(1, 1, 1, width) + col_offset.view(n, -1, 1, 1)
-    rows = _border_index(rows.expand(n, -1, height, width), height, "edge")
-    cols = _border_index(cols.expand(n, -1, height, width), width, "edge")
-    samples = _gather_pixels(x, rows, cols)  # (N, C, taps, H, W)
-    return torch.einsum("nkthw,t->nkhw", samples, kernel)
+    col_offset = torch.ceil(taps * torch.cos(angles) - 0.5).to(x.dtype)  # (N, taps)
+    row_offset = torch.ceil(taps * torch.sin(angles) - 0.5).to(x.dtype)
+    rows = torch.arange(height, device=x.device, dtype=x.dtype).view(1, height, 1)
+    cols = torch.arange(width, device=x.device, dtype=x.dtype).view(1, 1, width)
+    out = torch.zeros_like(x)
+    for tap, weight in enumerate(kernel):
+        # pixel positions, clamped to the edge, in grid_sample's [-1, 1] (align_corners: pixel centres)
+        grid_rows = (rows + row_offset[:, tap].view(n, 1, 1)).clamp(0, height - 1) * (2 / max(height - 1, 1)) - 1
+        grid_cols = (cols + col_offset[:, tap].view(n, 1, 1)).clamp(0, width - 1) * (2 / max(width - 1, 1)) - 1
+        grid = torch.stack([grid_cols.expand(n, height, width), grid_rows.expand(n, height, width)], -1)
+        out += weight * F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=True)
+    return out
 
 
 def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Generator, device) -> Tensor:
