@@ -281,3 +281,23 @@ def test_corruption_errors_follow_the_papers_definitions(digits_report):
     own = corruption_errors(real, real, "itself")
     assert own["mce"] == pytest.approx(1.0)
     assert CorruptionReport.from_dict(real.to_dict()).accuracy == real.accuracy
+
+
+def test_motion_blur_reads_imagemagicks_taps_at_any_angle():
+    """Against the definition, pixel by pixel: tap i of (row, col) reads the edge-clamped pixel at
+    (row + ceil(i sin a - 0.5), col + ceil(i cos a - 0.5))."""
+    import math
+
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 2, 7, 9, generator=generator, dtype=torch.float64)
+    angles = torch.tensor([-135.0, 17.0, 60.0], dtype=torch.float64)
+    kernel = C.motion_blur_kernel(4, 1.5)
+    got = C._motion_blur(x, 4, 1.5, angles)
+    for n, angle in enumerate(angles.tolist()):
+        a = math.radians(angle)
+        for row in range(7):
+            for col in range(9):
+                value = sum(float(kernel[i]) * x[n, :, min(max(row + math.ceil(i * math.sin(a) - 0.5), 0), 6),
+                                                   min(max(col + math.ceil(i * math.cos(a) - 0.5), 0), 8)]
+                            for i in range(len(kernel)))
+                assert torch.allclose(got[n, :, row, col], value, atol=1e-9)
