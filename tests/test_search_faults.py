@@ -372,3 +372,42 @@ def test_a_killed_driver_with_finished_but_unwritten_trials_resumes_with_exact_c
     ok = {t.user_attrs["arch_hash"] for t in study.trials if t.user_attrs["status"] == "ok"}
     assert len(store) == len(ok) and all(store.lookup(h, "digits", 1, 0)["status"] == "ok" for h in ok)
     assert {store.lookup(h, "digits", 1, 0)["mlflow_run_id"] for h in ok} <= {r.info.run_id for r in runs}
+
+
+def test_a_trial_in_the_outbox_but_still_running_in_optuna_is_told_not_rerun(ray_runtime, tracking_uri, tmp_path):
+    """The driver died between keeping a trial's record and telling Optuna: ``--resume``
+    tells Optuna from the record (the trial is not run again) and writes its run and row."""
+    from nasbench.search import STUDY_NAME, optuna_storage
+    from nasbench.store import Benchmark
+    from nasbench.trial_writer import Outbox
+    from search_spaces import arch_hash, arch_to_dict, get_space
+
+    first = run_search(config(tmp_path, experiment="between", trials=2, tracking_uri=tracking_uri),
+                       evaluate=slow_trials)
+    directory = first.experiment_dir
+    study = optuna.load_study(study_name=STUDY_NAME, storage=optuna_storage(directory))
+    trial = study.ask()
+    arch = get_space("macro", (1, 8, 8)).sample(trial)
+    trial.set_user_attr("arch", arch_to_dict(arch))
+    trial.set_user_attr("arch_hash", arch_hash(arch))
+    Outbox(directory / "results.jsonl").add(
+        {"trial": trial.number, "arch": arch_to_dict(arch), "arch_hash": arch_hash(arch), "rerun": False,
+         "status": "ok", "reason": None, "values": [0.625], "metrics": {"epoch": 1, "val_acc": 0.625},
+         "curves": [{"epoch": 1, "val_acc": 0.625}], "robust": None})
+
+    resumed = run_search(config(tmp_path, experiment="between", trials=3, resume=True, tracking_uri=tracking_uri),
+                         evaluate=refuse_to_train)
+    assert (resumed.finished, resumed.complete) == (3, 3)
+    told = load_study(directory).trials[2]
+    assert (told.state.name, told.value, told.user_attrs["status"]) == ("COMPLETE", 0.625, "ok")
+    log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
+    resume = next(e for e in log if e.get("event") == "resume")
+    assert (resume["recovered"], resume["rerun"], resume["remaining"]) == ([2], [], 0)
+    run = next(r for r in child_runs(directory, tracking_uri) if r.data.tags["nasbench.trial_id"] == "2")
+    assert run.info.status == "FINISHED" and run.data.metrics["val_acc"] == 0.625
+    row = Benchmark(directory / "benchmark.db").lookup(arch_hash(arch), "digits", 1, 0)
+    assert (row["status"], row["val_acc"], row["mlflow_run_id"]) == ("ok", 0.625, run.info.run_id)
+
+
+def refuse_to_train(arch, context, report):
+    raise AssertionError("this trial should have been answered from its record")
