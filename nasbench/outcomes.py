@@ -22,8 +22,8 @@ from typing import Any
 from nasbench.trial import OBJECTIVES
 
 # The metrics a record keeps of a trial's final result (the rest is Ray Tune's own).
-FINAL_METRICS = ("epoch", "val_acc", "train_acc", "train_loss", "test_acc", "robust_acc", "corruption_acc", "params",
-                 "macs", "latency_ms", "train_seconds", "simulated_seconds", "device")
+FINAL_METRICS = ("epoch", "val_acc", "train_acc", "train_loss", "epoch_seconds", "adv_eps", "test_acc", "robust_acc",
+                 "corruption_acc", "params", "macs", "latency_ms", "train_seconds", "simulated_seconds", "device")
 
 
 def finite(value: Any) -> bool:

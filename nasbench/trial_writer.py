@@ -31,8 +31,8 @@ from typing import Any
 from nasbench.outcomes import FINAL_METRICS, finite
 
 # Final metrics logged to a trial's run (the rest of FINAL_METRICS is no number or no result).
-_RUN_METRICS = ("val_acc", "train_acc", "test_acc", "robust_acc", "corruption_acc", "params", "macs", "latency_ms",
-                "train_seconds", "simulated_seconds")
+_RUN_METRICS = ("val_acc", "train_acc", "train_loss", "epoch_seconds", "adv_eps", "test_acc", "robust_acc",
+                "corruption_acc", "params", "macs", "latency_ms", "train_seconds", "simulated_seconds")
 
 
 class Outbox:

@@ -113,7 +113,7 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
         assert "arch.json" in {f.path for f in client.list_artifacts(run.info.run_id)}
         [dataset_input] = run.inputs.dataset_inputs
         assert (dataset_input.dataset.name, dataset_input.dataset.digest) == ("digits", digest)
-        for key in ("val_acc", "train_acc"):  # one point per epoch, none at step 0
+        for key in ("val_acc", "train_acc", "train_loss"):  # one point per epoch, none at step 0
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1]
     stored_runs = {store.lookup(t.user_attrs["arch_hash"], "digits", 1, 0)["mlflow_run_id"] for t in study.trials}
     assert stored_runs == {r.info.run_id for r in children}
