@@ -22,8 +22,9 @@ severity) pairs on a few validation images.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -108,7 +109,7 @@ class CorruptionReport:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CorruptionReport":
+    def from_dict(cls, data: dict[str, Any]) -> CorruptionReport:
         return cls(n=int(data["n"]), seed=int(data["seed"]), clean_accuracy=float(data["clean_accuracy"]),
                    corruptions=list(data["corruptions"]), severities=[int(s) for s in data["severities"]],
                    accuracy={c: {int(s): float(a) for s, a in row.items()} for c, row in data["accuracy"].items()},
@@ -147,7 +148,7 @@ def corruption_errors(report: CorruptionReport, baseline: CorruptionReport, base
                           "relative CE subtracts each model's clean error (Hendrycks & Dietterich 2019)"}
 
 
-def _resolve_device(model: nn.Module, device) -> torch.device:
+def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
     if device not in (None, "auto"):
         return torch.device(device)
     if torch.cuda.is_available():
@@ -174,7 +175,7 @@ def _count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 def evaluate_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                          corruptions: str | Sequence[str] = "all", severities: str | Sequence[int] = SEVERITIES,
-                         *, seed: int = 0, batch_size: int = 256, device=None,
+                         *, seed: int = 0, batch_size: int = 256, device: torch.device | str | None = None,
                          progress: Progress | None = None) -> CorruptionReport:
     """Accuracy of ``model`` on ``(x, y)`` under each corruption at each severity.
 
@@ -243,7 +244,7 @@ def parse_subset(items: str | Sequence[str]) -> list[tuple[str, int]]:
 
 def subset_accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                       subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
-                      device=None) -> dict[tuple[str, int], float]:
+                      device: torch.device | str | None = None) -> dict[tuple[str, int], float]:
     """Accuracy under each (corruption, severity) pair of ``subset`` (default :data:`SEARCH_SUBSET`)."""
     pairs = parse_subset(subset)
     device = _resolve_device(model, device)
@@ -261,7 +262,7 @@ def subset_accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                         subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
-                        device=None) -> float:
+                        device: torch.device | str | None = None) -> float:
     """Mean accuracy over a fixed subset of (corruption, severity) pairs: the cheap objective
     a search can trade against clean and adversarial accuracy (default :data:`SEARCH_SUBSET`)."""
     accuracies = subset_accuracies(model, x, y, subset, seed=seed, batch_size=batch_size, device=device)

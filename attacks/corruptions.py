@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,7 @@ __all__ = [
 
 SEVERITIES = (1, 2, 3, 4, 5)
 Tensor = torch.Tensor
+Device = torch.device | str
 
 
 class CorruptionConfigError(ValueError):
@@ -150,7 +152,7 @@ def _bilinear(x: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
     return top * (1 - wr) + bottom * wr
 
 
-def _uniform(shape, low: float, high: float, generator: torch.Generator, device) -> Tensor:
+def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: Device) -> Tensor:
     return torch.rand(shape, generator=generator, device=device) * (high - low) + low
 
 
@@ -196,7 +198,7 @@ def _motion_blur(x: Tensor, radius: float, sigma: float, angles_deg: Tensor) -> 
     return out
 
 
-def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Generator, device) -> Tensor:
+def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Generator, device: Device) -> Tensor:
     """The reference's diamond-square height map (``plasma_fractal``), ``n`` at once, in [0, 1].
 
     ``mapsize`` must be a power of two; the random wibble is ``wibble * U(-wibble, wibble)``
@@ -309,7 +311,7 @@ def _glass_wavefronts(height: int, width: int, delta: int) -> list[Tensor]:
 
 
 def _glass_shuffle(n: int, height: int, width: int, delta: int, iterations: int,
-                   generator: torch.Generator, device) -> Tensor:
+                   generator: torch.Generator, device: Device) -> Tensor:
     """For each image, the source pixel of every position after the reference's local swaps."""
     permutation = torch.arange(height * width, device=device).repeat(n, 1)
     for _ in range(iterations):
@@ -410,7 +412,7 @@ def zoom_blur(x: Tensor, zooms: tuple[float, ...], generator: torch.Generator) -
     return (out / (len(zooms) + 1)).clamp(0, 1)
 
 
-def snow(x: Tensor, params: tuple, generator: torch.Generator) -> Tensor:
+def snow(x: Tensor, params: tuple[float, ...], generator: torch.Generator) -> Tensor:
     """Snow flakes: N(c[0], c[1]) per pixel, zoomed by c[2], zero below c[3], motion-blurred
     (radius c[4], sigma c[5], angle in [-135, -45]), added twice (once turned 180 degrees) to
     the image brightened towards ``1.5 * grey + 0.5`` with weight 1 - c[6];
@@ -440,7 +442,8 @@ FROST_PLATES = (
 )
 
 
-def frost_texture(n: int, channels: int, height: int, width: int, generator: torch.Generator, device) -> Tensor:
+def frost_texture(n: int, channels: int, height: int, width: int, generator: torch.Generator,
+                  device: Device) -> Tensor:
     """A seeded procedural stand-in for the reference's frost photographs, in [0, 1].
 
     Ice needles (sparse seeds motion-blurred at a random angle, both ways) over a smooth
@@ -557,15 +560,16 @@ class CorruptionInfo:
 
     name: str
     family: str
-    function: Callable[[Tensor, object, torch.Generator], Tensor]
-    severities: tuple
+    function: Callable[[Tensor, Any, torch.Generator], Tensor]
+    severities: tuple[Any, ...]
 
     @property
     def doc(self) -> str:
         return (self.function.__doc__ or "").strip().splitlines()[0]
 
 
-def _info(family: str, function, severities) -> CorruptionInfo:
+def _info(family: str, function: Callable[[Tensor, Any, torch.Generator], Tensor],
+          severities: list[Any]) -> CorruptionInfo:
     return CorruptionInfo(function.__name__, family, function, tuple(severities))
 
 
@@ -607,7 +611,7 @@ def resolve_corruption(name: str) -> str:
     return key
 
 
-def parse_corruptions(text: str | list[str]) -> list[str]:
+def parse_corruptions(text: str | Sequence[str]) -> list[str]:
     """``"all"`` or a comma-separated list of names (``jpeg``, ``motion`` ... also work), in registry order."""
     items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
     if not items:
@@ -618,7 +622,7 @@ def parse_corruptions(text: str | list[str]) -> list[str]:
     return [name for name in CORRUPTIONS if name in chosen]
 
 
-def parse_severities(text: str | list) -> list[int]:
+def parse_severities(text: str | Sequence[int | str]) -> list[int]:
     """``"1,2,3,4,5"`` or ``"1-5"`` into sorted distinct severities in 1..5."""
     items = [t.strip() for t in (text.split(",") if isinstance(text, str) else map(str, text)) if str(t).strip()]
     values: set[int] = set()
@@ -637,7 +641,7 @@ def parse_severities(text: str | list) -> list[int]:
     return sorted(values)
 
 
-def corruption_generator(seed: int, name: str, device="cpu") -> torch.Generator:
+def corruption_generator(seed: int, name: str, device: Device = "cpu") -> torch.Generator:
     """A generator seeded by ``(seed, corruption)``: a corruption draws the same randomness
     whatever else is evaluated beside it, and the same at every severity (common random
     numbers: what differs between two severities is the severity's constants alone)."""

@@ -581,7 +581,7 @@ def _corruption_reports(models: dict, x: torch.Tensor, y: torch.Tensor, corrupti
     if baseline not in labels:
         raise UserError(f"corruption baseline {baseline!r} is not one of the evaluated models: {', '.join(labels)}")
     reports = {}
-    for label, (model, _) in zip(labels, models.values()):
+    for label, (model, _) in zip(labels, models.values(), strict=True):
         def report_progress(done: int, total: int, description: str, _label=label) -> None:
             if progress is not None:
                 progress(_label, done, total, f"corruptions: {description}")

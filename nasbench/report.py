@@ -427,7 +427,7 @@ def plot_corruptions(summary: dict) -> bytes | None:
                              layout="constrained")
     same_rows = all(p["corruptions"] == panels[0]["corruptions"] for p in panels)
     image = None
-    for index, (ax, panel) in enumerate(zip(axes.flat, panels)):
+    for index, (ax, panel) in enumerate(zip(axes.flat, panels, strict=False)):  # spare axes stay blank
         severities = [str(s) for s in panel["severities"]]
         values = [[100 * panel["accuracy"][c][s] for s in severities] for c in panel["corruptions"]]
         image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
@@ -601,7 +601,7 @@ def _models_table(summary: dict) -> dict[str, Any]:
                               ["yes" if m["on_front"] else "no"]})
     if any(m.get("corruption") for m in summary["models"]):  # a summary column for common corruptions
         headers.append("corruption acc (mCE)")
-        for m, row in zip(summary["models"], rows):
+        for m, row in zip(summary["models"], rows, strict=True):
             c = m.get("corruption")
             row["cells"].append("–" if not c else _pct(c["mean_acc"]) +
                                 (f" ({100 * c['mce']:.0f})" if c["mce"] is not None else ""))

@@ -6,15 +6,12 @@ same everywhere: ``layer 2.stride must be an integer, not '2'``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from search_spaces.errors import InvalidArchitecture
 
 Shape = tuple[int, int, int]
 """An input or feature-map shape: (channels, height, width)."""
-
-T = TypeVar("T")
 
 # Upper bounds far beyond any published CNN (AlexNet's 11x11 filters, ResNet's 2,048
 # channels, VGG's 4,096-wide dense layers), so that a typo such as 1e8 filters is a
@@ -64,24 +61,24 @@ def choice(value: Any, choices: tuple[str, ...], where: str) -> str:
     return str(value)
 
 
-def choices(name: str, values: T | Iterable[T], allowed: tuple[T, ...] | None = None) -> tuple[T, ...]:
+def choices(name: str, values: Any, allowed: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
     """A non-empty tuple of choices for a search space, each in ``allowed`` when given.
 
     A single string or number counts as one choice (``filters: 32`` in a config file).
     """
-    values = (values,) if isinstance(values, (str, int)) else tuple(values)  # type: ignore[arg-type]
-    if not values:
+    result: tuple[Any, ...] = (values,) if isinstance(values, (str, int)) else tuple(values)
+    if not result:
         raise InvalidArchitecture(f"{name} needs at least one choice")
     if allowed is not None:
-        bad = [v for v in values if v not in allowed]
+        bad = [v for v in result if v not in allowed]
         if bad:
             raise InvalidArchitecture(
                 f"{name}: unknown choice(s) {bad}; expected some of {', '.join(map(str, allowed))}"
             )
-    return values
+    return result
 
 
-def positive_ints(name: str, values: int | Iterable[int]) -> tuple[int, ...]:
+def positive_ints(name: str, values: Any) -> tuple[int, ...]:
     """A non-empty tuple of positive integers for a search space."""
     result = choices(name, values)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in result):

@@ -14,6 +14,7 @@ from search_spaces import (
     Head,
     InvalidArchitecture,
     Normalize,
+    NotAnArchitecture,
     Pool,
     arch_from_dict,
     arch_from_json,
@@ -248,6 +249,28 @@ def test_different_architectures_get_different_hashes():
     assert len(hashes) == len(variants) + 1
     residual = variants[2]
     assert not _same_function(base, residual)
+
+
+def test_what_is_no_architecture_is_named_by_every_operation():
+    # a NotAnArchitecture is both: callers catching either keep working
+    assert issubclass(NotAnArchitecture, InvalidArchitecture) and issubclass(NotAnArchitecture, TypeError)
+    operations = {
+        "arch_to_dict": arch_to_dict,
+        "arch_hash": arch_hash,
+        "validate": lambda arch: validate(arch, (1, 8, 8)),
+        "build_model": lambda arch: build_model(arch, (1, 8, 8), 10),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(NotAnArchitecture, match="not an architecture: dict"):
+            operation({"layers": [{}]})  # the dict form is not the spec itself
+            pytest.fail(f"{name} accepted a dict")
+
+
+def test_a_dict_without_kind_is_read_by_its_fields():
+    cell = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    assert arch_from_dict({"cell": cell, "cells_per_stage": 1}) == CellArch.from_string(cell, cells_per_stage=1)
+    assert arch_from_dict({"layers": [{"filters": 4}]}) == Arch(layers=(ConvLayer(filters=4),))
+    assert arch_to_dict(CellArch.from_string(cell))["kind"] == "cell"
 
 
 def test_normalize_maps_unit_range_images():

@@ -9,6 +9,7 @@ are reproducible by seed, and move further from the clean image as the severity 
 from __future__ import annotations
 
 import colorsys
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -96,7 +97,7 @@ NOT_MONOTONE_IN_PIXELS = ("glass_blur", "elastic_transform", "frost")
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in NOT_MONOTONE_IN_PIXELS])
 def test_a_larger_severity_moves_images_further(name, colour_images):
     distance = [float((C.corrupt(colour_images, name, s, seed=0) - colour_images).abs().mean()) for s in range(1, 6)]
-    assert all(b >= a - 1e-7 for a, b in zip(distance, distance[1:])), distance
+    assert all(b >= a - 1e-7 for a, b in pairwise(distance)), distance
     assert distance[-1] > distance[0], distance
 
 
@@ -106,7 +107,7 @@ def test_frost_keeps_less_of_the_image_at_each_severity(colour_images):
         return float(((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).mean())
 
     kept = [correlation(colour_images, C.corrupt(colour_images, "frost", s, seed=0)) for s in range(1, 6)]
-    assert all(b < a for a, b in zip(kept, kept[1:])), kept
+    assert all(b < a for a, b in pairwise(kept)), kept
 
 
 def test_frost_texture_matches_the_measured_plates():
@@ -169,7 +170,7 @@ def test_brightness_adds_to_the_hsv_value():
     x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     x[0, :, 0, 0] = 0.0  # black: no hue, becomes grey
     out = C.brightness(x, 0.3, None)[0].reshape(3, -1).T
-    for (r, g, b), got in zip(x[0].reshape(3, -1).T.tolist(), out.tolist()):
+    for (r, g, b), got in zip(x[0].reshape(3, -1).T.tolist(), out.tolist(), strict=True):
         h, s, v = colorsys.rgb_to_hsv(r, g, b)
         assert np.allclose(got, colorsys.hsv_to_rgb(h, s, min(v + 0.3, 1.0)), atol=1e-6)
 
@@ -248,7 +249,7 @@ def test_a_trained_models_accuracy_falls_with_severity(digits_report):
     _, _, _, report = digits_report
     assert report.clean_accuracy > 0.9
     by_severity = [report.severity_mean(s) for s in range(1, 6)]
-    assert all(b < a for a, b in zip(by_severity, by_severity[1:])), by_severity
+    assert all(b < a for a, b in pairwise(by_severity)), by_severity
     assert by_severity[0] < report.clean_accuracy
     assert report.mean_accuracy == pytest.approx(sum(by_severity) / 5)
     assert report.relative_accuracy == pytest.approx(report.mean_accuracy / report.clean_accuracy)

@@ -321,8 +321,9 @@ def print_corruptions(console, corruptions: dict) -> None:
     relative = corruptions.get("relative_accuracy")
     mce = "-" if errors.get("mce") is None else f"{100 * errors['mce']:.1f}"
     relative_mce = "-" if errors.get("relative_mce") is None else f"{100 * errors['relative_mce']:.1f}"
+    of_clean = "-" if relative is None else f"{100 * relative:.1f}%"
     console.print(f"mean corruption accuracy [bold]{_pct(corruptions['mean_accuracy'])}[/] "
-                  f"({'-' if relative is None else f'{100 * relative:.1f}%'} of clean {_pct(corruptions['clean_accuracy'])}); "
+                  f"({of_clean} of clean {_pct(corruptions['clean_accuracy'])}); "
                   f"mCE {mce}, relative mCE {relative_mce} (baseline {errors.get('baseline', '-')} = 100)",
                   highlight=False)
 

@@ -101,8 +101,14 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from attacks import AttackConfigError, CorruptionConfigError, parse_attacks, parse_corruptions, parse_eps_list
-    from attacks import parse_severities
+    from attacks import (
+        AttackConfigError,
+        CorruptionConfigError,
+        parse_attacks,
+        parse_corruptions,
+        parse_eps_list,
+        parse_severities,
+    )
     from nasbench.commands.attack import attack_progress, print_corruptions, print_evaluation, quiet_store_notices
     from nasbench.commands.search import print_summary
     from nasbench.data import load_dataset
