@@ -65,7 +65,7 @@ from nasbench.ray_runtime import check_resources_fit, configure_ray_environment,
 from nasbench.strategies import SAMPLERS, SCHEDULERS, check_sampler_options, make_sampler, make_scheduler
 from nasbench.strategies.fidelity import fidelity_ladder
 from nasbench.outcomes import DriverAnswers
-from nasbench.trial import OBJECTIVES, RobustConfig, TrialContext
+from nasbench.trial import OBJECTIVES, CorruptionConfig, RobustConfig, TrialContext
 from nasbench.trial_writer import Outbox, TrialWriter, recover
 
 SPACES = ("macro", "cell")
@@ -89,7 +89,7 @@ class SearchConfig(DataConfig, TrainConfig):
     sampler: Literal["tpe", "random", "nsga2", "gp", "qmc", "evolution", "reinforce"] = "tpe"
     # keyword arguments of the evolution / reinforce sampler (nasbench.strategies)
     sampler_options: dict[str, Any] = {}
-    objectives: list[Literal["val_acc", "robust_acc", "params", "macs", "latency"]] = ["val_acc"]
+    objectives: list[Literal["val_acc", "robust_acc", "params", "macs", "latency", "corruption_acc"]] = ["val_acc"]
     scheduler: Literal["fifo", "asha", "hyperband"] = "fifo"
     grace_period: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)
@@ -111,6 +111,9 @@ class SearchConfig(DataConfig, TrainConfig):
     robust_eps: float = Field(0.1, gt=0.0, le=1.0)
     robust_steps: int = Field(10, ge=1, le=1000)
     robust_samples: int = Field(256, ge=1)
+    # objective corruption_acc: NAME:SEVERITY pairs of attacks.corruptions on the validation split
+    corruption_subset: list[str] = list(CorruptionConfig.subset)
+    corruption_samples: int = Field(256, ge=1)
     export_top: int = Field(5, ge=0)
     register_models: bool = True
     progress: bool = True
@@ -122,6 +125,9 @@ class SearchConfig(DataConfig, TrainConfig):
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError("an objective is listed twice")
         check_sampler_options(self.sampler, self.sampler_options)
+        from attacks.corruption_eval import parse_subset
+
+        parse_subset(self.corruption_subset)  # a bad name or severity: ValueError, one line
         if self.experiment is not None and (not self.experiment.strip() or "/" in self.experiment
                                             or self.experiment in (".", "..")):
             raise ValueError("experiment must be a plain folder name")
@@ -409,6 +415,8 @@ def _trial_context(config: SearchConfig, evaluate, extra) -> TrialContext:
         train=config.train_config().model_dump(), objectives=tuple(config.objectives),
         robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
                             config.robust_samples) if "robust_acc" in config.objectives else None,
+        corruption=CorruptionConfig(tuple(config.corruption_subset), config.corruption_samples)
+        if "corruption_acc" in config.objectives else None,
         **fidelity_ladder(config),
         augment=tuple(config.augment), evaluate=evaluate, extra=dict(extra or {}))
 

@@ -43,6 +43,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "params": ("params", "min"),
     "macs": ("macs", "min"),
     "latency": ("latency_ms", "min"),
+    "corruption_acc": ("corruption_acc", "max"),
 }
 
 
@@ -61,6 +62,16 @@ class RobustConfig:
 
 
 @dataclass(frozen=True)
+class CorruptionConfig:
+    """The cheap in-the-loop corruption accuracy: the mean over a fixed subset of
+    ``NAME:SEVERITY`` pairs (``attacks.SEARCH_SUBSET`` by default) on at most ``samples``
+    validation images (Hendrycks & Dietterich 2019)."""
+
+    subset: tuple[str, ...] = ("gaussian_noise:3", "defocus_blur:3", "fog:3", "jpeg_compression:3")
+    samples: int = 256
+
+
+@dataclass(frozen=True)
 class TrialContext:
     """Everything a trial needs besides its architecture; plain data, shipped once to the
     Ray object store with ``tune.with_parameters``."""
@@ -73,6 +84,7 @@ class TrialContext:
     train: dict[str, Any]                     # a TrainConfig dump; epochs is the budget
     objectives: tuple[str, ...] = ("val_acc",)
     robust: RobustConfig | None = None
+    corruption: CorruptionConfig | None = None
     # the fidelity ladder (nasbench.strategies.fidelity): epochs where a multi-objective
     # scheduler checks the trial, and the cheaper attack measured there
     rung_epochs: tuple[int, ...] = ()
@@ -207,6 +219,10 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
     if context.robust is not None:
         robust = _robust(model, dataset, context.robust, context.seed)
         metrics["robust_acc"] = robust[0]["accuracy"]
+    if context.corruption is not None:
+        corrupted = _corruption(model, dataset, context.corruption, context.seed)
+        metrics["corruption_acc"] = corrupted[-1]["accuracy"]
+        robust += corrupted
     if weights_dir is not None:
         _save_checkpoint(weights_dir, context, model, arch_dict, arch_hash, dataset, metrics)
     curves = [{k: v for k, v in entry.items() if k == "epoch" or _finite(v)} for entry in result.history]
@@ -254,6 +270,24 @@ def _robust(model, dataset, robust: RobustConfig, seed: int) -> list[dict]:
     report = evaluate(model, x, y, robust.spec(), [robust.eps], checks=False, keep_examples=0, seed=seed)
     return [{"attack": robust.attack, "norm": "Linf", "eps": float(robust.eps),
              "accuracy": float(report.robust_accuracy(robust.eps))}]
+
+
+def _corruption(model, dataset, corruption: CorruptionConfig, seed: int) -> list[dict]:
+    """Accuracy under each corruption of the subset on (a fixed subset of) the validation
+    split, as robustness rows of norm ``corruption`` (eps = severity), their mean last
+    (``mean`` at 0: the store's corruption_acc)."""
+    import torch
+
+    from attacks import subset_accuracies
+
+    n = min(corruption.samples, len(dataset.val))
+    index = torch.randperm(len(dataset.val), generator=torch.Generator().manual_seed(seed))[:n]
+    accuracies = subset_accuracies(model, dataset.val.x[index].cpu(), dataset.val.y[index].cpu(),
+                                   list(corruption.subset), seed=seed)
+    rows = [{"attack": name, "norm": "corruption", "eps": float(severity), "accuracy": float(accuracy)}
+            for (name, severity), accuracy in accuracies.items()]
+    return rows + [{"attack": "mean", "norm": "corruption", "eps": 0.0,
+                    "accuracy": sum(accuracies.values()) / len(accuracies)}]
 
 
 def _save_checkpoint(directory: str, context: TrialContext, model, arch: dict, arch_hash: str, dataset,

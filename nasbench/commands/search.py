@@ -4,6 +4,7 @@ Examples:
   nasbench search --space macro --dataset digits --trials 40 --concurrency 2 --epochs 3
   nasbench search --objectives val_acc,params --sampler nsga2 --scheduler asha
   nasbench search --objectives val_acc,robust_acc --robust-attack pgd --robust-eps 0.1
+  nasbench search --objectives val_acc,robust_acc,corruption_acc   # + common corruptions
   nasbench search --experiment exp1 --resume           # after a crash or Ctrl-C
   nasbench search --address 127.0.0.1:6379             # on an existing Ray cluster
   nasbench search --replay benchmark.db --trials 500   # answer from a recorded benchmark
@@ -25,7 +26,7 @@ from nasbench.strategies import SCHEDULERS as _SCHEDULERS
 
 HELP = "search architectures (Ray Tune + Optuna, resumable, multi-objective)"
 
-_OBJECTIVES = ("val_acc", "robust_acc", "params", "macs", "latency")
+_OBJECTIVES = ("val_acc", "robust_acc", "params", "macs", "latency", "corruption_acc")
 
 
 def _flag(parser, name: str, **kwargs) -> None:
@@ -100,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(robust, "robust-eps", type=float, help="Linf budget in [0, 1] pixel units (default 0.1)")
     _flag(robust, "robust-steps", type=int, help="PGD steps (default 10)")
     _flag(robust, "robust-samples", type=int, help="validation images attacked (default 256)")
+    corruption = parser.add_argument_group("common corruptions in the loop (objective corruption_acc)")
+    _flag(corruption, "corruption-subset", type=split_list, metavar="NAME:SEVERITY,...",
+          help="corruptions of Hendrycks & Dietterich 2019 averaged on the validation split (default "
+               "gaussian_noise:3,defocus_blur:3,fog:3,jpeg_compression:3: one per family, cheap)")
+    _flag(corruption, "corruption-samples", type=int, help="validation images corrupted (default 256)")
 
     run = parser.add_argument_group("where and how to run")
     _flag(run, "concurrency", type=int, help="trials at a time (default 2)")
