@@ -47,22 +47,38 @@ def check(summary, store_path: Path, trials: int) -> dict:
     tracking_uri = f"sqlite:///{summary.experiment_dir / 'mlflow.db'}"
     client = MlflowClient(tracking_uri)
     parent = client.get_run(summary.mlflow_run_id)
-    children = client.search_runs([parent.info.experiment_id], max_results=50_000,
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{summary.mlflow_run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        max_results=50_000,
+        filter_string=f"tags.`mlflow.parentRunId` = '{summary.mlflow_run_id}'",
+    )
     finished = sum(run.info.status == "FINISHED" for run in children)
     trial_ids = sorted(int(run.data.tags["nasbench.trial_id"]) for run in children)
     trained = summary.complete - summary.deduplicated
     with sqlite3.connect(store_path) as db:
         rows = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    return {"finished_runs": finished, "one_run_per_trial": trial_ids == list(range(trials)),
-            "trained": trained, "rows": rows}
+    return {
+        "finished_runs": finished,
+        "one_run_per_trial": trial_ids == list(range(trials)),
+        "trained": trained,
+        "rows": rows,
+    }
 
 
 def run(kind: str, tmp: Path, args, replay: Path | None) -> None:
     from nasbench.search import SearchConfig, run_search
 
-    values = dict(experiments_dir=tmp, experiment=kind, trials=args.trials, concurrency=args.concurrency,
-                  cpus_per_trial=args.cpus_per_trial, epochs=2, progress=False, export_top=0, sampler="random")
+    values = dict(
+        experiments_dir=tmp,
+        experiment=kind,
+        trials=args.trials,
+        concurrency=args.concurrency,
+        cpus_per_trial=args.cpus_per_trial,
+        epochs=2,
+        progress=False,
+        export_top=0,
+        sampler="random",
+    )
     if kind == "replay":
         values.update(space="cell", space_options=CELL_OPTIONS, replay=replay, seed=3)
     errors = io.StringIO()
@@ -72,11 +88,16 @@ def run(kind: str, tmp: Path, args, replay: Path | None) -> None:
     wall = time.perf_counter() - started
     result = check(summary, summary.experiment_dir / "benchmark.db", args.trials)
     locked = errors.getvalue().count("database is locked")
-    stored = "no rows (a replay records nothing)" if kind == "replay" else \
-        f"{result['rows']} store rows for {result['trained']} trained architectures"
-    print(f"{kind:9s} {summary.finished}/{args.trials} finished, {result['finished_runs']} child runs FINISHED "
-          f"(one per trial: {result['one_run_per_trial']}), {stored}, {summary.deduplicated} duplicates, "
-          f"{locked} lock errors: {wall:5.1f} s = {summary.finished / wall:5.1f} trials/s")
+    stored = (
+        "no rows (a replay records nothing)"
+        if kind == "replay"
+        else f"{result['rows']} store rows for {result['trained']} trained architectures"
+    )
+    print(
+        f"{kind:9s} {summary.finished}/{args.trials} finished, {result['finished_runs']} child runs FINISHED "
+        f"(one per trial: {result['one_run_per_trial']}), {stored}, {summary.deduplicated} duplicates, "
+        f"{locked} lock errors: {wall:5.1f} s = {summary.finished / wall:5.1f} trials/s"
+    )
 
 
 def main() -> None:

@@ -43,16 +43,30 @@ def _phases(log: Path, started: float, ended: float, concurrency: int, sleep: fl
     steady_trials = len(finished) - 1
     steady = finished[-1] - finished[0]
     per_trial = steady * concurrency / steady_trials - sleep if steady_trials > 0 else float("nan")
-    return {"setup": begin - started, "warmup": finished[0] - begin, "steady": steady,
-            "steady_trials": steady_trials, "steady_overhead": per_trial, "wrapup": ended - finished[-1]}
+    return {
+        "setup": begin - started,
+        "warmup": finished[0] - begin,
+        "steady": steady,
+        "steady_trials": steady_trials,
+        "steady_overhead": per_trial,
+        "wrapup": ended - finished[-1],
+    }
 
 
 def run_ours(tmp: Path, trials: int, concurrency: int, sleep: float) -> tuple[float, dict, int]:
     from nasbench.search import SearchConfig, run_search
     from nasbench.trial import sleep_evaluate
 
-    config = SearchConfig(experiments_dir=tmp, experiment="ours", trials=trials, concurrency=concurrency,
-                          sampler="tpe", epochs=1, progress=False, export_top=0)
+    config = SearchConfig(
+        experiments_dir=tmp,
+        experiment="ours",
+        trials=trials,
+        concurrency=concurrency,
+        sampler="tpe",
+        epochs=1,
+        progress=False,
+        export_top=0,
+    )
     wall_started, started = time.time(), time.perf_counter()
     summary = run_search(config, evaluate=sleep_evaluate, extra={"sleep": sleep})
     wall = time.perf_counter() - started
@@ -86,18 +100,31 @@ def run_peer(tmp: Path, trials: int, concurrency: int, sleep: float, seed: int =
     from nasbench.silent_reporter import SilentReporter
 
     started = time.perf_counter()
-    searcher = OptunaSearch(_peer_space, metric="val_acc", mode="max",
-                            sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                                               constant_liar=True, n_startup_trials=5))
+    searcher = OptunaSearch(
+        _peer_space,
+        metric="val_acc",
+        mode="max",
+        sampler=optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
+        ),
+    )
     tuner = tune.Tuner(
         tune.with_resources(_peer_trial, {"cpu": 1}),
         param_space={"sleep": sleep},
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials, max_concurrent_trials=concurrency,
-                                    reuse_actors=True),
-        run_config=tune.RunConfig(name="peer", storage_path=str(tmp / "peer-ray"), verbose=0,
-                                  progress_reporter=SilentReporter(),
-                                  callbacks=[MLflowLoggerCallback(tracking_uri=f"sqlite:///{tmp / 'peer-mlflow.db'}",
-                                                                  experiment_name="peer", save_artifact=False)]),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=trials, max_concurrent_trials=concurrency, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(
+            name="peer",
+            storage_path=str(tmp / "peer-ray"),
+            verbose=0,
+            progress_reporter=SilentReporter(),
+            callbacks=[
+                MLflowLoggerCallback(
+                    tracking_uri=f"sqlite:///{tmp / 'peer-mlflow.db'}", experiment_name="peer", save_artifact=False
+                )
+            ],
+        ),
     )
     grid = tuner.fit()
     wall = time.perf_counter() - started
@@ -131,8 +158,7 @@ def main() -> None:
 
     from nasbench.ray_runtime import configure_ray_environment, ensure_ray
 
-    print(f"load average:        {' '.join(Path('/proc/loadavg').read_text().split()[:3])} "
-          f"({os.cpu_count()} CPUs)")
+    print(f"load average:        {' '.join(Path('/proc/loadavg').read_text().split()[:3])} ({os.cpu_count()} CPUs)")
     configure_ray_environment()
     started = time.perf_counter()
     ensure_ray(None, num_cpus=args.concurrency)
@@ -150,22 +176,34 @@ def main() -> None:
             wall, phases, slept_trials = run_ours(tmp, args.trials, args.concurrency, args.sleep)
     ideal = slept_trials * args.sleep / args.concurrency
     peer_ideal = args.trials * args.sleep / args.concurrency
-    print(f"trials:              {args.trials} each side ({args.trials - slept_trials} of ours answered from the "
-          f"store as duplicates)")
-    print(f"ideal:               {ideal:6.1f} s ours, {peer_ideal:.1f} s peer ({args.sleep} s x trials / "
-          f"{args.concurrency})")
-    print(f"peer wall time:      {peer:6.1f} s = {peer / peer_ideal:.2f}x ideal "
-          f"(Tuner + OptunaSearch + MLflowLoggerCallback)")
+    print(
+        f"trials:              {args.trials} each side ({args.trials - slept_trials} of ours answered from the "
+        f"store as duplicates)"
+    )
+    print(
+        f"ideal:               {ideal:6.1f} s ours, {peer_ideal:.1f} s peer ({args.sleep} s x trials / "
+        f"{args.concurrency})"
+    )
+    print(
+        f"peer wall time:      {peer:6.1f} s = {peer / peer_ideal:.2f}x ideal "
+        f"(Tuner + OptunaSearch + MLflowLoggerCallback)"
+    )
     print(f"our wall time:       {wall:6.1f} s = {wall / ideal:.2f}x ideal")
     print(f"  set-up:            {phases['setup']:6.1f} s (MLflow db + parent run, dataset, study)")
     print(f"  warm-up:           {phases['warmup']:6.1f} s (until the first trial finished)")
-    print(f"  steady state:      {phases['steady']:6.1f} s ({phases['steady_trials']} trials, "
-          f"{phases['steady_overhead']:.3f} s overhead per trial)")
+    print(
+        f"  steady state:      {phases['steady']:6.1f} s ({phases['steady_trials']} trials, "
+        f"{phases['steady_overhead']:.3f} s overhead per trial)"
+    )
     print(f"  wrap-up:           {phases['wrapup']:6.1f} s")
-    print(f"ratio to ideal:      {wall / ideal:6.2f}x without Ray's start-up, {(wall + ray_start) / ideal:.2f}x "
-          f"with it (goal <= 1.4x)")
-    print(f"vs peer:             {wall / peer:6.2f} without Ray's start-up, "
-          f"{(wall + ray_start) / (peer + ray_start):.2f} with it on both sides (goal <= 1.0)")
+    print(
+        f"ratio to ideal:      {wall / ideal:6.2f}x without Ray's start-up, {(wall + ray_start) / ideal:.2f}x "
+        f"with it (goal <= 1.4x)"
+    )
+    print(
+        f"vs peer:             {wall / peer:6.2f} without Ray's start-up, "
+        f"{(wall + ray_start) / (peer + ray_start):.2f} with it on both sides (goal <= 1.0)"
+    )
     print(f"load average:        {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

@@ -39,7 +39,7 @@ class TrialLedger(Callback):
         self.log_path = Path(directory) / "search.log"
         self.outbox, self.writer, self.answers = outbox, writer, answers
         self.scheduler, self.budget, self.progress = scheduler, budget, progress
-        self.trials: dict[str, object] = {}       # Tune trial id -> the Tune Trial
+        self.trials: dict[str, object] = {}  # Tune trial id -> the Tune Trial
         self.curves: dict[str, list[dict]] = {}
         self.finished: set[str] = set()
         self.answered_count = 0
@@ -55,19 +55,23 @@ class TrialLedger(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         self.trials[trial.trial_id] = trial
         config = trial.config
-        self.writer.start(int(config["trial_number"]), config["arch"], config["arch_hash"],
-                          rerun=bool(config.get("rerun")))
+        self.writer.start(
+            int(config["trial_number"]), config["arch"], config["arch_hash"], rerun=bool(config.get("rerun"))
+        )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" in result and "val_acc" in result and not result.get("trial_complete"):
             self.curves.setdefault(trial.trial_id, []).append({k: result[k] for k in _CURVE_KEYS if k in result})
-            self.writer.epoch(int(trial.config["trial_number"]),
-                              {k: v for k, v in result.items() if k in FINAL_METRICS or k in _CURVE_KEYS})
+            self.writer.epoch(
+                int(trial.config["trial_number"]),
+                {k: v for k, v in result.items() if k in FINAL_METRICS or k in _CURVE_KEYS},
+            )
 
     # ------------------------------------------------------------------ called by the searcher
 
-    def finish(self, trial_id: str, config: dict, result: dict, status: str, reason: str | None,
-               values: list[float] | None) -> str | None:
+    def finish(
+        self, trial_id: str, config: dict, result: dict, status: str, reason: str | None, values: list[float] | None
+    ) -> str | None:
         """Record how a Tune trial ended, before Optuna is told; returns the reason to tell
         (a crash names its last error line, an early stop its scheduler)."""
         if trial_id in self.finished or not config:
@@ -86,8 +90,7 @@ class TrialLedger(Callback):
         self._commit(record)
         return reason
 
-    def answered(self, config: dict, result: dict, status: str, reason: str | None,
-                 values: list[float] | None) -> None:
+    def answered(self, config: dict, result: dict, status: str, reason: str | None, values: list[float] | None) -> None:
         """Record a trial answered on the driver (a duplicate or a replay), before Optuna is told."""
         record = self._record(config, result, status, reason, values, curves=result.get("curves") or [])
         record["epochs"] = result.get("epochs") or []
@@ -102,15 +105,28 @@ class TrialLedger(Callback):
     # ------------------------------------------------------------------ records
 
     def _record(self, config: dict, result: dict, status: str, reason: str | None, values, curves) -> dict:
-        return {"trial": int(config["trial_number"]), "arch": config["arch"], "arch_hash": config["arch_hash"],
-                "rerun": bool(config.get("rerun")), "status": status, "reason": reason, "values": values,
-                "metrics": {k: result[k] for k in FINAL_METRICS if result.get(k) is not None},
-                "curves": curves, "robust": result.get("robust") or None}
+        return {
+            "trial": int(config["trial_number"]),
+            "arch": config["arch"],
+            "arch_hash": config["arch_hash"],
+            "rerun": bool(config.get("rerun")),
+            "status": status,
+            "reason": reason,
+            "values": values,
+            "metrics": {k: result[k] for k in FINAL_METRICS if result.get(k) is not None},
+            "curves": curves,
+            "robust": result.get("robust") or None,
+        }
 
     def _commit(self, record: dict) -> None:
         self.outbox.add(record)  # durable first: a killed driver's resume writes it
-        entry = {"trial": record["trial"], "arch_hash": record["arch_hash"], "status": record["status"],
-                 "reason": record["reason"], "time": time.time()}
+        entry = {
+            "trial": record["trial"],
+            "arch_hash": record["arch_hash"],
+            "status": record["status"],
+            "reason": record["reason"],
+            "time": time.time(),
+        }
         entry.update({k: record["metrics"][k] for k in _LOG_KEYS if k in record["metrics"]})
         with open(self.log_path, "a") as handle:
             handle.write(json.dumps(entry, default=str) + "\n")

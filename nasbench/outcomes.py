@@ -22,8 +22,23 @@ from typing import Any
 from nasbench.trial import OBJECTIVES
 
 # The metrics a record keeps of a trial's final result (the rest is Ray Tune's own).
-FINAL_METRICS = ("epoch", "val_acc", "train_acc", "train_loss", "epoch_seconds", "adv_eps", "test_acc", "robust_acc",
-                 "corruption_acc", "params", "macs", "latency_ms", "train_seconds", "simulated_seconds", "device")
+FINAL_METRICS = (
+    "epoch",
+    "val_acc",
+    "train_acc",
+    "train_loss",
+    "epoch_seconds",
+    "adv_eps",
+    "test_acc",
+    "robust_acc",
+    "corruption_acc",
+    "params",
+    "macs",
+    "latency_ms",
+    "train_seconds",
+    "simulated_seconds",
+    "device",
+)
 
 
 def finite(value: Any) -> bool:
@@ -43,8 +58,8 @@ def trial_outcome(result: dict, error: bool, metrics: list[str]) -> tuple[str, s
     if not result.get("trial_complete"):
         return "pruned", f"stopped early after epoch {result.get('epoch', 0)}", None
     if not all(finite(v) for v in values):
-        return "failed", f"objective values missing or not finite: {dict(zip(metrics, values))}", None
-    return result.get("status", "ok"), None, [float(v) for v in values]
+        return "failed", f"objective values missing or not finite: {dict(zip(metrics, values, strict=False))}", None
+    return result.get("status", "ok"), None, [float(v) for v in values if v is not None]
 
 
 def tell_study(study, trial, status: str, reason: str | None, values: list[float] | None) -> None:
@@ -64,8 +79,10 @@ def tell_study(study, trial, status: str, reason: str | None, values: list[float
 
 def row_metrics(row: dict) -> dict:
     """A benchmark row's numbers under the names a trial reports them."""
-    metrics = {key: row.get(key) for key in ("val_acc", "train_acc", "test_acc", "params", "macs",
-                                             "latency_ms", "train_seconds")}
+    metrics = {
+        key: row.get(key)
+        for key in ("val_acc", "train_acc", "test_acc", "params", "macs", "latency_ms", "train_seconds")
+    }
     results = row.get("robust") or []
     robust = [r["accuracy"] for r in results if r.get("norm") != "corruption"]
     if robust:
@@ -85,8 +102,17 @@ class DriverAnswers:
     in the background, and a duplicate proposed meanwhile must still be recognised.
     """
 
-    def __init__(self, *, store_path: str | None, store_journal: str | None, replay_path: str | None,
-                 dataset: str, budget: int, seed: int, objectives: tuple[str, ...]):
+    def __init__(
+        self,
+        *,
+        store_path: str | None,
+        store_journal: str | None,
+        replay_path: str | None,
+        dataset: str,
+        budget: int,
+        seed: int,
+        objectives: tuple[str, ...],
+    ):
         self.store_path, self.store_journal, self.replay_path = store_path, store_journal, replay_path
         self.dataset, self.budget, self.seed, self.objectives = dataset, budget, seed, objectives
         self._stores: dict[str, Any] = {}
@@ -115,7 +141,8 @@ class DriverAnswers:
         known = self._found.get(arch_hash)
         if known is None and self.store_path is not None:
             row = self._store(self.store_path, self.store_journal).lookup(
-                arch_hash, self.dataset, self.budget, self.seed)
+                arch_hash, self.dataset, self.budget, self.seed
+            )
             if row is not None and row["status"] == "ok" and self._has_objectives(row_metrics(row)):
                 known = row_metrics(row)
         if known is not None:
@@ -125,18 +152,31 @@ class DriverAnswers:
         return None
 
     def _replay(self, arch_hash: str) -> dict:
+        assert self.replay_path is not None
         row = self._store(self.replay_path).lookup(arch_hash, self.dataset, self.budget, self.seed)
         if row is None or row["status"] != "ok":
-            return {"status": "failed", "trial_complete": True,
-                    "reason": f"LookupError: architecture {arch_hash[:12]} is not recorded in the replay benchmark "
-                              f"{self.replay_path} for {self.dataset}, {self.budget} epochs, seed {self.seed}"}
+            return {
+                "status": "failed",
+                "trial_complete": True,
+                "reason": f"LookupError: architecture {arch_hash[:12]} is not recorded in the replay benchmark "
+                f"{self.replay_path} for {self.dataset}, {self.budget} epochs, seed {self.seed}",
+            }
         curves = row.get("curves") or []
         seconds = row.get("train_seconds") or 0.0
         per_epoch = seconds / max(1, len(curves) or self.budget)
-        epochs = [{**{k: v for k, v in entry.items() if finite(v)}, "simulated_seconds": per_epoch * (i + 1)}
-                  for i, entry in enumerate(curves[:-1])]  # the last epoch comes with the final metrics
-        return {**row_metrics(row), "simulated_seconds": seconds, "status": "ok", "trial_complete": True,
-                "curves": [], "epochs": epochs, "replayed": True}
+        epochs = [
+            {**{k: v for k, v in entry.items() if finite(v)}, "simulated_seconds": per_epoch * (i + 1)}
+            for i, entry in enumerate(curves[:-1])
+        ]  # the last epoch comes with the final metrics
+        return {
+            **row_metrics(row),
+            "simulated_seconds": seconds,
+            "status": "ok",
+            "trial_complete": True,
+            "curves": [],
+            "epochs": epochs,
+            "replayed": True,
+        }
 
     def close(self) -> None:
         for store in self._stores.values():

@@ -5,7 +5,7 @@ Imported late (``nasbench.search`` imports it when a search runs): it imports Ra
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from optuna.trial import Trial
 from ray.tune.search import Searcher
@@ -32,8 +32,15 @@ class NasOptunaSearch(OptunaSearch):
         ledger: ``nasbench.ledger.TrialLedger``: records each trial before Optuna hears of it.
     """
 
-    def __init__(self, *args, resume_numbers: list[int] = (), budget: int | None = None,
-                 answer: Callable[[str], dict | None] | None = None, ledger=None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        resume_numbers: Sequence[int] = (),
+        budget: int | None = None,
+        answer: Callable[[str], dict | None] | None = None,
+        ledger=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self._resume_numbers = list(resume_numbers)
         self._budget = budget
@@ -71,17 +78,24 @@ class NasOptunaSearch(OptunaSearch):
                 config["trial_number"] = self._ot_trials[trial_id].number
             return config
         number = self._resume_numbers.pop(0)
-        storage = self._ot_study._storage
-        frozen = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self._ot_study._study_id, number))
-        ot_trial = Trial(self._ot_study, frozen._trial_id)
+        study = self._ot_study
+        assert study is not None, "OptunaSearch builds its study in __init__"
+        storage = study._storage
+        frozen = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+        ot_trial = Trial(study, frozen._trial_id)
         self._ot_trials[trial_id] = ot_trial
         if "arch" not in frozen.user_attrs:
             # the dead driver was still sampling it: finish sampling the same trial
             # (parameters it already has keep their values)
             config = self._suggest_from_define_by_run_func(self._space, ot_trial)
             return {**config, "trial_number": number, "rerun": True}
-        return {**frozen.params, "arch": frozen.user_attrs["arch"], "arch_hash": frozen.user_attrs["arch_hash"],
-                "trial_number": number, "rerun": True}
+        return {
+            **frozen.params,
+            "arch": frozen.user_attrs["arch"],
+            "arch_hash": frozen.user_attrs["arch_hash"],
+            "trial_number": number,
+            "rerun": True,
+        }
 
     def on_trial_result(self, trial_id: str, result: dict):
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
@@ -95,8 +109,7 @@ class NasOptunaSearch(OptunaSearch):
         result = result or {}
         status, reason, values = trial_outcome(result, error, self._metrics())
         if self._ledger is not None:  # durable record first, then Optuna
-            reason = self._ledger.finish(trial_id, self._configs.pop(trial_id, {}), result, status, reason,
-                                         values)
+            reason = self._ledger.finish(trial_id, self._configs.pop(trial_id, {}), result, status, reason, values)
         tell_study(self._ot_study, self._ot_trials[trial_id], status, reason, values)
         self._completed_trials.add(trial_id)
 

@@ -23,6 +23,5 @@ class DriverJournalFile(JournalFileBackend):
         import json
 
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
-        with get_lock_file(self._lock):
-            with open(self._file_path, "ab") as handle:
-                handle.write(data)
+        with get_lock_file(self._lock), open(self._file_path, "ab") as handle:
+            handle.write(data)

@@ -20,6 +20,7 @@ run and row are; ``--resume`` writes what is still unmarked (:func:`recover`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -28,11 +29,24 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from nasbench.outcomes import FINAL_METRICS, finite
+from nasbench.outcomes import finite
 
 # Final metrics logged to a trial's run (the rest of FINAL_METRICS is no number or no result).
-_RUN_METRICS = ("val_acc", "train_acc", "train_loss", "epoch_seconds", "adv_eps", "test_acc", "robust_acc",
-                "corruption_acc", "params", "macs", "latency_ms", "train_seconds", "simulated_seconds")
+_RUN_METRICS = (
+    "val_acc",
+    "train_acc",
+    "train_loss",
+    "epoch_seconds",
+    "adv_eps",
+    "test_acc",
+    "robust_acc",
+    "corruption_acc",
+    "params",
+    "macs",
+    "latency_ms",
+    "train_seconds",
+    "simulated_seconds",
+)
 
 
 class Outbox:
@@ -45,6 +59,9 @@ class Outbox:
     """
 
     def __init__(self, path: Path):
+        self._open(path)
+
+    def _open(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._cut_partial_line()
@@ -62,7 +79,7 @@ class Outbox:
         return {"path": self.path}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
+        self._open(state["path"])
 
     def _append(self, entries: list[dict]) -> None:
         data = "".join(json.dumps(entry, default=str) + "\n" for entry in entries)
@@ -111,19 +128,29 @@ class TrialWriter:
         outbox: the :class:`Outbox` to mark written records in.
     """
 
-    def __init__(self, *, tracking, parent_run_id: str | None, dataset, train_config: dict,
-                 store_path: str | None, store_journal: str | None, checkpoints_dir: Path,
-                 outbox: Outbox, identity: dict, background: bool = True):
+    def __init__(
+        self,
+        *,
+        tracking,
+        parent_run_id: str | None,
+        dataset,
+        train_config: dict,
+        store_path: str | None,
+        store_journal: str | None,
+        checkpoints_dir: Path,
+        outbox: Outbox,
+        identity: dict,
+        background: bool = True,
+    ):
         self.tracking, self.parent_run_id, self.dataset = tracking, parent_run_id, dataset
         self.train_config, self.store_path, self.store_journal = train_config, store_path, store_journal
         self.checkpoints_dir, self.outbox, self.identity = Path(checkpoints_dir), outbox, identity
         self._runs: dict[int, Any] = {}  # trial number -> open TrialRecorder
-        self._store = None
+        self._store: Any = None  # nasbench.store.Benchmark, opened at the first row
         self._error: BaseException | None = None
-        self._queue: queue.Queue | None = None
-        self._thread = None
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
         if background:
-            self._queue = queue.Queue()
             self._thread = threading.Thread(target=self._loop, name="nasbench-trial-writer", daemon=True)
             self._thread.start()
 
@@ -148,8 +175,9 @@ class TrialWriter:
             self._thread = None
         if self._error is None:
             for number in list(self._runs):
-                self._runs.pop(number).finish("interrupted", "the search was interrupted" if interrupted
-                                              else "the trial never reported its end")
+                self._runs.pop(number).finish(
+                    "interrupted", "the search was interrupted" if interrupted else "the trial never reported its end"
+                )
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -165,7 +193,7 @@ class TrialWriter:
     # ------------------------------------------------------------------ the writing thread
 
     def _submit(self, event: tuple) -> None:
-        if self._queue is not None:
+        if self._thread is not None:
             self._queue.put(event)
         else:
             self._write([event])
@@ -211,16 +239,27 @@ class TrialWriter:
             from nasbench.tracking import open_trial_run
 
             self._runs[number] = open_trial_run(
-                self.tracking, self.parent_run_id, number, arch=arch, arch_hash=arch_hash,
-                train_config=self.train_config, dataset=self.dataset, find_existing=rerun)
+                self.tracking,
+                self.parent_run_id,
+                number,
+                arch=arch,
+                arch_hash=arch_hash,
+                train_config=self.train_config,
+                dataset=self.dataset,
+                find_existing=rerun,
+            )
         return self._runs[number]
 
     def _finish_run(self, record: dict) -> dict | None:
         """End the trial's run, file its weights; its store row (None: nothing to store)."""
         number = int(record["trial"])
         if number not in self._runs:  # answered on the driver, or recovered: no run opened yet
-            self._open(number, record["arch"], record["arch_hash"], rerun=bool(record.get("rerun"))
-                       or record.get("recovered", False))
+            self._open(
+                number,
+                record["arch"],
+                record["arch_hash"],
+                rerun=bool(record.get("rerun")) or record.get("recovered", False),
+            )
         recorder = self._runs.pop(number, None)
         run_id = getattr(recorder, "run_id", None)
         metrics = record.get("metrics") or {}
@@ -238,10 +277,16 @@ class TrialWriter:
 
     def _row(self, record: dict, run_id: str | None) -> dict:
         metrics = record.get("metrics") or {}
-        row = {**self.identity, "arch_hash": record["arch_hash"], "arch": record["arch"],
-               "status": "ok" if record["status"] == "deduplicated" else record["status"],
-               "reason": record.get("reason"), "curves": record.get("curves") or [], "mlflow_run_id": run_id,
-               "robust": record.get("robust") or None}
+        row = {
+            **self.identity,
+            "arch_hash": record["arch_hash"],
+            "arch": record["arch"],
+            "status": "ok" if record["status"] == "deduplicated" else record["status"],
+            "reason": record.get("reason"),
+            "curves": record.get("curves") or [],
+            "mlflow_run_id": run_id,
+            "robust": record.get("robust") or None,
+        }
         for key in ("train_acc", "val_acc", "test_acc", "params", "macs", "latency_ms", "device", "train_seconds"):
             if metrics.get(key) is not None:
                 row[key] = metrics[key]
@@ -250,7 +295,7 @@ class TrialWriter:
         return {k: v for k, v in row.items() if v is not None}
 
     def _record_rows(self, rows: list[dict]) -> None:
-        if not rows:
+        if not rows or self.store_path is None:
             return
         if self._store is None:
             from nasbench.store import Benchmark
@@ -262,10 +307,8 @@ class TrialWriter:
             self._store.record_many(rows)
         except InvalidRow:  # one bad row must not keep the others out
             for row in rows:
-                try:
+                with contextlib.suppress(InvalidRow):
                     self._store.record(row)
-                except InvalidRow:
-                    pass
 
     def _file_checkpoint(self, source: str, arch_hash: str, run_id: str | None) -> None:
         """Copy the weights Tune persisted (a local folder or a storage URI) to

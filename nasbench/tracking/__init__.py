@@ -57,6 +57,36 @@ Modules: ``names`` (tags, statuses, URIs; no MLflow import), ``client`` (the doo
 
 from __future__ import annotations
 
+from nasbench.tracking.batch import (  # noqa: F401
+    flatten,
+)
+from nasbench.tracking.client import (  # noqa: F401
+    _empty_store_template,
+    _seed_new_store,
+    cache_dir,
+    ensure_experiment,
+    tracking_client,
+)
+from nasbench.tracking.datasets import (  # noqa: F401
+    DatasetDescription,
+    dataset_digest,
+    dataset_input,
+    describe_dataset,
+)
+from nasbench.tracking.evaluations import (  # noqa: F401
+    EvaluationRecorder,
+    evaluation_run,
+    norm_name,
+    robust_metric_name,
+)
+from nasbench.tracking.models import (  # noqa: F401
+    download_logged_checkpoint,
+    download_logged_model,
+    load_logged_model,
+    log_model,
+    registered_version,
+    set_aliases,
+)
 from nasbench.tracking.names import (  # noqa: F401
     RUN_STATUSES,
     TAG_ARCH_HASH,
@@ -74,22 +104,6 @@ from nasbench.tracking.names import (  # noqa: F401
     recorded_tracking_uri,
     registered_model_name,
 )
-from nasbench.tracking.client import (  # noqa: F401
-    _empty_store_template,
-    _seed_new_store,
-    cache_dir,
-    ensure_experiment,
-    tracking_client,
-)
-from nasbench.tracking.batch import (  # noqa: F401
-    flatten,
-)
-from nasbench.tracking.datasets import (  # noqa: F401
-    DatasetDescription,
-    dataset_digest,
-    dataset_input,
-    describe_dataset,
-)
 from nasbench.tracking.runs import (  # noqa: F401
     SearchRun,
     TrialRecorder,
@@ -97,18 +111,4 @@ from nasbench.tracking.runs import (  # noqa: F401
     find_trial_run,
     open_trial_run,
     trial_run,
-)
-from nasbench.tracking.models import (  # noqa: F401
-    download_logged_checkpoint,
-    download_logged_model,
-    load_logged_model,
-    log_model,
-    registered_version,
-    set_aliases,
-)
-from nasbench.tracking.evaluations import (  # noqa: F401
-    EvaluationRecorder,
-    evaluation_run,
-    norm_name,
-    robust_metric_name,
 )

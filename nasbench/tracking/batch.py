@@ -117,8 +117,9 @@ class _BatchWriter:
             chunk_metrics, metrics = metrics[:_METRICS_PER_BATCH], metrics[_METRICS_PER_BATCH:]
             chunk_params, params = params[:_MAX_PARAMS_OR_TAGS_PER_BATCH], params[_MAX_PARAMS_OR_TAGS_PER_BATCH:]
             chunk_tags, tags = tags[:_MAX_PARAMS_OR_TAGS_PER_BATCH], tags[_MAX_PARAMS_OR_TAGS_PER_BATCH:]
-            self.client.log_batch(self.run_id, metrics=chunk_metrics, params=chunk_params,
-                                  tags=chunk_tags, synchronous=True)
+            self.client.log_batch(
+                self.run_id, metrics=chunk_metrics, params=chunk_params, tags=chunk_tags, synchronous=True
+            )
             self.batches_written += 1
 
 
@@ -130,4 +131,3 @@ def _missing_params(client, run_id: str, params: Mapping[str, str]) -> dict[str,
 
 def _log_json(client, run_id: str, data: Any, artifact_file: str) -> None:
     client.log_text(run_id, json.dumps(data, indent=2, sort_keys=True, default=str), artifact_file)
-

@@ -27,13 +27,16 @@ def _quiet_mlflow() -> Iterator[None]:
     initial MLflow database tables" and log_model's "Failed to resolve installed pip
     version" (a venv without pip; the requirements are given, the conda.yaml still asks).
     Failures still raise."""
-    from contextlib import nullcontext
+    from contextlib import AbstractContextManager, nullcontext
 
     try:  # MLflow's own switch: reference-counted, so it nests with MLflow's internal uses
         from mlflow.utils.autologging_utils.logging_and_warnings import (
             MlflowEventsAndWarningsBehaviorGlobally as EventLogs,
         )
-        muted = EventLogs(disable_event_logs=True, disable_warnings=False, reroute_warnings=False)
+
+        muted: AbstractContextManager = EventLogs(
+            disable_event_logs=True, disable_warnings=False, reroute_warnings=False
+        )
     except ImportError:  # pragma: no cover - a future MLflow without it: only noisier
         muted = nullcontext()
     variable = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -59,11 +62,12 @@ def _client(tracking_uri: str):
     try:
         with _quiet_mlflow():  # a store without the cached template is built here, with notices
             client = MlflowClient(tracking_uri=tracking_uri)
-            client._tracking_client.store  # opened now, not at the first run: one clear error here
+            _ = client._tracking_client.store  # opened now, not at the first run: one clear error here
     except (MlflowException, SQLAlchemyError) as error:
         message = (str(getattr(error, "message", "")) or str(error)).strip().splitlines()
-        raise UserError(f"cannot open the MLflow store {tracking_uri}: "
-                        f"{message[0][:300] if message else type(error).__name__}") from None
+        raise UserError(
+            f"cannot open the MLflow store {tracking_uri}: {message[0][:300] if message else type(error).__name__}"
+        ) from None
     return client
 
 
@@ -169,8 +173,7 @@ def ensure_experiment(cfg: TrackingConfig) -> str:
                 # MLflow 3 UIs without the GenAI / model-training switch read this tag to
                 # open the runs table; 3.17's UI follows that per-browser switch (GenAI by
                 # default) instead, which the runs link `nasbench ui` prints sets.
-                tags={"nasbench.experiment": cfg.experiment_name,
-                      "mlflow.experimentKind": "custom_model_development"},
+                tags={"nasbench.experiment": cfg.experiment_name, "mlflow.experimentKind": "custom_model_development"},
             )
         except MlflowException:
             experiment = client.get_experiment_by_name(cfg.experiment_name)
@@ -198,4 +201,3 @@ def _global_tracking_uri(uri: str):
         return
     with _use_tracking_uri(uri):
         yield
-

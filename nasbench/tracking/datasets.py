@@ -6,7 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-
 _DIGEST_SAMPLE_ROWS = 4096
 
 
@@ -51,13 +50,23 @@ def describe_dataset(dataset) -> DatasetDescription:
         split = getattr(dataset, split_name, None)
         return int(len(split.y)) if split is not None else 0
 
-    source = {"name": dataset.name, "input_shape": list(getattr(dataset, "input_shape", ())),
-              "num_classes": getattr(dataset, "num_classes", None)}
+    source = {
+        "name": dataset.name,
+        "input_shape": list(getattr(dataset, "input_shape", ())),
+        "num_classes": getattr(dataset, "num_classes", None),
+    }
     profile = {"num_train": size("train"), "num_val": size("val"), "num_test": size("test")}
-    schema = {"x": {"dtype": str(dataset.train.x.dtype), "shape": [-1, *dataset.train.x.shape[1:]]},
-              "y": {"dtype": str(dataset.train.y.dtype), "shape": [-1]}}
-    return DatasetDescription(name=dataset.name, digest=dataset_digest(dataset), source=json.dumps(source),
-                              schema=json.dumps(schema), profile=json.dumps(profile))
+    schema = {
+        "x": {"dtype": str(dataset.train.x.dtype), "shape": [-1, *dataset.train.x.shape[1:]]},
+        "y": {"dtype": str(dataset.train.y.dtype), "shape": [-1]},
+    }
+    return DatasetDescription(
+        name=dataset.name,
+        digest=dataset_digest(dataset),
+        source=json.dumps(source),
+        schema=json.dumps(schema),
+        profile=json.dumps(profile),
+    )
 
 
 def dataset_input(dataset, context: str = "train"):
@@ -65,7 +74,12 @@ def dataset_input(dataset, context: str = "train"):
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     described = dataset if isinstance(dataset, DatasetDescription) else describe_dataset(dataset)
-    entity = Dataset(name=described.name, digest=described.digest, source_type="nasbench",
-                     source=described.source, schema=described.schema, profile=described.profile)
+    entity = Dataset(
+        name=described.name,
+        digest=described.digest,
+        source_type="nasbench",
+        source=described.source,
+        schema=described.schema,
+        profile=described.profile,
+    )
     return DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])
-

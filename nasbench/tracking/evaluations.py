@@ -8,12 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nasbench.tracking.batch import _BatchWriter, _as_float, _clip, flatten
+from nasbench.tracking.batch import _as_float, _BatchWriter, _clip, flatten
 from nasbench.tracking.client import _client, ensure_experiment
 from nasbench.tracking.names import _MAX_TAG_VALUE, TAG_MODEL_RUN, TAG_REASON, TAG_ROLE, TrackingConfig
 
-_NORM_NAMES = {"linf": "linf", "inf": "linf", "l_inf": "linf", "l2": "l2", "2": "l2",
-               "l1": "l1", "1": "l1", "l0": "l0", "0": "l0"}
+_NORM_NAMES = {
+    "linf": "linf",
+    "inf": "linf",
+    "l_inf": "linf",
+    "l2": "l2",
+    "2": "l2",
+    "l1": "l1",
+    "1": "l1",
+    "l0": "l0",
+    "0": "l0",
+}
 
 
 def robust_metric_name(attack: str, norm: str, eps: float) -> str:
@@ -80,8 +89,9 @@ class EvaluationRecorder:
 
 
 @contextmanager
-def evaluation_run(cfg: TrackingConfig, *, model_run_id: str | None, name: str,
-                   params: dict, role: str = "evaluation") -> Iterator[EvaluationRecorder]:
+def evaluation_run(
+    cfg: TrackingConfig, *, model_run_id: str | None, name: str, params: dict, role: str = "evaluation"
+) -> Iterator[EvaluationRecorder]:
     """A run for an attack (``role`` "evaluation") or a report (``role`` "report"),
     linked to the run of the model it evaluated.
 

@@ -10,9 +10,19 @@ from pathlib import Path
 from nasbench.tracking.client import _client, _global_tracking_uri, _quiet_mlflow
 from nasbench.tracking.names import TrackingConfig
 
-def log_model(cfg: TrackingConfig, run_id: str, model, input_example,
-              registered_name: str | None, aliases: list[str] | Iterable[str] = (), *,
-              arch: dict | None = None, meta: dict | None = None, name: str = "model") -> str:
+
+def log_model(
+    cfg: TrackingConfig,
+    run_id: str,
+    model,
+    input_example,
+    registered_name: str | None,
+    aliases: list[str] | Iterable[str] = (),
+    *,
+    arch: dict | None = None,
+    meta: dict | None = None,
+    name: str = "model",
+) -> str:
     """Log ``model`` to ``run_id`` safely and optionally register it; returns the model URI.
 
     The model is logged with ``mlflow.pytorch`` in the ``pt2`` format (a ``torch.export``
@@ -36,29 +46,36 @@ def log_model(cfg: TrackingConfig, run_id: str, model, input_example,
     if arch is None:
         with tempfile.TemporaryDirectory() as tmp, _quiet_mlflow():
             arch = json.loads(Path(client.download_artifacts(run_id, "arch.json", tmp)).read_text())
-    example = input_example.detach().cpu() if isinstance(input_example, torch.Tensor) \
-        else torch.as_tensor(input_example)
+    example = (
+        input_example.detach().cpu() if isinstance(input_example, torch.Tensor) else torch.as_tensor(input_example)
+    )
     was_training = model.training
     model = model.eval()
     try:
         with torch.no_grad():
             output = model(example)
-        meta = {"input_shape": list(example.shape[1:]), "num_classes": int(output.shape[-1]),
-                **(meta or {})}
+        meta = {"input_shape": list(example.shape[1:]), "num_classes": int(output.shape[-1]), **(meta or {})}
         signature = infer_signature(example.numpy(), output.detach().cpu().numpy())
         # Created here, in the run's experiment: left to itself, MLflow would file the model
         # under the process-global experiment (the Default one, in ./mlruns of the cwd).
         run = client.get_run(run_id)
-        logged = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id,
-                                            params=dict(run.data.params))
+        logged = client.create_logged_model(
+            run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params)
+        )
         with tempfile.TemporaryDirectory() as tmp:
             extra_files = _write_checkpoint(Path(tmp), model, arch, meta)
             with _global_tracking_uri(cfg.tracking_uri), _quiet_mlflow():
                 info = mlflow.pytorch.log_model(
-                    model, name=name, model_id=logged.model_id, run_id=run_id, signature=signature,
-                    input_example=example.numpy(), serialization_format="pt2",
+                    model,
+                    name=name,
+                    model_id=logged.model_id,
+                    run_id=run_id,
+                    signature=signature,
+                    input_example=example.numpy(),
+                    serialization_format="pt2",
                     extra_files=[str(path) for path in extra_files],
-                    registered_model_name=registered_name, await_registration_for=0,
+                    registered_model_name=registered_name,
+                    await_registration_for=0,
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                 )
     finally:
@@ -71,8 +88,7 @@ def log_model(cfg: TrackingConfig, run_id: str, model, input_example,
 
 def registered_version(cfg: TrackingConfig, registered_name: str, run_id: str) -> str | None:
     """The registry version of ``registered_name`` logged from ``run_id``, if there is one."""
-    versions = _client(cfg.tracking_uri).search_model_versions(
-        f"name = '{registered_name}' and run_id = '{run_id}'")
+    versions = _client(cfg.tracking_uri).search_model_versions(f"name = '{registered_name}' and run_id = '{run_id}'")
     return str(max(int(v.version) for v in versions)) if versions else None
 
 
@@ -96,16 +112,19 @@ def download_logged_model(model_uri: str, tracking_uri: str, dst: str | Path) ->
 
     # the registry client behind models:/ URIs uses the global URI
     with _global_tracking_uri(tracking_uri), _quiet_mlflow():
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
-                                                        tracking_uri=tracking_uri))
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst), tracking_uri=tracking_uri)
+        )
 
 
 def download_logged_checkpoint(model_uri: str, tracking_uri: str, dst: str | Path) -> Path:
     """Download a logged model's checkpoint files; returns the folder holding them."""
     folder = download_logged_model(model_uri, tracking_uri, dst) / "extra_files"
     if not (folder / "model.safetensors").is_file():
-        raise ValueError(f"{model_uri} has no nasbench checkpoint (extra_files/model.safetensors); "
-                         "was it logged with nasbench.tracking.log_model?")
+        raise ValueError(
+            f"{model_uri} has no nasbench checkpoint (extra_files/model.safetensors); "
+            "was it logged with nasbench.tracking.log_model?"
+        )
     return folder
 
 
@@ -118,10 +137,10 @@ def load_logged_model(model_uri: str, tracking_uri: str | None = None):
     Returns the model in eval mode.
     """
     import mlflow
+
     from nasbench.checkpoint import load_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = download_logged_checkpoint(model_uri, tracking_uri or mlflow.get_tracking_uri(), tmp)
         model, _arch, _meta = load_checkpoint(folder)
     return model.eval()
-

@@ -20,8 +20,13 @@ TAG_MODEL_RUN = "nasbench.model_run_id"
 TRIAL_STATUSES = ("ok", "failed", "pruned", "deduplicated")
 # How a trial's own status maps onto MLflow's run status.
 # "interrupted" is set only by the driver, for trials a Ctrl-C left running.
-_RUN_STATUS = {"ok": "FINISHED", "deduplicated": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
-               "interrupted": "KILLED"}
+_RUN_STATUS = {
+    "ok": "FINISHED",
+    "deduplicated": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",
+}
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 # MLflow's limits (mlflow.utils.validation): values past them are rejected, not cut.
@@ -79,4 +84,3 @@ def missing_local_store(tracking_uri: str) -> Path | None:
         return None
     path = Path(tracking_uri.removeprefix("sqlite:///"))
     return None if path.is_file() else path
-

@@ -46,8 +46,9 @@ class SearchRun:
     on Ctrl-C.
     """
 
-    def __init__(self, cfg: TrackingConfig, config: dict, run_name: str | None = None,
-                 resume_run_id: str | None = None):
+    def __init__(
+        self, cfg: TrackingConfig, config: dict, run_name: str | None = None, resume_run_id: str | None = None
+    ):
         from mlflow.exceptions import MlflowException
 
         self.cfg = cfg
@@ -57,16 +58,15 @@ class SearchRun:
             try:
                 run = self.client.get_run(resume_run_id)
             except MlflowException as error:
-                raise ValueError(f"cannot resume MLflow run {resume_run_id}: "
-                                 f"{error.message}") from None
+                raise ValueError(f"cannot resume MLflow run {resume_run_id}: {error.message}") from None
             if run.info.experiment_id != experiment_id:
-                raise ValueError(f"MLflow run {resume_run_id} belongs to another experiment "
-                                 f"than '{cfg.experiment_name}'")
+                raise ValueError(
+                    f"MLflow run {resume_run_id} belongs to another experiment than '{cfg.experiment_name}'"
+                )
             self.run_id = resume_run_id
             self.client.update_run(self.run_id, status="RUNNING")
         else:
-            run = self.client.create_run(
-                experiment_id, run_name=run_name or "search", tags={TAG_ROLE: "search"})
+            run = self.client.create_run(experiment_id, run_name=run_name or "search", tags={TAG_ROLE: "search"})
             self.run_id = run.info.run_id
             _log_json(self.client, self.run_id, config, "config.json")
         writer = _BatchWriter(self.client, self.run_id, flush_seconds=math.inf)
@@ -88,8 +88,7 @@ class SearchRun:
         self.client.log_inputs(self.run_id, datasets=[dataset_input(described)])
         return described
 
-    def log_summary(self, metrics: dict, table_rows: list[dict],
-                    table_name: str = "best_architectures") -> None:
+    def log_summary(self, metrics: dict, table_rows: list[dict], table_name: str = "best_architectures") -> None:
         """Totals as metrics; the best/Pareto table as ``<table_name>.json`` (MLflow's table
         format, shown in the UI's artifact view) and ``.csv``."""
         writer = _BatchWriter(self.client, self.run_id, flush_seconds=math.inf)
@@ -97,8 +96,7 @@ class SearchRun:
         writer.flush()
         columns = _table_columns(table_rows)
         cells = [[_cell(row.get(column)) for column in columns] for row in table_rows]
-        _log_json(self.client, self.run_id, {"columns": columns, "data": cells},
-                  f"{table_name}.json")
+        _log_json(self.client, self.run_id, {"columns": columns, "data": cells}, f"{table_name}.json")
         self.client.log_text(self.run_id, _csv(columns, cells), f"{table_name}.csv")
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
@@ -177,13 +175,11 @@ class TrialRecorder:
         keys (a replay's last epoch, a deduplicated trial) get theirs here. Non-numbers such
         as None are skipped.
         """
-        self._writer.metrics_from({k: v for k, v in metrics.items() if self._curve_step.get(k) != step},
-                                  step=step)
+        self._writer.metrics_from({k: v for k, v in metrics.items() if self._curve_step.get(k) != step}, step=step)
 
     def set_status(self, status: str, reason: str | None = None) -> None:
         if status not in TRIAL_STATUSES:
-            raise ValueError(f"trial status must be one of {', '.join(TRIAL_STATUSES)}, "
-                             f"not {status!r}")
+            raise ValueError(f"trial status must be one of {', '.join(TRIAL_STATUSES)}, not {status!r}")
         self.status, self.reason = status, reason
         self._writer.tag(TAG_STATUS, status)
         if reason:  # an empty tag would show as a bare "nasbench.reason" on every ok run
@@ -228,9 +224,18 @@ def _write_json_artifact(tracking_uri: str, artifact_uri: str, data: Any, artifa
         get_artifact_repository(artifact_uri).log_artifact(str(path))
 
 
-def open_trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str | int, *, arch: dict,
-                   arch_hash: str, train_config: dict, dataset, flush_seconds: float = math.inf,
-                   find_existing: bool = True) -> TrialRecorder:
+def open_trial_run(
+    cfg: TrackingConfig,
+    parent_run_id: str,
+    trial_id: str | int,
+    *,
+    arch: dict,
+    arch_hash: str,
+    train_config: dict,
+    dataset,
+    flush_seconds: float = math.inf,
+    find_existing: bool = True,
+) -> TrialRecorder:
     """Open the nested child run of ``parent_run_id`` for one trial; end it with
     :meth:`TrialRecorder.finish`.
 
@@ -259,9 +264,16 @@ def open_trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str | int,
             client.delete_tag(run_id, TAG_REASON)
     else:
         run = client.create_run(
-            experiment_id, run_name=f"trial-{trial_id}",
-            tags={TAG_PARENT_RUN: parent_run_id, TAG_ROLE: "trial", TAG_TRIAL_ID: trial_id,
-                  TAG_ARCH_HASH: arch_hash, TAG_STATUS: "running"})
+            experiment_id,
+            run_name=f"trial-{trial_id}",
+            tags={
+                TAG_PARENT_RUN: parent_run_id,
+                TAG_ROLE: "trial",
+                TAG_TRIAL_ID: trial_id,
+                TAG_ARCH_HASH: arch_hash,
+                TAG_STATUS: "running",
+            },
+        )
         run_id = run.info.run_id
 
     recorder = TrialRecorder(client, run_id, flush_seconds)
@@ -285,25 +297,44 @@ def open_trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str | int,
 
 
 @contextmanager
-def trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str, *, arch: dict,
-              arch_hash: str, train_config: dict, dataset,
-              flush_seconds: float = 10.0, find_existing: bool = True) -> Iterator[TrialRecorder]:
+def trial_run(
+    cfg: TrackingConfig,
+    parent_run_id: str,
+    trial_id: str,
+    *,
+    arch: dict,
+    arch_hash: str,
+    train_config: dict,
+    dataset,
+    flush_seconds: float = 10.0,
+    find_existing: bool = True,
+) -> Iterator[TrialRecorder]:
     """:func:`open_trial_run` as a context manager.
 
     On exit the buffered metrics are written and the run ends FINISHED (status ok or
     deduplicated; ok is assumed if none was set), KILLED (pruned) or FAILED (failed, or
     an exception escaped, which is re-raised after its message is recorded as the reason).
     """
-    recorder = open_trial_run(cfg, parent_run_id, trial_id, arch=arch, arch_hash=arch_hash,
-                              train_config=train_config, dataset=dataset, flush_seconds=flush_seconds,
-                              find_existing=find_existing)
+    recorder = open_trial_run(
+        cfg,
+        parent_run_id,
+        trial_id,
+        arch=arch,
+        arch_hash=arch_hash,
+        train_config=train_config,
+        dataset=dataset,
+        flush_seconds=flush_seconds,
+        find_existing=find_existing,
+    )
     try:
         yield recorder
     except BaseException as error:
         status = recorder.status if recorder.status not in (None, "ok") else "failed"
-        recorder.finish(status, recorder.reason or f"{type(error).__name__}: {error}",
-                        run_status="KILLED" if isinstance(error, KeyboardInterrupt) or status == "pruned"
-                        else "FAILED")
+        recorder.finish(
+            status,
+            recorder.reason or f"{type(error).__name__}: {error}",
+            run_status="KILLED" if isinstance(error, KeyboardInterrupt) or status == "pruned" else "FAILED",
+        )
         raise
     else:
         recorder.finish(recorder.status or "ok", recorder.reason)
@@ -314,16 +345,19 @@ def _child_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
     if one was created."""
     runs = client.search_runs(
         [experiment_id],
-        filter_string=(f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' "
-                       f"and tags.`{TAG_TRIAL_ID}` = '{_quote(str(trial_id))}'"),
-        max_results=1)
+        filter_string=(
+            f"tags.`{TAG_PARENT_RUN}` = '{parent_run_id}' and tags.`{TAG_TRIAL_ID}` = '{_quote(str(trial_id))}'"
+        ),
+        max_results=1,
+    )
     return runs[0] if runs else None
 
 
 def find_trial_run(cfg: TrackingConfig, parent_run_id: str, trial_id: str | int) -> str | None:
     """The child run a trial made, looked up from the driver (its worker may have died)."""
-    run = _child_run(_client(cfg.tracking_uri), _experiment_of(cfg.tracking_uri, parent_run_id),
-                     parent_run_id, str(trial_id))
+    run = _child_run(
+        _client(cfg.tracking_uri), _experiment_of(cfg.tracking_uri, parent_run_id), parent_run_id, str(trial_id)
+    )
     return run.info.run_id if run else None
 
 
@@ -338,4 +372,3 @@ def end_trial_run(cfg: TrackingConfig, run_id: str, status: str, reason: str | N
 
 def _quote(text: str) -> str:
     return text.replace("'", "\\'")
-
