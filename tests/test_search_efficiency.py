@@ -18,6 +18,8 @@ FIXTURE = ROOT / "tests" / "fixtures" / "cell_digits.parquet"
 SUBSPACE_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3")
 SUBSPACE_CLASSES = 496  # canonical classes among the 3**6 = 729 cells over SUBSPACE_OPS
 SEEDS = (0, 1, 2, 3, 4)  # every class trained once per seed
+BUDGET = 2  # epochs of the search-efficiency record
+ROBUST_BUDGET, ROBUST_SEED = 6, 0  # the record with robust accuracy per epoch (mo_asha_hypervolume.py)
 
 
 def _load_benchmark_module(name):
@@ -30,6 +32,7 @@ def _load_benchmark_module(name):
 
 efficiency = _load_benchmark_module("search_efficiency")
 builder = _load_benchmark_module("build_cell_benchmark")
+hypervolume = _load_benchmark_module("mo_asha_hypervolume")
 
 
 @pytest.fixture(scope="module")
@@ -40,28 +43,41 @@ def bench(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rows(bench):
+def all_rows(bench):
     return bench.top(k=10_000, by="val_acc", dataset="digits")
 
 
-def test_fixture_is_small_and_holds_every_class_of_the_subspace_for_every_seed(bench, rows):
+@pytest.fixture(scope="module")
+def rows(all_rows):
+    return [row for row in all_rows if row["budget"] == BUDGET]
+
+
+@pytest.fixture(scope="module")
+def robust_rows(all_rows):
+    return [row for row in all_rows if row["budget"] == ROBUST_BUDGET]
+
+
+def test_fixture_is_small_and_holds_every_class_of_the_subspace_for_every_seed(bench, all_rows, rows,
+                                                                              robust_rows):
     assert FIXTURE.stat().st_size < 1_000_000
-    assert len(bench) == SUBSPACE_CLASSES * len(SEEDS)
-    assert len(rows) == SUBSPACE_CLASSES * len(SEEDS)  # all finished
+    assert len(bench) == SUBSPACE_CLASSES * (len(SEEDS) + 1)
+    assert len(all_rows) == len(bench)  # all finished
+    assert len(rows) == SUBSPACE_CLASSES * len(SEEDS)
+    assert {row["seed"] for row in robust_rows} == {ROBUST_SEED} and len(robust_rows) == SUBSPACE_CLASSES
     classes = {arch_hash(CellArch(ops, cells_per_stage=1, channels=8))
                for ops in itertools.product(SUBSPACE_OPS, repeat=len(EDGES))}
     assert len(classes) == SUBSPACE_CLASSES
     for seed in SEEDS:
         assert {row["arch_hash"] for row in rows if row["seed"] == seed} == classes
-    for row in rows:  # the stored hash is the canonical hash of the stored architecture
+    assert {row["arch_hash"] for row in robust_rows} == classes
+    for row in all_rows:  # the stored hash is the canonical hash of the stored architecture
         assert arch_hash(arch_from_dict(row["arch"])) == row["arch_hash"]
-    assert {(row["budget"], row["space"]) for row in rows} == {(rows[0]["budget"], "cell")}
+    assert {(row["budget"], row["space"]) for row in all_rows} == {(BUDGET, "cell"), (ROBUST_BUDGET, "cell")}
 
 
-def test_fixture_rows_are_complete_and_accuracies_sane(rows):
-    budget = rows[0]["budget"]
-    for row in rows:
-        assert [entry["epoch"] for entry in row["curves"]] == list(range(1, budget + 1))
+def test_fixture_rows_are_complete_and_accuracies_sane(rows, all_rows):
+    for row in all_rows:
+        assert [entry["epoch"] for entry in row["curves"]] == list(range(1, row["budget"] + 1))
         assert row["curves"][-1]["val_acc"] == pytest.approx(row["val_acc"], abs=1e-6)
         assert row["params"] > 0 and row["macs"] > 0 and row["train_seconds"] > 0
         assert 0.0 <= row["test_acc"] <= 1.0
@@ -108,7 +124,8 @@ def test_a_class_missing_a_seed_is_refused(rows, tmp_path):
 def test_two_seed_efficiency_run_returns_sensible_counts(bench):
     max_trials = 120
     recorded, summaries = efficiency.efficiency(bench, seeds=range(2), max_trials=max_trials)
-    assert list(summaries) == ["random", "tpe", "nsga2"]
+    assert list(summaries) == ["random", "tpe", "nsga2", "evolution", "reinforce"]
+    assert recorded.budget == BUDGET  # the record with the most rows, not the 6-epoch one
     for summary in summaries.values():
         assert [run.seed for run in summary.runs] == [0, 1]
         for run in summary.runs:
@@ -122,7 +139,13 @@ def test_two_seed_efficiency_run_returns_sensible_counts(bench):
     first = summaries["tpe"].runs[0]
     assert (again.trials, again.unique, again.found) == (first.trials, first.unique, first.found)
     table = efficiency.format_table(recorded, summaries, max_trials)
-    assert "random" in table and "tpe" in table and "nsga2" in table
+    assert all(name in table for name in summaries)
+    for name in ("evolution", "reinforce"):  # replayed as nasbench search builds them: same seed, same run
+        again = efficiency.run_search(recorded, name, 1, max_trials)
+        first = summaries[name].runs[1]
+        assert (again.trials, again.unique, again.found) == (first.trials, first.unique, first.found)
+    # evolution spends no trial on a class already evaluated
+    assert all(run.unique == run.trials for run in summaries["evolution"].runs)
 
 
 def test_unrecorded_cells_are_resampled_not_counted(bench, rows, tmp_path):
@@ -146,6 +169,61 @@ def test_tpe_needs_fewer_trials_than_random_search(bench):
     recorded, summaries = efficiency.efficiency(bench, samplers=("random", "tpe"), seeds=range(10))
     assert all(run.found for summary in summaries.values() for run in summary.runs)
     assert summaries["tpe"].median_trials < 0.6 * summaries["random"].median_trials
+
+
+def test_evolution_needs_at_most_half_of_random_searchs_trials(bench):
+    """Aging evolution that never re-evaluates a class and mutates towards unseen ones:
+    over 10 seeds its median is at most half of random search's (200 seeds: README)."""
+    recorded, summaries = efficiency.efficiency(bench, samplers=("random", "evolution"), seeds=range(10))
+    assert all(run.found for summary in summaries.values() for run in summary.runs)
+    assert summaries["evolution"].median_trials <= 0.5 * summaries["random"].median_trials
+
+
+def test_robust_record_holds_fgsm_per_epoch_and_pgd_at_the_end(robust_rows):
+    for row in robust_rows:
+        assert [entry["epoch"] for entry in row["curves"]] == list(range(1, ROBUST_BUDGET + 1))
+        assert all(0.0 <= entry["robust_acc"] <= 1.0 for entry in row["curves"])
+        robust = {(r["attack"], r["norm"], r["eps"]): r["accuracy"] for r in row["robust"]}
+        assert set(robust) == {("fgsm", "Linf", 0.1), ("pgd", "Linf", 0.1)}
+        assert robust[("fgsm", "Linf", 0.1)] == pytest.approx(row["curves"][-1]["robust_acc"], abs=1e-6)
+        assert robust[("pgd", "Linf", 0.1)] <= row["val_acc"]
+    # PGD-10 is the stronger attack: on (almost) every class it leaves fewer points standing
+    stronger = sum(r["robust"][1]["accuracy"] <= r["robust"][0]["accuracy"] + 1e-9 for r in robust_rows)
+    assert stronger >= 0.95 * len(robust_rows)
+
+
+def test_hypervolume_replay_runs_the_search_schedulers_on_the_record(bench):
+    recorded = hypervolume.load_curves(bench)
+    assert len(recorded.curves) == SUBSPACE_CLASSES and recorded.budget == ROBUST_BUDGET
+    results, traces = hypervolume.compare(recorded, seeds=range(3), budget=120)
+    for seed_traces in traces:
+        fifo, asha = seed_traces["fifo"], seed_traces["asha"]
+        assert len(fifo) == 120 // ROBUST_BUDGET  # every FIFO trial runs to the end
+        assert len(asha) > 2 * len(fifo)  # most ASHA trials stop at the first rung (1 epoch)
+        assert fifo[-1][0] == asha[-1][0] == 120
+        for trace in seed_traces.values():  # more trials never lower the hypervolume
+            assert all(a[1] <= b[1] for a, b in zip(trace, trace[1:]))
+    assert all(f <= 1.0 for f in results["fifo"]["fraction"])  # FIFO reaches its own final value
+    table = hypervolume.format_table(recorded, results, 120, 3, 3)
+    assert "asha" in table and "hyperband" in table
+
+
+def test_build_records_robust_accuracy_per_epoch(tmp_path):
+    db = tmp_path / "robust.db"
+    quiet = lambda *args, **kwargs: None  # noqa: E731
+    assert builder.build(db, ops=("none", "skip_connect"), epochs=2, channels=4, limit=1, log=quiet,
+                         robust_eps=0.1) == 1
+    with Benchmark(db) as store:
+        (row,) = store.top(k=10, by="val_acc")
+    assert all(0.0 <= entry["robust_acc"] <= 1.0 for entry in row["curves"])
+    assert {r["attack"] for r in row["robust"]} == {"fgsm", "pgd"}
+    fgsm = next(r["accuracy"] for r in row["robust"] if r["attack"] == "fgsm")
+    assert fgsm == pytest.approx(row["curves"][-1]["robust_acc"], abs=1e-6)
+    # two shards share the classes: shard 1 of 2 trains every other class of the fixed order
+    assert builder.build(tmp_path / "shard.db", ops=("none", "skip_connect"), epochs=1, channels=4, limit=8,
+                         log=quiet, shard=(1, 2)) == 4
+    with Benchmark(tmp_path / "shard.db") as store:
+        assert len(store) == 4 and row["arch_hash"] not in {r["arch_hash"] for r in store.top(k=10, by="val_acc")}
 
 
 def test_build_trains_recorded_rows_and_resumes(tmp_path):
