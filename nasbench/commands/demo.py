@@ -134,7 +134,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     def stage(number: int, title: str) -> None:
-        console.rule(f"[bold]{number}/4 {title}[/]  ({time.perf_counter() - started:.0f} s)")
+        # The rule holds the stage's name; what it does goes on the line below, where it
+        # wraps instead of being cut to the terminal's width.
+        name, _, what = title.partition(": ")
+        console.rule(f"[bold]{number}/4 {name}[/]  ({time.perf_counter() - started:.0f} s)")
+        if what:
+            console.print(what, highlight=False)
 
     stage(1, f"search: {config.trials} architectures on digits, {config.concurrency} at a time")
     search = SearchConfig(
