@@ -251,3 +251,32 @@ def test_cli_search_replays_the_recorded_cells_and_resumes(ray_runtime, tracking
     for trial in study.trials:  # every trial ran the architecture its sampler planned
         assert trial.params == trial.system_attrs[PLAN_ATTR]["params"]
         assert trial.user_attrs["arch_hash"] == trial.system_attrs[PLAN_ATTR]["key"]
+
+
+@pytest.mark.e2e
+def test_multi_objective_asha_prunes_on_both_objectives_measured_at_the_rung(ray_runtime, tracking_uri, tmp_path):
+    """A real search: trials report FGSM robust accuracy at the rung (the fidelity ladder),
+    the final objective is PGD's, and the trials stopped at the rung are PRUNED in Optuna."""
+    import json
+
+    import optuna
+
+    from nasbench.cli import main
+
+    assert main(["search", "--space", "cell", "--space-option", "channels=4", "--space-option", "cells_per_stage=1",
+                 "--epochs", "3", "--trials", "6", "--concurrency", "1", "--objectives", "val_acc,robust_acc",
+                 "--scheduler", "asha", "--robust-attack", "pgd", "--robust-samples", "64", "--sampler", "evolution",
+                 "--experiments-dir", str(tmp_path), "--experiment", "mo", "--tracking-uri", tracking_uri,
+                 "--export-top", "0", "--no-register-models", "--no-progress"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "mo" / "search.log").read_text().splitlines()]
+    ended = {entry["trial"]: entry for entry in log if entry.get("status") in ("ok", "pruned")}
+    assert len(ended) == 6
+    pruned = [entry for entry in ended.values() if entry["status"] == "pruned"]
+    assert pruned and all(entry["epoch"] == 1 and 0.0 <= entry["robust_acc"] <= 1.0 for entry in pruned)
+    assert any(entry["status"] == "ok" and entry["epoch"] == 3 for entry in ended.values())
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "mo" / "optuna.journal"))))
+    states = {t.number: t.state for t in study.trials}
+    assert {n for n, s in states.items() if s == optuna.trial.TrialState.PRUNED} == {e["trial"] for e in pruned}
+    config = (tmp_path / "mo" / "config.yaml").read_text()
+    assert "rung_attack: fgsm" in config and "robust_attack: pgd" in config
