@@ -61,7 +61,8 @@ from pydantic import Field, model_validator
 from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.errors import UserError
 from nasbench.tracking import find_trial_run
-from nasbench.ray_runtime import check_resources_fit, configure_ray_environment, ensure_ray, short_error, trial_resources
+from nasbench.ray_runtime import (check_resources_fit, configure_ray_environment, describe_runtime, ensure_ray,
+                                  short_error, trial_resources)
 from nasbench.strategies import SAMPLERS, SCHEDULERS, check_sampler_options, make_sampler, make_scheduler
 from nasbench.strategies.fidelity import fidelity_ladder
 from nasbench.outcomes import DriverAnswers
@@ -302,6 +303,7 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     warn_about_augmentation(config.dataset, config.augment)  # the trials' warnings stay in their workers
     configure_ray_environment()
     ensure_ray(config.address)
+    print(describe_runtime(config.address), flush=True)
     check_resources_fit(trial_resources(config), cluster=config.address is not None)
     if not config.resume:
         config, directory = prepare_experiment(config)
@@ -409,8 +411,11 @@ def _replay_path(config: SearchConfig) -> str | None:
 
 def _trial_context(config: SearchConfig, evaluate, extra) -> TrialContext:
     """What every trial gets besides its architecture: plain data, no store, no MLflow."""
+    from nasbench.data import absolute_dataset_name
+
     return TrialContext(
-        dataset=config.dataset, data_dir=str(Path(config.data_dir).expanduser().resolve()),
+        dataset=config.dataset, dataset_path=absolute_dataset_name(config.dataset),
+        data_dir=str(Path(config.data_dir).expanduser().resolve()),
         val_fraction=config.val_fraction, seed=config.seed, space=config.space,
         train=config.train_config().model_dump(), objectives=tuple(config.objectives),
         robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,

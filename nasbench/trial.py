@@ -76,7 +76,7 @@ class TrialContext:
     """Everything a trial needs besides its architecture; plain data, shipped once to the
     Ray object store with ``tune.with_parameters``."""
 
-    dataset: str
+    dataset: str                              # as the user gave it: the store's key
     data_dir: str
     val_fraction: float
     seed: int
@@ -96,6 +96,9 @@ class TrialContext:
     # used by the orchestration benchmark (trials that sleep) and to inject faults.
     evaluate: Callable[[dict, "TrialContext", Callable[[dict], None]], dict] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # ``dataset`` with an npz:/imagefolder: path made absolute on the driver: a worker's
+    # working folder need not be the driver's, and checkpoints record where the data is
+    dataset_path: str = ""
 
     @property
     def budget(self) -> int:
@@ -181,7 +184,8 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
 
     if context.train.get("threads"):  # here, not per trial: stand-in trials never import torch
         torch.set_num_threads(int(context.train["threads"]))
-    dataset = _dataset(context.dataset, context.data_dir, context.seed, context.val_fraction)
+    dataset = _dataset(context.dataset_path or context.dataset, context.data_dir, context.seed,
+                       context.val_fraction)
     arch = arch_from_dict(arch_dict)
     validate(arch, dataset.input_shape)  # raises InvalidArchitecture with the reason
     torch.manual_seed(context.seed)
@@ -292,13 +296,13 @@ def _corruption(model, dataset, corruption: CorruptionConfig, seed: int) -> list
 
 def _save_checkpoint(directory: str, context: TrialContext, model, arch: dict, arch_hash: str, dataset,
                      metrics: dict) -> None:
-    from nasbench.checkpoint import save_checkpoint
+    from nasbench.checkpoint import dataset_meta, save_checkpoint
 
     # The store key: an attack on this checkpoint adds its robust accuracies to the trial's
     # benchmark row (the driver adds the trial's MLflow run id when it files the weights).
     meta = {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
-            "mean": list(dataset.mean), "std": list(dataset.std), "dataset": dataset.name,
-            "arch_hash": arch_hash, "budget": context.budget, "seed": context.seed,
+            "mean": list(dataset.mean), "std": list(dataset.std), **dataset_meta(dataset),
+            "dataset": context.dataset, "arch_hash": arch_hash, "budget": context.budget, "seed": context.seed,
             "metrics": {k: v for k, v in metrics.items() if _finite(v)}}
     save_checkpoint(directory, model, arch, meta)
 

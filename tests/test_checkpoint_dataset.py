@@ -216,3 +216,22 @@ def test_a_logged_model_is_attacked_on_the_dataset_its_checkpoint_recorded(train
     err = capsys.readouterr().err
     assert f"data npz:{trained / 'digits16.npz'}: " in err and "warning" not in err
     assert _evaluation(tmp_path / "x", "logged")["dataset"] == f"npz:{trained / 'digits16.npz'}"
+
+
+def test_a_searchs_exported_checkpoint_records_its_dataset_and_is_attacked_on_it(trained, tmp_path,
+                                                                                  monkeypatch, ray_runtime):
+    """A search on an npz given by a relative path: its trials load the data by its absolute
+    path (a worker's folder need not be the driver's), and the exported best model is then
+    attacked on that data from another folder, with no --dataset."""
+    monkeypatch.chdir(trained)
+    experiments = tmp_path / "experiments"
+    assert main(["search", "--dataset", "npz:inverted8.npz", "--trials", "1", "--epochs", "1",
+                 "--experiment", "npz", "--experiments-dir", str(experiments), "--export-top", "1",
+                 "--no-progress"]) == 0
+    (best,) = (experiments / "npz" / "best").iterdir()
+    meta = json.loads((best / "meta.json").read_text())
+    assert meta["dataset"] == "npz:inverted8.npz"
+    assert meta["data"]["dataset"] == f"npz:{trained / 'inverted8.npz'}"
+    monkeypatch.chdir(tmp_path)
+    assert _attack("--model", str(best), "--experiment", "best", root=tmp_path / "attacks") == 0
+    assert _evaluation(tmp_path / "attacks", "best")["dataset"] == f"npz:{trained / 'inverted8.npz'}"
