@@ -69,11 +69,6 @@ def register_kind(kind: ArchKind) -> ArchKind:
     return kind
 
 
-def list_kinds() -> list[str]:
-    """Registered kind names, in registration order."""
-    return list(_KINDS)
-
-
 def kind_of(arch: object) -> ArchKind:
     """The registered kind of the spec ``arch``; :class:`NotAnArchitecture` if none."""
     for cls in type(arch).__mro__:
