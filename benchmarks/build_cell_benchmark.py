@@ -33,12 +33,14 @@ as well; the row's ``robust`` list holds both final figures, so a multi-objectiv
 over (val_acc, robust_acc) replays from it: cheap FGSM at the rungs of a scheduler,
 PGD for the final objective (a replayed trial takes the lowest robust accuracy of its
 row). The shipped fixture holds, next to the 2-epoch rows above, every class at a
-6-epoch budget for seed 0 with robust accuracy at eps 0.1 (2.5 s per cell with its
-attacks; ~21 CPU minutes, run as two shards)::
+6-epoch budget for seed 0 with robust accuracy at eps 0.1 (2.6 CPU-seconds per cell
+with its attacks, 21.5 CPU minutes in all, run as two shards; one seed only, to keep
+the build within that budget)::
 
     python benchmarks/build_cell_benchmark.py --db r0.db --parquet r0.parquet --seeds 0 \
         --epochs 6 --robust-eps 0.1 --shard 0/2        # and --shard 1/2 beside it
-    nasbench bench import --db cell_digits.db r0.parquet r1.parquet
+    nasbench bench import --db cell_digits.db tests/fixtures/cell_digits.parquet r0.parquet r1.parquet
+    python benchmarks/build_cell_benchmark.py --db cell_digits.db --export-only
 
 Resumable: rows already in ``--db`` are skipped, so an interrupted build continues
 where it stopped. Classes are trained in a fixed shuffled order, so a partial build
