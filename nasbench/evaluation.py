@@ -39,12 +39,15 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 from nasbench.errors import UserError
+
+if TYPE_CHECKING:
+    from nasbench.data import Dataset
 
 __all__ = [
     "EVALUATIONS_DIR",
@@ -72,7 +75,7 @@ MODEL_URI_PREFIXES = ("runs:/", "models:/")
 
 # Sweeps that reach zero robust accuracy. On digits (8x8, 17 grey levels) an undefended
 # CNN keeps ~94% under PGD-20 at Linf 8/255, so the CIFAR-style sweep says nothing there:
-# low-resolution greyscale sets get MNIST-style radii (Madry et al. 2018 use 0.3).
+# greyscale sets get MNIST-style radii (Madry et al. 2018 use 0.3).
 GREYSCALE_EPS = "0,0.05,0.1,0.2,0.3"
 NATURAL_IMAGE_EPS = "0,1/255,2/255,4/255,8/255"
 
@@ -80,10 +83,11 @@ NATURAL_IMAGE_EPS = "0,1/255,2/255,4/255,8/255"
 Progress = Callable[[str, int, int, str], None]
 
 
-def default_eps(dataset_name: str) -> str:
-    """The default Linf sweep for a dataset: MNIST-style radii for greyscale digit sets."""
-    kind = dataset_name.partition(":")[0]
-    return GREYSCALE_EPS if kind in ("digits", "mnist", "fashion-mnist") else NATURAL_IMAGE_EPS
+def default_eps(dataset: Dataset) -> str:
+    """The default Linf sweep for a dataset: MNIST-style radii for greyscale images (the
+    digits, MNIST, Fashion-MNIST, and a user's own greyscale npz or image folder), the
+    CIFAR-style sweep for colour images."""
+    return GREYSCALE_EPS if dataset.input_shape[0] == 1 else NATURAL_IMAGE_EPS
 
 
 def parse_one_eps(text: str, option: str) -> float:

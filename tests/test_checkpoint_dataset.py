@@ -235,3 +235,22 @@ def test_a_searchs_exported_checkpoint_records_its_dataset_and_is_attacked_on_it
     monkeypatch.chdir(tmp_path)
     assert _attack("--model", str(best), "--experiment", "best", root=tmp_path / "attacks") == 0
     assert _evaluation(tmp_path / "attacks", "best")["dataset"] == f"npz:{trained / 'inverted8.npz'}"
+
+
+@pytest.mark.parametrize("colour, expected", [(False, [0.0, 0.05, 0.1, 0.2, 0.3]),
+                                              (True, [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255])])
+def test_the_default_eps_sweep_follows_the_images_channels_not_the_datasets_name(tmp_path, colour, expected):
+    """A user's greyscale digits get the MNIST-style radii that reach zero robust
+    accuracy; colour images the CIFAR-style sweep."""
+    from formats import write_image_folder
+
+    if colour:
+        dataset = f"imagefolder:{write_image_folder(tmp_path / 'colour')}"
+    else:
+        images, labels = digit_images(n=300)
+        np.savez(tmp_path / "grey.npz", x=images, y=labels)
+        dataset = f"npz:{tmp_path / 'grey.npz'}"
+    assert main(["attack", "--model", "lenet5", "--dataset", dataset, "--epochs", "1", "--attacks", "fgsm",
+                 "--n", "20", "--no-checks", "--no-tracking", "--experiments-dir", str(tmp_path / "ex")]) == 0
+    results = _evaluation(tmp_path / "ex", "default")["report"]["results"]
+    assert sorted({r["eps"] for r in results}) == pytest.approx(expected)

@@ -94,8 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "fab, square, autoattack, cw, deepfool, gaussian; options after colons, e.g. "
                             "pgd:steps=20:restarts=2 (default fgsm,pgd,square)")
     group.add_argument("--eps", type=split_list,
-                       help="Linf radii, e.g. 0,1/255,2/255,4/255,8/255 (default 0,0.05,0.1,0.2,0.3 on digits, "
-                            "mnist and fashion-mnist, else 0,1/255,2/255,4/255,8/255)")
+                       help="Linf radii, e.g. 0,1/255,2/255,4/255,8/255 (default 0,0.05,0.1,0.2,0.3 on "
+                            "greyscale images, such as digits and mnist, else 0,1/255,2/255,4/255,8/255)")
     group.add_argument("--eps-l2", type=split_list, help="L2 radii for L2 attacks (default: --eps)")
     group.add_argument("--n", type=int, help="test points to attack, a seeded subset (default 1000)")
     group.add_argument("--targeted", action="store_true", default=None,
@@ -129,13 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser, default="the dataset the checkpoints were trained on, else digits")
 
 
-def _parse_eps(config: AttackCommandConfig, dataset: str):
+def _parse_eps(config: AttackCommandConfig, default: str):
     from attacks import AttackConfigError, parse_eps_list
 
-    from nasbench.evaluation import default_eps
-
     try:
-        linf = parse_eps_list(config.eps if config.eps is not None else default_eps(dataset), "Linf")
+        linf = parse_eps_list(config.eps if config.eps is not None else default, "Linf")
         if config.eps_l2 is None:
             return linf
         return {"Linf": linf, "L2": parse_eps_list(config.eps_l2, "L2")}
@@ -395,13 +393,15 @@ def _check_model_store(models: list[str], store_uri: str) -> None:
 def _load_data_and_models(config: AttackCommandConfig, experiment_dir: Path, store_uri: str, console):
     """The dataset, the eps sweep and the models: checkpoints first, since the data defaults
     to the one they were trained on (nasbench.evaluation.choose_dataset)."""
-    from nasbench.evaluation import choose_dataset, load_chosen_dataset, load_models, load_saved_models
+    from nasbench.evaluation import (GREYSCALE_EPS, choose_dataset, default_eps, load_chosen_dataset, load_models,
+                                     load_saved_models)
 
     saved = load_saved_models(config.model, experiment_dir=experiment_dir, tracking_uri=store_uri)
     choice = choose_dataset(config.dataset, config.data_dir, [info for _, info in saved.values()])
-    eps = _parse_eps(config, choice.dataset)
+    _parse_eps(config, GREYSCALE_EPS)  # a bad --eps is refused before the data is loaded
     dataset = load_chosen_dataset(choice, download=config.download, seed=config.seed,
                                   val_fraction=config.val_fraction)
+    eps = _parse_eps(config, default_eps(dataset))
     origin = f" (the data {choice.recorded_by} was trained on)" if choice.recorded_by else ""
     console.print(f"[bold]data[/] {dataset.summary()}{origin}", soft_wrap=True, highlight=False)
 
