@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import traceback
 import warnings
@@ -103,6 +104,10 @@ _show_library_warning = warnings.showwarning
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
+    # MLflow announces each new SQLite store at INFO level ("Creating initial MLflow database
+    # tables..."); nasbench makes its stores itself, so that is no news to its users.
+    # MLflow's warnings and errors still show.
+    logging.getLogger("mlflow.store").setLevel(logging.WARNING)
     parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]
     try:

@@ -342,15 +342,6 @@ def attack_progress(console):
         yield progress
 
 
-def quiet_store_notices() -> None:
-    """MLflow announces each new SQLite store at INFO level ("Creating initial MLflow database
-    tables...", "Updating database tables"); nasbench makes its stores itself, so that is no
-    news to its users. MLflow's warnings and errors still show."""
-    import logging
-
-    logging.getLogger("mlflow.store").setLevel(logging.WARNING)
-
-
 def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
     """The resolved options as one command line (used when the typed one is unknown)."""
     import shlex
@@ -441,7 +432,6 @@ def _remove_if_empty(folder: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = resolve(AttackCommandConfig, args)
-    quiet_store_notices()
 
     import json
 

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         parse_eps_list,
         parse_severities,
     )
-    from nasbench.commands.attack import attack_progress, print_corruptions, print_evaluation, quiet_store_notices
+    from nasbench.commands.attack import attack_progress, print_corruptions, print_evaluation
     from nasbench.commands.search import print_summary
     from nasbench.data import load_dataset
     from nasbench.evaluation import command_line, evaluate_models, load_models
@@ -119,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
     from nasbench.tracking import TrackingConfig, default_tracking_uri
     from nasbench.train import select_device
 
-    quiet_store_notices()
     # every name and number is checked before the search spends a minute
     select_device(config.device)
     try:
