@@ -84,9 +84,10 @@ class NasOptunaSearch(OptunaSearch):
         frozen = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
         ot_trial = Trial(study, frozen._trial_id)
         self._ot_trials[trial_id] = ot_trial
-        if "arch" not in frozen.user_attrs:
-            # the dead driver was still sampling it: finish sampling the same trial
-            # (parameters it already has keep their values)
+        if "arch" not in frozen.user_attrs or "arch_hash" not in frozen.user_attrs:
+            # the dead driver was still sampling it (it may have recorded the architecture
+            # but not yet its hash): finish sampling the same trial (parameters it already
+            # has keep their values, so the architecture is the same)
             config = self._suggest_from_define_by_run_func(self._space, ot_trial)
             return {**config, "trial_number": number, "rerun": True}
         return {

@@ -214,27 +214,33 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
             raise KeyboardInterrupt  # the worker dies: its run is left KILLED, not FINISHED
     half = study.ask()  # the driver died while sampling this one: one parameter drawn
     layers = half.suggest_int("num_layers", space.min_layers, space.max_layers)
-    assert study_progress(study)["running"] == [3, 4]
+    unhashed = study.ask()  # ... and this one between recording its architecture and its hash
+    unhashed_arch = space.sample(unhashed)
+    unhashed.set_user_attr("arch", arch_to_dict(unhashed_arch))
+    unhashed_params = dict(unhashed.params)
+    assert study_progress(study)["running"] == [3, 4, 5]
 
-    resumed = run_search(config(tmp_path, experiment="crash", trials=6, resume=True, tracking_uri=tracking_uri),
+    resumed = run_search(config(tmp_path, experiment="crash", trials=7, resume=True, tracking_uri=tracking_uri),
                          evaluate=slow_trials)
-    assert resumed.finished == 6 and resumed.complete == 6 and not resumed.interrupted
+    assert resumed.finished == 7 and resumed.complete == 7 and not resumed.interrupted
     study = load_study(directory)
-    assert [t.number for t in study.trials] == list(range(6))
+    assert [t.number for t in study.trials] == list(range(7))
     assert all(t.state.name == "COMPLETE" for t in study.trials)
     assert study.trials[3].params == sampled_params  # the same trial, the same architecture
     assert study.trials[3].user_attrs["arch_hash"] == arch_hash(arch)
     assert study.trials[4].params["num_layers"] == layers  # sampling went on where it stopped
+    assert study.trials[5].params == unhashed_params
+    assert study.trials[5].user_attrs["arch_hash"] == arch_hash(unhashed_arch)
     # one child run per trial (trial 3 reused its run), all finished; the store holds each
     # architecture once
     runs = child_runs(directory, tracking_uri)
-    assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in runs) == list(range(6))
+    assert sorted(int(r.data.tags["nasbench.trial_id"]) for r in runs) == list(range(7))
     assert all(r.info.status == "FINISHED" for r in runs)
     assert next(r for r in runs if r.data.tags["nasbench.trial_id"] == "3").info.run_id == run.run_id
     store = Benchmark(directory / "benchmark.db")
     assert len(store) == len({t.user_attrs["arch_hash"] for t in study.trials})
     log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
-    assert next(e for e in log if e.get("event") == "resume")["rerun"] == [3, 4]
+    assert next(e for e in log if e.get("event") == "resume")["rerun"] == [3, 4, 5]
 
 
 # ----------------------------------------------------------------------------- bad inputs, no work lost
