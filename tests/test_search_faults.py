@@ -163,7 +163,9 @@ def test_kill_9_then_resume_finishes_exactly_the_requested_trials(ray_runtime, t
 
     directory = experiments / "crash"
     before = study_progress(load_study(directory))
-    assert 2 <= before["finished"] < 6
+    # a trial is logged before Optuna is told, so the last logged one may not be told yet:
+    # the resume then tells it from results.jsonl
+    assert 1 <= before["finished"] < 6
     summary = run_search(config(tmp_path, experiment="crash", resume=True))
     assert summary.finished == 6 and not summary.interrupted
 
