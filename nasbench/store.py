@@ -12,8 +12,9 @@ architecture JSON, per-epoch curves, params, MACs, latency and device, training 
 status (ok / failed / pruned, with the reason), robust accuracies and provenance
 (package versions, git commit, MLflow run id).
 
-Storage is one SQLite file, chosen because many Ray workers on one machine write to
-it at once and a killed worker must not leave half a row behind:
+Storage is one SQLite file. In a search the driver is its only writer (trials report
+to the driver, never to the store), but ``attack`` runs, merges and readers may open it
+while a search runs, and a killed process must never leave half a row behind:
 
 - WAL journal on local disks: readers never block the writer and the writer never
   blocks readers. WAL needs memory shared between the processes of one host, so on a
