@@ -29,24 +29,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from nasbench.outcomes import finite
+from nasbench.outcomes import FINAL_METRICS, finite
 
-# Final metrics logged to a trial's run (the rest of FINAL_METRICS is no number or no result).
-_RUN_METRICS = (
-    "val_acc",
-    "train_acc",
-    "train_loss",
-    "epoch_seconds",
-    "adv_eps",
-    "test_acc",
-    "robust_acc",
-    "corruption_acc",
-    "params",
-    "macs",
-    "latency_ms",
-    "train_seconds",
-    "simulated_seconds",
-)
+# Final metrics logged to a trial's run: the epoch is the step, the device no number.
+_RUN_METRICS = tuple(name for name in FINAL_METRICS if name not in ("epoch", "device"))
 
 
 class Outbox:
