@@ -49,8 +49,15 @@ def warmup_eps(eps: float, step: int, warmup_steps: int) -> float:
     return float(eps) * (step + 1) / warmup_steps
 
 
-def adversarial_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str = "pgd",
-                      eps: float = 8 / 255, steps: int | None = None, alpha: float | None = None) -> torch.Tensor:
+def adversarial_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    method: str = "pgd",
+    eps: float = 8 / 255,
+    steps: int | None = None,
+    alpha: float | None = None,
+) -> torch.Tensor:
     """Adversarial version of the training batch ``x`` (images in [0, 1]).
 
     ``method``: ``"pgd"`` (Madry PGD-AT; ``steps`` default 10, ``alpha`` default
@@ -61,8 +68,9 @@ def adversarial_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method
 
     method = str(method).lower()
     if method not in ADVERSARIAL_TRAINING_METHODS:
-        raise AttackConfigError(f"unknown adversarial training method {method!r}; choose from: "
-                                f"{', '.join(ADVERSARIAL_TRAINING_METHODS)}")
+        raise AttackConfigError(
+            f"unknown adversarial training method {method!r}; choose from: {', '.join(ADVERSARIAL_TRAINING_METHODS)}"
+        )
     validate_eps(float(eps), "Linf")
     if eps == 0:
         return x.detach().clone()

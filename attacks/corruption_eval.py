@@ -97,25 +97,37 @@ class CorruptionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n": self.n, "seed": self.seed, "clean_accuracy": self.clean_accuracy,
-            "corruptions": list(self.corruptions), "severities": list(self.severities),
+            "n": self.n,
+            "seed": self.seed,
+            "clean_accuracy": self.clean_accuracy,
+            "corruptions": list(self.corruptions),
+            "severities": list(self.severities),
             "accuracy": {c: {str(s): a for s, a in row.items()} for c, row in self.accuracy.items()},
-            "mean_accuracy": self.mean_accuracy, "relative_accuracy": self.relative_accuracy,
+            "mean_accuracy": self.mean_accuracy,
+            "relative_accuracy": self.relative_accuracy,
             "corruption_mean": {c: self.corruption_mean(c) for c in self.corruptions},
             "severity_mean": {str(s): self.severity_mean(s) for s in self.severities},
-            "errors": self.errors, "seconds": self.seconds, "device": self.device,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "device": self.device,
             "images_per_second": self.images_per_second,
             "reference": "Hendrycks & Dietterich 2019, CIFAR-10-C constants; frost texture procedural",
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CorruptionReport:
-        return cls(n=int(data["n"]), seed=int(data["seed"]), clean_accuracy=float(data["clean_accuracy"]),
-                   corruptions=list(data["corruptions"]), severities=[int(s) for s in data["severities"]],
-                   accuracy={c: {int(s): float(a) for s, a in row.items()} for c, row in data["accuracy"].items()},
-                   seconds=float(data.get("seconds", 0.0)), device=str(data.get("device", "cpu")),
-                   images_per_second=float(data.get("images_per_second", 0.0)),
-                   errors=dict(data.get("errors") or {}))
+        return cls(
+            n=int(data["n"]),
+            seed=int(data["seed"]),
+            clean_accuracy=float(data["clean_accuracy"]),
+            corruptions=list(data["corruptions"]),
+            severities=[int(s) for s in data["severities"]],
+            accuracy={c: {int(s): float(a) for s, a in row.items()} for c, row in data["accuracy"].items()},
+            seconds=float(data.get("seconds", 0.0)),
+            device=str(data.get("device", "cpu")),
+            images_per_second=float(data.get("images_per_second", 0.0)),
+            errors=dict(data.get("errors") or {}),
+        )
 
 
 def corruption_errors(report: CorruptionReport, baseline: CorruptionReport, baseline_name: str) -> dict[str, Any]:
@@ -124,8 +136,7 @@ def corruption_errors(report: CorruptionReport, baseline: CorruptionReport, base
     A corruption whose baseline errors sum to zero (or, for the relative CE, whose
     baseline loses nothing to it) has no CE: None, and it is left out of the mean.
     """
-    missing = [(c, s) for c in report.corruptions for s in report.severities
-               if s not in baseline.accuracy.get(c, {})]
+    missing = [(c, s) for c in report.corruptions for s in report.severities if s not in baseline.accuracy.get(c, {})]
     if missing:
         raise ValueError(f"baseline {baseline_name} was not evaluated on {missing[0][0]} severity {missing[0][1]}")
     ce: dict[str, float | None] = {}
@@ -142,10 +153,15 @@ def corruption_errors(report: CorruptionReport, baseline: CorruptionReport, base
         defined = [v for v in values.values() if v is not None]
         return sum(defined) / len(defined) if defined else None
 
-    return {"baseline": baseline_name, "ce": ce, "mce": mean(ce), "relative_ce": relative,
-            "relative_mce": mean(relative),
-            "definition": "CE_c = sum_s E(model, c, s) / sum_s E(baseline, c, s); mCE = mean over corruptions; "
-                          "relative CE subtracts each model's clean error (Hendrycks & Dietterich 2019)"}
+    return {
+        "baseline": baseline_name,
+        "ce": ce,
+        "mce": mean(ce),
+        "relative_ce": relative,
+        "relative_mce": mean(relative),
+        "definition": "CE_c = sum_s E(model, c, s) / sum_s E(baseline, c, s); mCE = mean over corruptions; "
+        "relative CE subtracts each model's clean error (Hendrycks & Dietterich 2019)",
+    }
 
 
 def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -157,26 +173,43 @@ def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torc
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-                   name: str | None, severity: int, seed: int, step: Callable[[], None]) -> int:
+def _count_correct(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    name: str | None,
+    severity: int,
+    seed: int,
+    step: Callable[[], None],
+) -> int:
     """Correct predictions on ``x`` corrupted by ``name`` at ``severity`` (None: clean)."""
     generator = corruption_generator(seed, name, device) if name else None
     correct = 0
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
+        xb = x[start : start + batch_size].to(device, non_blocking=True)
         if name:
             xb = corrupt(xb, name, severity, generator=generator)
         if device.type == "cuda":
             xb = xb.contiguous(memory_format=torch.channels_last)
-        correct += int((model(xb).argmax(1).cpu() == y[start:start + batch_size]).sum())
+        correct += int((model(xb).argmax(1).cpu() == y[start : start + batch_size]).sum())
         step()
     return correct
 
 
-def evaluate_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                         corruptions: str | Sequence[str] = "all", severities: str | Sequence[int] = SEVERITIES,
-                         *, seed: int = 0, batch_size: int = 256, device: torch.device | str | None = None,
-                         progress: Progress | None = None) -> CorruptionReport:
+def evaluate_corruptions(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    corruptions: str | Sequence[str] = "all",
+    severities: str | Sequence[int] = SEVERITIES,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
+) -> CorruptionReport:
     """Accuracy of ``model`` on ``(x, y)`` under each corruption at each severity.
 
     ``x`` holds images in [0, 1] (the model normalises inside); ``corruptions`` is
@@ -205,6 +238,7 @@ def evaluate_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             done += 1
             if progress is not None:
                 progress(done, total, description)
+
         return step
 
     was_training = model.training
@@ -217,15 +251,24 @@ def evaluate_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             for name in names:
                 accuracy[name] = {}
                 for severity in levels:
-                    hits = _count_correct(model, x, y, batch_size, device, name, severity, seed,
-                                          step_for(f"{name} severity {severity}"))
+                    hits = _count_correct(
+                        model, x, y, batch_size, device, name, severity, seed, step_for(f"{name} severity {severity}")
+                    )
                     accuracy[name][severity] = hits / len(x)
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - started
-    return CorruptionReport(n=len(x), seed=seed, clean_accuracy=clean / len(x), corruptions=names,
-                            severities=levels, accuracy=accuracy, seconds=seconds, device=str(device),
-                            images_per_second=len(x) * len(names) * len(levels) / max(seconds, 1e-9))
+    return CorruptionReport(
+        n=len(x),
+        seed=seed,
+        clean_accuracy=clean / len(x),
+        corruptions=names,
+        severities=levels,
+        accuracy=accuracy,
+        seconds=seconds,
+        device=str(device),
+        images_per_second=len(x) * len(names) * len(levels) / max(seconds, 1e-9),
+    )
 
 
 def parse_subset(items: str | Sequence[str]) -> list[tuple[str, int]]:
@@ -242,9 +285,16 @@ def parse_subset(items: str | Sequence[str]) -> list[tuple[str, int]]:
     return pairs
 
 
-def subset_accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                      subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
-                      device: torch.device | str | None = None) -> dict[tuple[str, int], float]:
+def subset_accuracies(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    subset: str | Sequence[str] = SEARCH_SUBSET,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> dict[tuple[str, int], float]:
     """Accuracy under each (corruption, severity) pair of ``subset`` (default :data:`SEARCH_SUBSET`)."""
     pairs = parse_subset(subset)
     device = _resolve_device(model, device)
@@ -253,16 +303,25 @@ def subset_accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     x, y = x.detach().float().cpu(), y.detach().long().cpu()
     try:
         with torch.no_grad():
-            return {(name, severity): _count_correct(model, x, y, batch_size, device, name, severity, seed,
-                                                     lambda: None) / len(x)
-                    for name, severity in pairs}
+            return {
+                (name, severity): _count_correct(model, x, y, batch_size, device, name, severity, seed, lambda: None)
+                / len(x)
+                for name, severity in pairs
+            }
     finally:
         model.train(was_training)
 
 
-def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        subset: str | Sequence[str] = SEARCH_SUBSET, *, seed: int = 0, batch_size: int = 256,
-                        device: torch.device | str | None = None) -> float:
+def corruption_accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    subset: str | Sequence[str] = SEARCH_SUBSET,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> float:
     """Mean accuracy over a fixed subset of (corruption, severity) pairs: the cheap objective
     a search can trade against clean and adversarial accuracy (default :data:`SEARCH_SUBSET`)."""
     accuracies = subset_accuracies(model, x, y, subset, seed=seed, batch_size=batch_size, device=device)

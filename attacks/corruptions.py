@@ -119,7 +119,7 @@ def _gaussian_kernel1d(sigma: float, truncate: float) -> Tensor:
     """scipy.ndimage's Gaussian: radius ``int(truncate * sigma + 0.5)``, weights summing to one."""
     radius = int(truncate * sigma + 0.5)
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    weights = torch.exp(-0.5 * offsets ** 2 / sigma ** 2)
+    weights = torch.exp(-0.5 * offsets**2 / sigma**2)
     return weights / weights.sum()
 
 
@@ -169,7 +169,7 @@ def motion_blur_kernel(radius: float, sigma: float) -> Tensor:
     for tap i = 0 .. width-1 (one-sided), normalised (MagickCore ``GetMotionBlurKernel``)."""
     width = int(2 * math.ceil(radius) + 1)
     taps = torch.arange(width, dtype=torch.float64)
-    weights = torch.exp(-taps ** 2 / (2 * sigma ** 2))
+    weights = torch.exp(-(taps**2) / (2 * sigma**2))
     return weights / weights.sum()
 
 
@@ -310,8 +310,9 @@ def _glass_wavefronts(height: int, width: int, delta: int) -> list[Tensor]:
     return [torch.tensor(groups[t]) for t in sorted(groups)]
 
 
-def _glass_shuffle(n: int, height: int, width: int, delta: int, iterations: int,
-                   generator: torch.Generator, device: Device) -> Tensor:
+def _glass_shuffle(
+    n: int, height: int, width: int, delta: int, iterations: int, generator: torch.Generator, device: Device
+) -> Tensor:
     """For each image, the source pixel of every position after the reference's local swaps."""
     permutation = torch.arange(height * width, device=device).repeat(n, 1)
     for _ in range(iterations):
@@ -364,17 +365,17 @@ def _disk_kernel(radius: float, alias_blur: float) -> Tensor:
     half = 8 if radius <= 8 else int(math.ceil(radius))
     size = 3 if radius <= 8 else 5
     grid = torch.arange(-half, half + 1, dtype=torch.float64)
-    disk = ((grid.view(-1, 1) ** 2 + grid.view(1, -1) ** 2) <= radius ** 2).to(torch.float64)
+    disk = ((grid.view(-1, 1) ** 2 + grid.view(1, -1) ** 2) <= radius**2).to(torch.float64)
     disk = disk / disk.sum()
     # OpenCV's Gaussian kernel for an odd size and sigma > 0: exp(-(i - (size-1)/2)^2 / (2 sigma^2)).
     offsets = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    gauss = torch.exp(-offsets ** 2 / (2 * alias_blur ** 2))
+    gauss = torch.exp(-(offsets**2) / (2 * alias_blur**2))
     gauss = gauss / gauss.sum()
     smoothed = _filter2d(disk.view(1, 1, *disk.shape), gauss.view(-1, 1) * gauss.view(1, -1), "reflect101")[0, 0]
     support = smoothed.abs() > 0
     rows, cols = support.any(1).nonzero().squeeze(1), support.any(0).nonzero().squeeze(1)
     extent = int(max(half - rows.min(), rows.max() - half, half - cols.min(), cols.max() - half))
-    return smoothed[half - extent:half + extent + 1, half - extent:half + extent + 1].float()
+    return smoothed[half - extent : half + extent + 1, half - extent : half + extent + 1].float()
 
 
 def glass_blur(x: Tensor, params: tuple[float, int, int], generator: torch.Generator) -> Tensor:
@@ -442,8 +443,7 @@ FROST_PLATES = (
 )
 
 
-def frost_texture(n: int, channels: int, height: int, width: int, generator: torch.Generator,
-                  device: Device) -> Tensor:
+def frost_texture(n: int, channels: int, height: int, width: int, generator: torch.Generator, device: Device) -> Tensor:
     """A seeded procedural stand-in for the reference's frost photographs, in [0, 1].
 
     Ice needles (sparse seeds motion-blurred at a random angle, both ways) over a smooth
@@ -513,13 +513,17 @@ def elastic_transform(x: Tensor, params: tuple[float, float, float], generator: 
     alpha, sigma, shift = (side * p for p in params)
     # The affine map sending three points around the centre to their moved copies (x, y order).
     cx, cy, square = float(width // 2), float(height // 2), float(side // 3)
-    source = torch.tensor([[cx + square, cy + square], [cx + square, cy - square], [cx - square, cy - square]],
-                          device=x.device, dtype=torch.float64)
+    source = torch.tensor(
+        [[cx + square, cy + square], [cx + square, cy - square], [cx - square, cy - square]],
+        device=x.device,
+        dtype=torch.float64,
+    )
     moved = source + _uniform((n, 3, 2), -shift, shift, generator, x.device).to(torch.float64)
     ones = torch.ones(3, 1, device=x.device, dtype=torch.float64)
     forward = torch.linalg.solve(torch.cat([source, ones], 1).expand(n, 3, 3), moved).transpose(1, 2)  # (N, 2, 3)
-    square_forward = torch.cat([forward, torch.tensor([0.0, 0.0, 1.0], device=x.device,
-                                                      dtype=torch.float64).expand(n, 1, 3)], 1)
+    square_forward = torch.cat(
+        [forward, torch.tensor([0.0, 0.0, 1.0], device=x.device, dtype=torch.float64).expand(n, 1, 3)], 1
+    )
     inverse = torch.linalg.inv(square_forward)[:, :2]  # warpAffine samples the source at M^-1 (x, y)
     rows = torch.arange(height, device=x.device, dtype=torch.float64).view(1, height, 1).expand(n, height, width)
     cols = torch.arange(width, device=x.device, dtype=torch.float64).view(1, 1, width).expand(n, height, width)
@@ -568,35 +572,58 @@ class CorruptionInfo:
         return (self.function.__doc__ or "").strip().splitlines()[0]
 
 
-def _info(family: str, function: Callable[[Tensor, Any, torch.Generator], Tensor],
-          severities: list[Any]) -> CorruptionInfo:
+def _info(
+    family: str, function: Callable[[Tensor, Any, torch.Generator], Tensor], severities: list[Any]
+) -> CorruptionInfo:
     return CorruptionInfo(function.__name__, family, function, tuple(severities))
 
 
 # In the paper's order (its Figure 1 and every CIFAR-10-C table).
-CORRUPTIONS: dict[str, CorruptionInfo] = {info.name: info for info in (
-    _info("noise", gaussian_noise, [0.04, 0.06, .08, .09, .10]),
-    _info("noise", shot_noise, [500, 250, 100, 75, 50]),
-    _info("noise", impulse_noise, [.01, .02, .03, .05, .07]),
-    _info("blur", defocus_blur, [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)]),
-    _info("blur", glass_blur, [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)]),
-    _info("blur", motion_blur, [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)]),
-    _info("blur", zoom_blur, _ZOOMS),
-    _info("weather", snow, [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-                            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-                            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)]),
-    _info("weather", frost, [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)]),
-    _info("weather", fog, [(.2, 3), (.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)]),
-    _info("digital", brightness, [.05, .1, .15, .2, .3]),
-    _info("digital", contrast, [.75, .5, .4, .3, 0.15]),
-    _info("digital", elastic_transform, [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06),
-                                         (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]),
-    _info("digital", pixelate, [0.95, 0.9, 0.85, 0.75, 0.65]),
-    _info("digital", jpeg_compression, [80, 65, 58, 50, 40]),
-)}
-ALIASES = {"gaussian": "gaussian_noise", "shot": "shot_noise", "impulse": "impulse_noise", "defocus": "defocus_blur",
-           "glass": "glass_blur", "motion": "motion_blur", "zoom": "zoom_blur", "elastic": "elastic_transform",
-           "jpeg": "jpeg_compression"}
+CORRUPTIONS: dict[str, CorruptionInfo] = {
+    info.name: info
+    for info in (
+        _info("noise", gaussian_noise, [0.04, 0.06, 0.08, 0.09, 0.10]),
+        _info("noise", shot_noise, [500, 250, 100, 75, 50]),
+        _info("noise", impulse_noise, [0.01, 0.02, 0.03, 0.05, 0.07]),
+        _info("blur", defocus_blur, [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)]),
+        _info("blur", glass_blur, [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)]),
+        _info("blur", motion_blur, [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)]),
+        _info("blur", zoom_blur, _ZOOMS),
+        _info(
+            "weather",
+            snow,
+            [
+                (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+                (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+                (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+                (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+                (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+            ],
+        ),
+        _info("weather", frost, [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)]),
+        _info("weather", fog, [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)]),
+        _info("digital", brightness, [0.05, 0.1, 0.15, 0.2, 0.3]),
+        _info("digital", contrast, [0.75, 0.5, 0.4, 0.3, 0.15]),
+        _info(
+            "digital",
+            elastic_transform,
+            [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)],
+        ),
+        _info("digital", pixelate, [0.95, 0.9, 0.85, 0.75, 0.65]),
+        _info("digital", jpeg_compression, [80, 65, 58, 50, 40]),
+    )
+}
+ALIASES = {
+    "gaussian": "gaussian_noise",
+    "shot": "shot_noise",
+    "impulse": "impulse_noise",
+    "defocus": "defocus_blur",
+    "glass": "glass_blur",
+    "motion": "motion_blur",
+    "zoom": "zoom_blur",
+    "elastic": "elastic_transform",
+    "jpeg": "jpeg_compression",
+}
 
 
 def list_corruptions() -> list[str]:
@@ -647,12 +674,11 @@ def corruption_generator(seed: int, name: str, device: Device = "cpu") -> torch.
     numbers: what differs between two severities is the severity's constants alone)."""
     import zlib
 
-    mixed = (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 63)
+    mixed = (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
     return torch.Generator(device=torch.device(device)).manual_seed(mixed)
 
 
-def corrupt(x: Tensor, name: str, severity: int, generator: torch.Generator | None = None,
-            seed: int = 0) -> Tensor:
+def corrupt(x: Tensor, name: str, severity: int, generator: torch.Generator | None = None, seed: int = 0) -> Tensor:
     """Corrupt a batch of images ``(N, C, H, W)`` (or one ``(C, H, W)``) in [0, 1].
 
     ``severity`` 1-5 uses the reference's constants; 0 returns the images unchanged.

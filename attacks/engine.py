@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -41,7 +42,6 @@ from attacks.registry import (
     build_attack,
     default_alpha,
     parse_attacks,
-    validate_eps,
 )
 
 __all__ = [
@@ -187,24 +187,33 @@ class RobustnessReport:
                 return [clean(v) for v in value]
             return value
 
-        return clean({
-            "n": self.n,
-            "n_classes": self.n_classes,
-            "clean_accuracy": self.clean_accuracy,
-            "targeted": self.targeted,
-            "threat_model": self.threat_model,
-            "results": [_plain(r) for r in self.results],
-            "worst_case": [_plain(w) for w in self.worst_case],
-            "checks": [_plain(c) for c in self.checks],
-            "probes": self.probes,
-            "examples": [
-                {"norm": e.norm, "eps": e.eps, "index": e.index.tolist(), "labels": e.labels.tolist(),
-                 "clean_pred": e.clean_pred.tolist(), "adv_pred": e.adv_pred.tolist(), "attacks": e.attacks}
-                for e in self.examples
-            ],
-            "seconds": self.seconds,
-            "device": self.device,
-        })
+        return clean(
+            {
+                "n": self.n,
+                "n_classes": self.n_classes,
+                "clean_accuracy": self.clean_accuracy,
+                "targeted": self.targeted,
+                "threat_model": self.threat_model,
+                "results": [_plain(r) for r in self.results],
+                "worst_case": [_plain(w) for w in self.worst_case],
+                "checks": [_plain(c) for c in self.checks],
+                "probes": self.probes,
+                "examples": [
+                    {
+                        "norm": e.norm,
+                        "eps": e.eps,
+                        "index": e.index.tolist(),
+                        "labels": e.labels.tolist(),
+                        "clean_pred": e.clean_pred.tolist(),
+                        "adv_pred": e.adv_pred.tolist(),
+                        "attacks": e.attacks,
+                    }
+                    for e in self.examples
+                ],
+                "seconds": self.seconds,
+                "device": self.device,
+            }
+        )
 
     def save_examples(self, path) -> str:
         """Write the kept examples as safetensors (``<norm>_eps<eps>/clean`` etc.)."""
@@ -221,8 +230,9 @@ class RobustnessReport:
 
 def _plain(record) -> dict[str, Any]:
     """A dataclass's fields without its per-example tensors (their counts are in the record)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)
-            if not isinstance(getattr(record, f.name), torch.Tensor)}
+    return {
+        f.name: getattr(record, f.name) for f in fields(record) if not isinstance(getattr(record, f.name), torch.Tensor)
+    }
 
 
 def _same(a: float, b: float) -> bool:
@@ -265,10 +275,21 @@ def random_start_delta(x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
     return delta * r / n * eps
 
 
-def iterative_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float,
-                     alpha: float, steps: int, random_start: bool = False, decay: float | None = None,
-                     targets: torch.Tensor | None = None, early_stop: bool = True,
-                     start: torch.Tensor | None = None) -> torch.Tensor:
+def iterative_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: bool = False,
+    decay: float | None = None,
+    targets: torch.Tensor | None = None,
+    early_stop: bool = True,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
     """FGSM / BIM / PGD / MI-FGSM / PGD-L2 with per-example early stop.
 
     The update is torchattacks' (sign step for Linf, L2-normalised step for L2,
@@ -306,8 +327,11 @@ def iterative_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm
                 logits = logits[xa_kept]
                 ya = ya[xa_kept]
                 ta = ta[xa_kept] if ta is not None else None
-        loss = -F.cross_entropy(logits, ta, reduction="sum") if ta is not None else \
-            F.cross_entropy(logits, ya, reduction="sum")
+        loss = (
+            -F.cross_entropy(logits, ta, reduction="sum")
+            if ta is not None
+            else F.cross_entropy(logits, ya, reduction="sum")
+        )
         grad = torch.autograd.grad(loss, xa)[0]
         if xa_kept is not None:
             grad = grad[xa_kept]
@@ -332,9 +356,19 @@ def _run_own_loop(spec: AttackSpec, model, x, y, targets, eps, start=None):
     alpha = default_alpha(spec, eps)
     random_start = bool(spec.option("random_start", False))
     decay = float(spec.option("decay")) if name == "mifgsm" else None
-    adv = iterative_attack(model, x, y, norm=spec.norm, eps=eps, alpha=alpha, steps=spec.steps,
-                           random_start=random_start, decay=decay, targets=targets,
-                           start=start if random_start else None)
+    adv = iterative_attack(
+        model,
+        x,
+        y,
+        norm=spec.norm,
+        eps=eps,
+        alpha=alpha,
+        steps=spec.steps,
+        random_start=random_start,
+        decay=decay,
+        targets=targets,
+        start=start if random_start else None,
+    )
     # Further random restarts only for the points the previous tries left standing.
     for _ in range(spec.restarts - 1 if random_start else 0):
         with torch.no_grad():
@@ -342,9 +376,18 @@ def _run_own_loop(spec: AttackSpec, model, x, y, targets, eps, start=None):
         if not standing.any():
             break
         idx = standing.nonzero().squeeze(1)
-        adv[idx] = iterative_attack(model, x[idx], y[idx], norm=spec.norm, eps=eps, alpha=alpha,
-                                    steps=spec.steps, random_start=True, decay=decay,
-                                    targets=None if targets is None else targets[idx])
+        adv[idx] = iterative_attack(
+            model,
+            x[idx],
+            y[idx],
+            norm=spec.norm,
+            eps=eps,
+            alpha=alpha,
+            steps=spec.steps,
+            random_start=True,
+            decay=decay,
+            targets=None if targets is None else targets[idx],
+        )
     return adv
 
 
@@ -371,7 +414,7 @@ def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def _predict(model, x, batch_size, device) -> torch.Tensor:
-    preds = [model(_to_device(x[i:i + batch_size], device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    preds = [model(_to_device(x[i : i + batch_size], device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
 
 
@@ -434,10 +477,21 @@ class _Budget:
 # --------------------------------------------------------------------------- evaluate
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: Sequence[AttackSpec | str] | str,
-             eps: Sequence[float] | str | float | dict[str, Sequence[float]], *, batch_size: int = 256,
-             device=None, seed: int = 0, targeted: bool = False, keep_examples: int = 16,
-             progress: Progress | None = None, checks: bool = True) -> RobustnessReport:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: Sequence[AttackSpec | str] | str,
+    eps: Sequence[float] | str | float | dict[str, Sequence[float]],
+    *,
+    batch_size: int = 256,
+    device=None,
+    seed: int = 0,
+    targeted: bool = False,
+    keep_examples: int = 16,
+    progress: Progress | None = None,
+    checks: bool = True,
+) -> RobustnessReport:
     """Robust accuracy of ``model`` on ``(x, y)`` under ``attacks`` at every ``eps``.
 
     ``x`` holds images in [0, 1] (the model normalises inside); ``attacks`` are
@@ -476,17 +530,29 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: Sequen
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            report = _evaluate(model, x, y, specs, eps, batch_size=batch_size, device=device, seed=seed,
-                               targeted=targeted, keep_examples=keep_examples, progress=progress,
-                               with_checks=checks)
+            report = _evaluate(
+                model,
+                x,
+                y,
+                specs,
+                eps,
+                batch_size=batch_size,
+                device=device,
+                seed=seed,
+                targeted=targeted,
+                keep_examples=keep_examples,
+                progress=progress,
+                with_checks=checks,
+            )
     finally:
         model.train(was_training)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, keep_examples, progress,
-              with_checks) -> RobustnessReport:
+def _evaluate(
+    model, x, y, specs, eps, *, batch_size, device, seed, targeted, keep_examples, progress, with_checks
+) -> RobustnessReport:
     n = len(x)
     n_classes = _n_classes(model, x, device)
     clean_pred = _predict(model, x, batch_size, device)
@@ -501,7 +567,7 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
     unbounded = [s for s in specs if s.info.kind == "min-norm"]
     eps_table = _normalise_eps(eps, [group_of(s) for s in bounded] or ["Linf"])
     for spec in bounded:
-        for value in ([spec.eps] if spec.eps is not None else eps_table[group_of(spec)]):
+        for value in [spec.eps] if spec.eps is not None else eps_table[group_of(spec)]:
             if spec.norm == "L2" and value > math.sqrt(dim) + 1e-9:
                 raise AttackConfigError(
                     f"L2 eps {value:g} exceeds the diameter of the image space ({math.sqrt(dim):.3g} for "
@@ -536,12 +602,19 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
             # the points around it were dropped, so the sweep is comparable point by point.
             starts = random_start_delta(x, spec.norm, eps_value)[todo_idx]
         for start in range(0, len(todo_idx), batch_size):
-            idx = todo_idx[start:start + batch_size]
+            idx = todo_idx[start : start + batch_size]
             xb, yb = _to_device(x[idx], device), y[idx].to(device)
             tb = targets[idx].to(device) if targets is not None else None
             if attack is None:
-                adv = _run_own_loop(spec, model, xb, yb, tb if spec.targeted else None, eps_value,
-                                    start=None if starts is None else starts[start:start + len(idx)])
+                adv = _run_own_loop(
+                    spec,
+                    model,
+                    xb,
+                    yb,
+                    tb if spec.targeted else None,
+                    eps_value,
+                    start=None if starts is None else starts[start : start + len(idx)],
+                )
             else:
                 adv = attack(xb, tb if spec.targeted else yb)
             with torch.no_grad():
@@ -552,8 +625,8 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
                     size = delta.abs().amax(1) if spec.norm == "Linf" else delta.norm(p=2, dim=1)
                     hit &= size <= eps_value + BALL_TOLERANCE
                 hit &= (adv >= -BALL_TOLERANCE).flatten(1).all(1) & (adv <= 1 + BALL_TOLERANCE).flatten(1).all(1)
-            broken[start:start + len(idx)] = hit.cpu()
-            adv_all[start:start + len(idx)] = adv.detach().float().cpu()
+            broken[start : start + len(idx)] = hit.cpu()
+            adv_all[start : start + len(idx)] = adv.detach().float().cpu()
             budget.step(description)
         return broken, adv_all
 
@@ -575,8 +648,14 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
         group_specs = [s for s in bounded if group_of(s) == group]
         eps_values = sorted({e for s in group_specs for e in eps_of(s)})
         ensemble = torch.zeros(n, dtype=torch.bool)  # broken by some attack at this or a smaller eps
-        state = [{"broken": torch.zeros(n, dtype=torch.bool), "l2": torch.full((n,), math.nan),
-                  "linf": torch.full((n,), math.nan)} for _ in group_specs]
+        state = [
+            {
+                "broken": torch.zeros(n, dtype=torch.bool),
+                "l2": torch.full((n,), math.nan),
+                "linf": torch.full((n,), math.nan),
+            }
+            for _ in group_specs
+        ]
         first_breaker: dict[int, str] = {}
         kept: dict[int, torch.Tensor] = {}
         for eps_value in eps_values:
@@ -621,30 +700,54 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
                     still_robust = correct & ~st["broken"]
                 mean_l2, median_l2 = _stats(st["l2"][mask & ~st["l2"].isnan()])
                 mean_linf, median_linf = _stats(st["linf"][mask & ~st["linf"].isnan()])
-                results.append(AttackResult(
-                    attack=spec.label, name=spec.name, norm=group, eps=eps_value, robust_accuracy=robust,
-                    success_rate=success, n_attacked=len(todo), n_broken=n_broken, mean_l2=mean_l2,
-                    median_l2=median_l2, mean_linf=mean_linf, median_linf=median_linf, seconds=seconds,
-                    seconds_per_example=seconds / len(todo) if len(todo) else 0.0,
-                    scope="cascade" if cascade else "all", kind=spec.info.kind, robust=still_robust,
-                ))
+                results.append(
+                    AttackResult(
+                        attack=spec.label,
+                        name=spec.name,
+                        norm=group,
+                        eps=eps_value,
+                        robust_accuracy=robust,
+                        success_rate=success,
+                        n_attacked=len(todo),
+                        n_broken=n_broken,
+                        mean_l2=mean_l2,
+                        median_l2=median_l2,
+                        mean_linf=mean_linf,
+                        median_linf=median_linf,
+                        seconds=seconds,
+                        seconds_per_example=seconds / len(todo) if len(todo) else 0.0,
+                        scope="cascade" if cascade else "all",
+                        kind=spec.info.kind,
+                        robust=still_robust,
+                    )
+                )
             if group == NOISE_GROUP:
                 continue
             standing = correct & ~ensemble
             broken_by: dict[str, int] = {}
             for i in ensemble.nonzero().squeeze(1).tolist():
                 broken_by[first_breaker[i]] = broken_by.get(first_breaker[i], 0) + 1
-            worst.append(WorstCase(group, eps_value, float(standing.sum()) / n, int(standing.sum()), broken_by,
-                                   robust=standing))
+            worst.append(
+                WorstCase(group, eps_value, float(standing.sum()) / n, int(standing.sum()), broken_by, robust=standing)
+            )
             if kept:
                 index = torch.tensor(sorted(kept))
                 adv_kept = torch.stack([kept[i] for i in index.tolist()])
                 with torch.no_grad():
                     adv_pred = model(_to_device(adv_kept, device)).argmax(1).cpu()
-                examples.append(AdversarialExamples(
-                    norm=group, eps=eps_value, index=index, clean=x[index], adversarial=adv_kept, labels=y[index],
-                    clean_pred=clean_pred[index], adv_pred=adv_pred, attacks=[first_breaker[i] for i in index.tolist()],
-                ))
+                examples.append(
+                    AdversarialExamples(
+                        norm=group,
+                        eps=eps_value,
+                        index=index,
+                        clean=x[index],
+                        adversarial=adv_kept,
+                        labels=y[index],
+                        clean_pred=clean_pred[index],
+                        adv_pred=adv_pred,
+                        attacks=[first_breaker[i] for i in index.tolist()],
+                    )
+                )
 
     # ---- unbounded, minimum-norm attacks: run once on every clean-correct point
     for spec in unbounded:
@@ -664,13 +767,27 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
         broken[todo[hit]] = True
         mean_l2, median_l2 = _stats(l2)
         mean_linf, median_linf = _stats(linf)
-        results.append(AttackResult(
-            attack=spec.label, name=spec.name, norm=spec.norm, eps=limit,
-            robust_accuracy=(n_correct - n_broken) / n, success_rate=n_broken / n_correct if n_correct else 0.0,
-            n_attacked=len(todo), n_broken=n_broken, mean_l2=mean_l2, median_l2=median_l2, mean_linf=mean_linf,
-            median_linf=median_linf, seconds=seconds, seconds_per_example=seconds / len(todo) if len(todo) else 0.0,
-            scope="all", kind=spec.info.kind, robust=correct & ~broken,
-        ))
+        results.append(
+            AttackResult(
+                attack=spec.label,
+                name=spec.name,
+                norm=spec.norm,
+                eps=limit,
+                robust_accuracy=(n_correct - n_broken) / n,
+                success_rate=n_broken / n_correct if n_correct else 0.0,
+                n_attacked=len(todo),
+                n_broken=n_broken,
+                mean_l2=mean_l2,
+                median_l2=median_l2,
+                mean_linf=mean_linf,
+                median_linf=median_linf,
+                seconds=seconds,
+                seconds_per_example=seconds / len(todo) if len(todo) else 0.0,
+                scope="all",
+                kind=spec.info.kind,
+                robust=correct & ~broken,
+            )
+        )
     budget.finish()
 
     threat_model = {
@@ -691,12 +808,18 @@ def _evaluate(model, x, y, specs, eps, *, batch_size, device, seed, targeted, ke
                 f"each and Square with {spec.options['queries']} queries"
             )
     report = RobustnessReport(
-        n=n, n_classes=n_classes, clean_accuracy=n_correct / n, targeted=targeted, threat_model=threat_model,
-        results=results, worst_case=worst, examples=examples, device=str(device),
+        n=n,
+        n_classes=n_classes,
+        clean_accuracy=n_correct / n,
+        targeted=targeted,
+        threat_model=threat_model,
+        results=results,
+        worst_case=worst,
+        examples=examples,
+        device=str(device),
     )
     if with_checks:
-        report.probes, report.probe_robust = _run_probes(model, x, y, correct, specs, report, device=device,
-                                                         seed=seed)
+        report.probes, report.probe_robust = _run_probes(model, x, y, correct, specs, report, device=device, seed=seed)
         report.checks = run_checks(report)
     return report
 
@@ -708,8 +831,7 @@ PROBE_POINTS = 256
 LARGE_LINF_EPS = 0.5
 
 
-def _run_probes(model, x, y, correct, specs, report, *, device,
-                seed) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def _run_probes(model, x, y, correct, specs, report, *, device, seed) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Small extra attacks the sanity checks need (Carlini et al. 2019, section 5).
 
     On at most 256 clean-correct points, at the sweep eps where the worst case is
@@ -728,8 +850,11 @@ def _run_probes(model, x, y, correct, specs, report, *, device,
     base = next((s for s in iterative if s.norm == norm), None)
     if base is None:
         base = AttackSpec("pgd" if norm == "Linf" else "pgdl2")
-    base = AttackSpec(base.name, steps=base.steps, options={k: v for k, v in base.options.items()
-                                                             if k in ("alpha", "decay", "random_start")})
+    base = AttackSpec(
+        base.name,
+        steps=base.steps,
+        options={k: v for k, v in base.options.items() if k in ("alpha", "decay", "random_start")},
+    )
     candidates = [w for w in report.worst_case if w.norm == norm and w.eps > 0]
     idx = correct.nonzero().squeeze(1)[:PROBE_POINTS]
     if len(idx) == 0:

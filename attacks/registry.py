@@ -39,8 +39,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch.nn as nn
 
@@ -101,31 +102,137 @@ def _info(name, title, paper, norms, kind, cost, defaults, targeted, cascade, al
 ATTACKS: dict[str, AttackInfo] = {
     info.name: info
     for info in (
-        _info("gaussian", "Gaussian noise", "baseline", ["Linf"], "noise", 0, {}, False, False,
-              ["gn", "noise"]),
+        _info("gaussian", "Gaussian noise", "baseline", ["Linf"], "noise", 0, {}, False, False, ["gn", "noise"]),
         _info("fgsm", "FGSM", "Goodfellow et al. 2015", ["Linf"], "gradient", 1, {}, True, False),
-        _info("bim", "BIM (I-FGSM)", "Kurakin et al. 2017", ["Linf"], "gradient", 10,
-              {"steps": 10, "alpha": None}, True, False, ["i-fgsm", "ifgsm"]),
-        _info("pgd", "PGD (Linf)", "Madry et al. 2018", ["Linf"], "gradient", 11,
-              {"steps": 10, "alpha": None, "random_start": True}, True, False, ["pgd-linf"]),
-        _info("mifgsm", "MI-FGSM", "Dong et al. 2018", ["Linf"], "gradient", 12,
-              {"steps": 10, "alpha": None, "decay": 1.0}, True, False, ["mi-fgsm"]),
-        _info("pgdl2", "PGD (L2)", "Madry et al. 2018", ["L2"], "gradient", 11,
-              {"steps": 10, "alpha": None, "random_start": True}, True, False, ["pgd-l2"]),
-        _info("deepfool", "DeepFool", "Moosavi-Dezfooli et al. 2016", ["L2"], "min-norm", 40,
-              {"steps": 50, "overshoot": 0.02}, False, False),
-        _info("apgd", "APGD-CE", "Croce & Hein 2020", ["Linf", "L2"], "gradient", 100,
-              {"steps": 100, "loss": "ce", "rho": 0.75}, False, True, ["apgd-ce"]),
-        _info("apgd-t", "APGD-T (DLR)", "Croce & Hein 2020", ["Linf", "L2"], "gradient", 110,
-              {"steps": 100, "rho": 0.75}, False, True, ["apgdt", "apgd-dlr"]),
-        _info("fab", "FAB", "Croce & Hein 2020 (FAB)", ["Linf", "L2"], "gradient", 120,
-              {"steps": 100, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9}, False, True),
-        _info("square", "Square", "Andriushchenko et al. 2020", ["Linf", "L2"], "black-box", 200,
-              {"queries": 5000, "p_init": 0.8, "loss": "margin"}, True, True),
-        _info("cw", "Carlini-Wagner L2", "Carlini & Wagner 2017", ["L2"], "min-norm", 300,
-              {"steps": 100, "c": 10.0, "kappa": 0.0, "lr": 0.05}, True, False, ["cw-l2"]),
-        _info("autoattack", "AutoAttack (standard)", "Croce & Hein 2020", ["Linf", "L2"], "ensemble",
-              400, {"steps": 100, "queries": 5000, "version": "standard"}, False, True, ["aa"]),
+        _info(
+            "bim",
+            "BIM (I-FGSM)",
+            "Kurakin et al. 2017",
+            ["Linf"],
+            "gradient",
+            10,
+            {"steps": 10, "alpha": None},
+            True,
+            False,
+            ["i-fgsm", "ifgsm"],
+        ),
+        _info(
+            "pgd",
+            "PGD (Linf)",
+            "Madry et al. 2018",
+            ["Linf"],
+            "gradient",
+            11,
+            {"steps": 10, "alpha": None, "random_start": True},
+            True,
+            False,
+            ["pgd-linf"],
+        ),
+        _info(
+            "mifgsm",
+            "MI-FGSM",
+            "Dong et al. 2018",
+            ["Linf"],
+            "gradient",
+            12,
+            {"steps": 10, "alpha": None, "decay": 1.0},
+            True,
+            False,
+            ["mi-fgsm"],
+        ),
+        _info(
+            "pgdl2",
+            "PGD (L2)",
+            "Madry et al. 2018",
+            ["L2"],
+            "gradient",
+            11,
+            {"steps": 10, "alpha": None, "random_start": True},
+            True,
+            False,
+            ["pgd-l2"],
+        ),
+        _info(
+            "deepfool",
+            "DeepFool",
+            "Moosavi-Dezfooli et al. 2016",
+            ["L2"],
+            "min-norm",
+            40,
+            {"steps": 50, "overshoot": 0.02},
+            False,
+            False,
+        ),
+        _info(
+            "apgd",
+            "APGD-CE",
+            "Croce & Hein 2020",
+            ["Linf", "L2"],
+            "gradient",
+            100,
+            {"steps": 100, "loss": "ce", "rho": 0.75},
+            False,
+            True,
+            ["apgd-ce"],
+        ),
+        _info(
+            "apgd-t",
+            "APGD-T (DLR)",
+            "Croce & Hein 2020",
+            ["Linf", "L2"],
+            "gradient",
+            110,
+            {"steps": 100, "rho": 0.75},
+            False,
+            True,
+            ["apgdt", "apgd-dlr"],
+        ),
+        _info(
+            "fab",
+            "FAB",
+            "Croce & Hein 2020 (FAB)",
+            ["Linf", "L2"],
+            "gradient",
+            120,
+            {"steps": 100, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9},
+            False,
+            True,
+        ),
+        _info(
+            "square",
+            "Square",
+            "Andriushchenko et al. 2020",
+            ["Linf", "L2"],
+            "black-box",
+            200,
+            {"queries": 5000, "p_init": 0.8, "loss": "margin"},
+            True,
+            True,
+        ),
+        _info(
+            "cw",
+            "Carlini-Wagner L2",
+            "Carlini & Wagner 2017",
+            ["L2"],
+            "min-norm",
+            300,
+            {"steps": 100, "c": 10.0, "kappa": 0.0, "lr": 0.05},
+            True,
+            False,
+            ["cw-l2"],
+        ),
+        _info(
+            "autoattack",
+            "AutoAttack (standard)",
+            "Croce & Hein 2020",
+            ["Linf", "L2"],
+            "ensemble",
+            400,
+            {"steps": 100, "queries": 5000, "version": "standard"},
+            False,
+            True,
+            ["aa"],
+        ),
     )
 }
 
@@ -263,9 +370,7 @@ class AttackSpec:
             raise AttackConfigError(f"restarts must be a whole number >= 1, got {self.restarts!r}")
         if self.targeted and not info.targeted:
             supported = ", ".join(n for n in list_attacks() if ATTACKS[n].targeted)
-            raise AttackConfigError(
-                f"attack {info.name!r} has no targeted mode; targeted attacks: {supported}"
-            )
+            raise AttackConfigError(f"attack {info.name!r} has no targeted mode; targeted attacks: {supported}")
         allowed = {k for k in info.defaults if k != "steps"}
         unknown = set(self.options) - allowed
         if unknown:
@@ -291,7 +396,7 @@ class AttackSpec:
             return f"{self.name}-{self.steps}"
         return self.name
 
-    def with_eps(self, eps: float | None) -> "AttackSpec":
+    def with_eps(self, eps: float | None) -> AttackSpec:
         return dataclasses.replace(self, eps=eps)
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -441,8 +546,7 @@ def default_alpha(spec: AttackSpec, eps: float) -> float:
     return 2.5 * eps / max(spec.steps or 1, 1)
 
 
-def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *,
-                 n_classes: int = 10, seed: int = 0):
+def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *, n_classes: int = 10, seed: int = 0):
     """Build the torchattacks object for ``spec`` at radius ``eps``.
 
     Targeted attacks are put in "targeted by label" mode: the caller passes the
@@ -464,38 +568,74 @@ def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *
     elif name == "bim":
         attack = torchattacks.BIM(model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps)
     elif name == "pgd":
-        attack = torchattacks.PGD(model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps,
-                                  random_start=bool(o["random_start"]))
+        attack = torchattacks.PGD(
+            model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps, random_start=bool(o["random_start"])
+        )
     elif name == "mifgsm":
-        attack = torchattacks.MIFGSM(model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps,
-                                     decay=float(o["decay"]))
+        attack = torchattacks.MIFGSM(
+            model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps, decay=float(o["decay"])
+        )
     elif name == "pgdl2":
-        attack = torchattacks.PGDL2(model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps,
-                                    random_start=bool(o["random_start"]))
+        attack = torchattacks.PGDL2(
+            model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps, random_start=bool(o["random_start"])
+        )
     elif name == "cw":
-        attack = torchattacks.CW(model, c=float(o["c"]), kappa=float(o["kappa"]), steps=spec.steps,
-                                 lr=float(o["lr"]))
+        attack = torchattacks.CW(model, c=float(o["c"]), kappa=float(o["kappa"]), steps=spec.steps, lr=float(o["lr"]))
     elif name == "deepfool":
         from attacks.deepfool import DeepFool
 
         attack = DeepFool(model, steps=spec.steps, overshoot=float(o["overshoot"]))
     elif name == "square":
-        attack = torchattacks.Square(model, norm=spec.norm, eps=eps, n_queries=int(o["queries"]),
-                                     n_restarts=spec.restarts, p_init=float(o["p_init"]), loss=o["loss"],
-                                     seed=seed)
+        attack = torchattacks.Square(
+            model,
+            norm=spec.norm,
+            eps=eps,
+            n_queries=int(o["queries"]),
+            n_restarts=spec.restarts,
+            p_init=float(o["p_init"]),
+            loss=o["loss"],
+            seed=seed,
+        )
     elif name == "apgd":
-        attack = torchattacks.APGD(model, norm=spec.norm, eps=eps, steps=spec.steps, n_restarts=spec.restarts,
-                                   seed=seed, loss=o["loss"], rho=float(o["rho"]))
+        attack = torchattacks.APGD(
+            model,
+            norm=spec.norm,
+            eps=eps,
+            steps=spec.steps,
+            n_restarts=spec.restarts,
+            seed=seed,
+            loss=o["loss"],
+            rho=float(o["rho"]),
+        )
     elif name == "apgd-t":
-        attack = torchattacks.APGDT(model, norm=spec.norm, eps=eps, steps=spec.steps, n_restarts=spec.restarts,
-                                    seed=seed, rho=float(o["rho"]), n_classes=n_classes)
+        attack = torchattacks.APGDT(
+            model,
+            norm=spec.norm,
+            eps=eps,
+            steps=spec.steps,
+            n_restarts=spec.restarts,
+            seed=seed,
+            rho=float(o["rho"]),
+            n_classes=n_classes,
+        )
     elif name == "fab":
-        attack = torchattacks.FAB(model, norm=spec.norm, eps=eps, steps=spec.steps, n_restarts=spec.restarts,
-                                  alpha_max=float(o["alpha_max"]), eta=float(o["eta"]), beta=float(o["beta"]),
-                                  seed=seed, multi_targeted=False, n_classes=n_classes)
+        attack = torchattacks.FAB(
+            model,
+            norm=spec.norm,
+            eps=eps,
+            steps=spec.steps,
+            n_restarts=spec.restarts,
+            alpha_max=float(o["alpha_max"]),
+            eta=float(o["eta"]),
+            beta=float(o["beta"]),
+            seed=seed,
+            multi_targeted=False,
+            n_classes=n_classes,
+        )
     elif name == "autoattack":
-        attack = build_autoattack(model, norm=spec.norm, eps=eps, n_classes=n_classes, seed=seed,
-                                  steps=spec.steps, queries=int(o["queries"]))
+        attack = build_autoattack(
+            model, norm=spec.norm, eps=eps, n_classes=n_classes, seed=seed, steps=spec.steps, queries=int(o["queries"])
+        )
     else:  # pragma: no cover - the registry and this switch are kept in step
         raise AttackConfigError(f"attack {name!r} has no builder")
     if spec.targeted:
@@ -503,8 +643,9 @@ def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *
     return attack
 
 
-def build_autoattack(model: nn.Module, *, norm: str, eps: float, n_classes: int, seed: int = 0,
-                     steps: int = 100, queries: int = 5000):
+def build_autoattack(
+    model: nn.Module, *, norm: str, eps: float, n_classes: int, seed: int = 0, steps: int = 100, queries: int = 5000
+):
     """Standard AutoAttack (Croce & Hein 2020) with the original iteration counts.
 
     torchattacks' ``AutoAttack(version="standard")`` builds APGD-CE, APGD-T, FAB-T and
@@ -515,8 +656,7 @@ def build_autoattack(model: nn.Module, *, norm: str, eps: float, n_classes: int,
     """
     import torchattacks
 
-    attack = torchattacks.AutoAttack(model, norm=norm, eps=eps, version="standard", n_classes=n_classes,
-                                     seed=seed)
+    attack = torchattacks.AutoAttack(model, norm=norm, eps=eps, version="standard", n_classes=n_classes, seed=seed)
     for sub in attack._autoattack.attacks:
         if isinstance(sub, torchattacks.Square):
             sub.n_queries = queries

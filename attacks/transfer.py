@@ -34,12 +34,20 @@ def _accuracy(model, x, y, batch_size) -> float:
     device = _device_of(model)
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
+        correct += int((model(x[i : i + batch_size].to(device)).argmax(1).cpu() == y[i : i + batch_size]).sum())
     return correct / len(x)
 
 
-def transfer_matrix(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor, attack: AttackSpec | str,
-                    eps: float, *, batch_size: int = 256, seed: int = 0) -> dict[str, Any]:
+def transfer_matrix(
+    models: dict[str, nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: AttackSpec | str,
+    eps: float,
+    *,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Accuracy of every target model on adversarial examples crafted on every source model.
 
     Returns ``{"sources", "targets", "attack", "eps", "n", "clean_accuracy": {target: acc},
@@ -65,10 +73,12 @@ def transfer_matrix(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tens
                 torch.manual_seed(seed)
                 atk = build_attack(spec, source, eps, n_classes=n_classes, seed=seed)
                 device = _device_of(source)
-                adv = torch.cat([
-                    atk(x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).cpu()
-                    for i in range(0, len(x), batch_size)
-                ])
+                adv = torch.cat(
+                    [
+                        atk(x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)).cpu()
+                        for i in range(0, len(x), batch_size)
+                    ]
+                )
                 matrix[source_name] = {t: _accuracy(target, adv, y, batch_size) for t, target in models.items()}
     finally:
         for name, m in models.items():

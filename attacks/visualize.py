@@ -8,8 +8,9 @@ perturbation is invisible at its true scale.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -30,16 +31,23 @@ def _as_examples(source: Any) -> dict[str, Any]:
         first_norm = source.examples[0].norm
         source = max((e for e in source.examples if e.norm == first_norm), key=lambda e: e.eps)
     if hasattr(source, "adversarial"):
-        return {"clean": source.clean, "adversarial": source.adversarial, "labels": source.labels,
-                "clean_pred": source.clean_pred, "adv_pred": source.adv_pred,
-                "title": f"{source.norm} eps={source.eps:.4g}"}
+        return {
+            "clean": source.clean,
+            "adversarial": source.adversarial,
+            "labels": source.labels,
+            "clean_pred": source.clean_pred,
+            "adv_pred": source.adv_pred,
+            "title": f"{source.norm} eps={source.eps:.4g}",
+        }
     if isinstance(source, dict):
         return dict(source)
     if isinstance(source, (tuple, list)) and len(source) >= 2:
         keys = ("clean", "adversarial", "clean_pred", "adv_pred", "labels")
         return dict(zip(keys, source))
-    raise TypeError("save_example_grid takes a RobustnessReport, AdversarialExamples, a dict with 'clean' and "
-                    "'adversarial' tensors, or a (clean, adversarial[, clean_pred, adv_pred]) tuple")
+    raise TypeError(
+        "save_example_grid takes a RobustnessReport, AdversarialExamples, a dict with 'clean' and "
+        "'adversarial' tensors, or a (clean, adversarial[, clean_pred, adv_pred]) tuple"
+    )
 
 
 def _image(t: torch.Tensor):
@@ -51,8 +59,9 @@ def _image(t: torch.Tensor):
     return t.numpy()
 
 
-def save_example_grid(report_or_tensors: Any, path, class_names: Sequence[str] | None = None,
-                      max_examples: int = 8) -> Path:
+def save_example_grid(
+    report_or_tensors: Any, path, class_names: Sequence[str] | None = None, max_examples: int = 8
+) -> Path:
     """Save a PNG grid (clean / adversarial / amplified perturbation) and return its path.
 
     ``report_or_tensors``: a ``RobustnessReport`` (its kept examples at the largest
@@ -68,8 +77,10 @@ def save_example_grid(report_or_tensors: Any, path, class_names: Sequence[str] |
     data = _as_examples(report_or_tensors)
     clean, adv = data["clean"][:max_examples], data["adversarial"][:max_examples]
     if clean.shape != adv.shape or clean.dim() != 4:
-        raise ValueError(f"clean and adversarial must be matching (N, C, H, W) batches, got "
-                         f"{tuple(clean.shape)} and {tuple(adv.shape)}")
+        raise ValueError(
+            f"clean and adversarial must be matching (N, C, H, W) batches, got "
+            f"{tuple(clean.shape)} and {tuple(adv.shape)}"
+        )
     n = len(clean)
     if n == 0:
         raise ValueError("no examples to draw")
@@ -81,8 +92,11 @@ def save_example_grid(report_or_tensors: Any, path, class_names: Sequence[str] |
     perturbation = amplify_perturbation(adv.float() - clean.float())
     grey = clean.shape[1] == 1
     fig, axes = plt.subplots(3, n, figsize=(1.6 * n + 0.8, 5.2), squeeze=False)
-    rows = [("clean", clean, data.get("clean_pred")), ("adversarial", adv, data.get("adv_pred")),
-            ("perturbation (amplified)", perturbation, None)]
+    rows = [
+        ("clean", clean, data.get("clean_pred")),
+        ("adversarial", adv, data.get("adv_pred")),
+        ("perturbation (amplified)", perturbation, None),
+    ]
     labels = data.get("labels")
     for r, (row_name, images, preds) in enumerate(rows):
         for c in range(n):

@@ -112,8 +112,12 @@ def naive_loop(model, x, y, specs, eps_values, *, batch_size, seed, device):
     """Every attack at every eps on every point with torchattacks as is; per-example worst case."""
     model.eval()
     with torch.no_grad():
-        correct = torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]
-                             for i in range(0, len(x), batch_size)])
+        correct = torch.cat(
+            [
+                model(x[i : i + batch_size].to(device)).argmax(1).cpu() == y[i : i + batch_size]
+                for i in range(0, len(x), batch_size)
+            ]
+        )
     worst = {}
     for eps in eps_values:
         broken = torch.zeros(len(x), dtype=torch.bool)
@@ -121,10 +125,10 @@ def naive_loop(model, x, y, specs, eps_values, *, batch_size, seed, device):
             torch.manual_seed(seed)
             attack = build_attack(spec, model, eps, n_classes=10, seed=seed)
             for i in range(0, len(x), batch_size):
-                xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+                xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
                 adv = attack(xb, yb)
                 with torch.no_grad():
-                    broken[i:i + batch_size] |= (model(adv).argmax(1) != yb).cpu()
+                    broken[i : i + batch_size] |= (model(adv).argmax(1) != yb).cpu()
         worst[eps] = float((correct & ~broken).sum()) / len(x)
     return worst
 
@@ -136,15 +140,23 @@ def main(argv=None) -> int:
     parser.add_argument("--eps", default="0,0.1,0.2,0.3")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", choices=MODELS, default="lenet5",
-                        help="undefended model to attack (default lenet5, from the model registry)")
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="lenet5",
+        help="undefended model to attack (default lenet5, from the model registry)",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings)")
-    parser.add_argument("--tolerance", type=int, default=1,
-                        help="examples by which the engine may trail at one eps before the run fails (default 1): "
-                             "the cascaded attacks (APGD, Square, AutoAttack) reseed themselves and run on a different "
-                             "subset of points, so their random draws per point differ from the naive loop's; the "
-                             "early-stopping FGSM/BIM/PGD/MI-FGSM are point-wise at least as strong")
+    parser.add_argument(
+        "--tolerance",
+        type=int,
+        default=1,
+        help="examples by which the engine may trail at one eps before the run fails (default 1): "
+        "the cascaded attacks (APGD, Square, AutoAttack) reseed themselves and run on a different "
+        "subset of points, so their random draws per point differ from the naive loop's; the "
+        "early-stopping FGSM/BIM/PGD/MI-FGSM are point-wise at least as strong",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -157,22 +169,35 @@ def main(argv=None) -> int:
     model = train(x_train, y_train, args.epochs, args.seed, device, args.model)
     specs = parse_attacks(args.attacks)
     eps_values = parse_eps_list(args.eps)
-    print(f"device {device}, {args.model}, {n} digits, attacks {', '.join(s.label for s in specs)}, "
-          f"eps {', '.join(f'{e:g}' for e in eps_values)}")
+    print(
+        f"device {device}, {args.model}, {n} digits, attacks {', '.join(s.label for s in specs)}, "
+        f"eps {', '.join(f'{e:g}' for e in eps_values)}"
+    )
 
     t0 = time.perf_counter()
-    naive = naive_loop(model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, seed=args.seed,
-                       device=device)
+    naive = naive_loop(
+        model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, seed=args.seed, device=device
+    )
     naive_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    report = evaluate(model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, device=device,
-                      seed=args.seed, checks=False)
+    report = evaluate(
+        model,
+        x_test,
+        y_test,
+        specs,
+        eps_values,
+        batch_size=args.batch_size,
+        device=device,
+        seed=args.seed,
+        checks=False,
+    )
     engine_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    checked = evaluate(model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, device=device,
-                       seed=args.seed, checks=True)
+    checked = evaluate(
+        model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, device=device, seed=args.seed, checks=True
+    )
     checked_s = time.perf_counter() - t0
 
     print(f"clean accuracy {report.clean_accuracy:.1%}")
@@ -191,7 +216,9 @@ def main(argv=None) -> int:
     for check in checked.checks:
         print(f"  {check}")
     for eps, gap in trailing:
-        print(f"note: engine trails by {gap} example(s) at eps {eps:g} (random draws of a cascaded attack; within tolerance)")
+        print(
+            f"note: engine trails by {gap} example(s) at eps {eps:g} (random draws of a cascaded attack; within tolerance)"
+        )
     if weaker:
         print(f"ENGINE WEAKER than the naive loop at eps {weaker}")
         return 1

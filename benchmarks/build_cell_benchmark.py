@@ -68,7 +68,7 @@ DEFAULT_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3")
 DATASET = "digits"
 
 
-def subspace_classes(ops, cells_per_stage: int = 1, channels: int = 8) -> dict[str, "CellArch"]:
+def subspace_classes(ops, cells_per_stage: int = 1, channels: int = 8) -> dict[str, CellArch]:
     """``arch_hash -> representative cell`` for every canonical class of the subspace.
 
     The representative is the class's first cell in NAS-Bench-201's enumeration order
@@ -88,8 +88,9 @@ def robust_accuracy(model, dataset, attack: str, eps: float, seed: int) -> float
     """Accuracy on the whole validation split under ``attack`` at Linf ``eps``."""
     from attacks import evaluate
 
-    report = evaluate(model, dataset.val.x.cpu(), dataset.val.y.cpu(), attack, [eps], checks=False,
-                      keep_examples=0, seed=seed)
+    report = evaluate(
+        model, dataset.val.x.cpu(), dataset.val.y.cpu(), attack, [eps], checks=False, keep_examples=0, seed=seed
+    )
     return float(report.robust_accuracy(eps))
 
 
@@ -104,8 +105,14 @@ def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) ->
     from nasbench.train import train_model
     from search_spaces import arch_hash, arch_to_dict, build_model, describe
 
-    row = {"arch_hash": arch_hash(cell), "dataset": DATASET, "budget": cfg.epochs, "seed": seed,
-           "space": "cell", "arch": arch_to_dict(cell)}
+    row = {
+        "arch_hash": arch_hash(cell),
+        "dataset": DATASET,
+        "budget": cfg.epochs,
+        "seed": seed,
+        "space": "cell",
+        "arch": arch_to_dict(cell),
+    }
     robust_curve: dict[int, float] = {}
     try:
         torch.manual_seed(seed)
@@ -118,27 +125,52 @@ def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) ->
 
         result = train_model(model, dataset, cfg, seed=seed, on_epoch=on_epoch)
         totals = describe(network, dataset.input_shape, dataset.num_classes).totals
-        robust = [] if robust_eps is None else [
-            {"attack": "fgsm", "norm": "Linf", "eps": robust_eps, "accuracy": robust_curve[cfg.epochs]},
-            {"attack": "pgd", "norm": "Linf", "eps": robust_eps,
-             "accuracy": robust_accuracy(result.model, dataset, "pgd:steps=10", robust_eps, seed)}]
+        robust = (
+            []
+            if robust_eps is None
+            else [
+                {"attack": "fgsm", "norm": "Linf", "eps": robust_eps, "accuracy": robust_curve[cfg.epochs]},
+                {
+                    "attack": "pgd",
+                    "norm": "Linf",
+                    "eps": robust_eps,
+                    "accuracy": robust_accuracy(result.model, dataset, "pgd:steps=10", robust_eps, seed),
+                },
+            ]
+        )
     except Exception as error:  # noqa: BLE001 - a failed cell is a row too
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"[:500]}
-    curves = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()}
-              for entry in result.history]
+    curves = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()} for entry in result.history]
     for entry in curves:
         if entry["epoch"] in robust_curve:
             entry["robust_acc"] = round(robust_curve[entry["epoch"]], 6)
-    return {**row, "status": "ok", "curves": curves,
-            "train_acc": curves[-1]["train_acc"], "val_acc": float(result.val_acc),
-            "test_acc": float(result.test_acc), "params": int(totals["params"]),
-            "macs": int(totals["macs"]), "device": result.device,
-            "train_seconds": round(float(result.train_seconds), 3), "robust": robust or None}
+    return {
+        **row,
+        "status": "ok",
+        "curves": curves,
+        "train_acc": curves[-1]["train_acc"],
+        "val_acc": float(result.val_acc),
+        "test_acc": float(result.test_acc),
+        "params": int(totals["params"]),
+        "macs": int(totals["macs"]),
+        "device": result.device,
+        "train_seconds": round(float(result.train_seconds), 3),
+        "robust": robust or None,
+    }
 
 
-def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_size: int = 128,
-          seeds=(0,), limit: int | None = None, log=print, robust_eps: float | None = None,
-          shard: tuple[int, int] = (0, 1)) -> int:
+def build(
+    db: Path,
+    ops=DEFAULT_OPS,
+    epochs: int = 2,
+    channels: int = 8,
+    batch_size: int = 128,
+    seeds=(0,),
+    limit: int | None = None,
+    log=print,
+    robust_eps: float | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> int:
     """Train the (class, seed) pairs of the subspace not yet in ``db``; the number trained now.
 
     Each seed trains every class once, on that seed's own train/validation split.
@@ -155,16 +187,18 @@ def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_s
     classes = subspace_classes(ops, cells_per_stage=1, channels=channels)
     order = sorted(classes)  # hashes: a fixed shuffle independent of enumeration order
     random.Random(0).shuffle(order)
-    order = order[shard[0]::shard[1]]
+    order = order[shard[0] :: shard[1]]
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, threads=1, device="cpu")
     trained = 0
     with Benchmark(db) as bench:
         for seed in seeds:
             dataset = load_dataset(DATASET, seed=seed)
             missing = [h for h in order if bench.lookup(h, DATASET, epochs, seed) is None]
-            todo = missing if limit is None else missing[:max(0, limit - trained)]
-            log(f"seed {seed}: {len(order)} of {len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
-                f"{len(order) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}")
+            todo = missing if limit is None else missing[: max(0, limit - trained)]
+            log(
+                f"seed {seed}: {len(order)} of {len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
+                f"{len(order) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}"
+            )
             started = time.perf_counter()
             best = 0.0
             for done, key in enumerate(todo, start=1):
@@ -175,9 +209,12 @@ def build(db: Path, ops=DEFAULT_OPS, epochs: int = 2, channels: int = 8, batch_s
                 elapsed = time.perf_counter() - started
                 eta = elapsed / done * (len(todo) - done)
                 robust = f" robust {row['robust'][-1]['accuracy']:.4f}" if row.get("robust") else ""
-                log(f"[seed {seed} {done}/{len(todo)}] {row['status']} val {row.get('val_acc', math.nan):.4f}{robust} "
+                log(
+                    f"[seed {seed} {done}/{len(todo)}] {row['status']} val {row.get('val_acc', math.nan):.4f}{robust} "
                     f"{row.get('train_seconds', 0.0):.1f}s  best {best:.4f}  ETA {eta / 60:.1f} min  "
-                    f"{classes[key]}", flush=True)
+                    f"{classes[key]}",
+                    flush=True,
+                )
     return trained
 
 
@@ -191,18 +228,26 @@ def export(db: Path, parquet: Path) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=Path("cell_digits.db"), help="benchmark store to fill")
-    parser.add_argument("--parquet", type=Path, default=Path("tests/fixtures/cell_digits.parquet"),
-                        help="Parquet export written at the end")
+    parser.add_argument(
+        "--parquet",
+        type=Path,
+        default=Path("tests/fixtures/cell_digits.parquet"),
+        help="Parquet export written at the end",
+    )
     parser.add_argument("--ops", default=",".join(DEFAULT_OPS), help="operations every edge may carry")
     parser.add_argument("--epochs", type=int, default=2, help="training budget per cell")
     parser.add_argument("--channels", type=int, default=8, help="skeleton width C (C, 2C, 4C)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--seeds", default="0,1,2,3,4",
-                        help="training seeds, each on its own split (default 0,1,2,3,4)")
+    parser.add_argument(
+        "--seeds", default="0,1,2,3,4", help="training seeds, each on its own split (default 0,1,2,3,4)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="train at most this many rows now")
-    parser.add_argument("--robust-eps", type=float, default=None,
-                        help="also record robust accuracy at this Linf eps: FGSM after every epoch, "
-                             "PGD-10 after the last")
+    parser.add_argument(
+        "--robust-eps",
+        type=float,
+        default=None,
+        help="also record robust accuracy at this Linf eps: FGSM after every epoch, PGD-10 after the last",
+    )
     parser.add_argument("--shard", default="0/1", help="K/N: train only every N-th class, from the K-th")
     parser.add_argument("--export-only", action="store_true", help="only export --db to --parquet")
     args = parser.parse_args(argv)
@@ -217,8 +262,17 @@ def main(argv=None) -> int:
         k, _, n = args.shard.partition("/")
         if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
             parser.error(f"--shard takes K/N with 0 <= K < N (got {args.shard!r})")
-        build(args.db, ops, args.epochs, args.channels, args.batch_size, seeds, args.limit,
-              robust_eps=args.robust_eps, shard=(int(k), int(n)))
+        build(
+            args.db,
+            ops,
+            args.epochs,
+            args.channels,
+            args.batch_size,
+            seeds,
+            args.limit,
+            robust_eps=args.robust_eps,
+            shard=(int(k), int(n)),
+        )
     rows = export(args.db, args.parquet)
     size = args.parquet.stat().st_size
     print(f"exported {rows} rows to {args.parquet} ({size / 1024:.0f} KiB)")

@@ -40,9 +40,16 @@ def images(n: int, size: int, channels: int) -> torch.Tensor:
 
 
 def small_cnn(channels: int, classes: int = 10) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(32, classes)).eval()
+    return nn.Sequential(
+        nn.Conv2d(channels, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, classes),
+    ).eval()
 
 
 def synchronize(device: torch.device) -> None:
@@ -60,7 +67,7 @@ def batched(x: torch.Tensor, model: nn.Module, batch_size: int, device: torch.de
             generator = corruption_generator(0, name, device)
             for severity in SEVERITIES:
                 for start in range(0, len(x), batch_size):
-                    xb = x[start:start + batch_size].to(device, non_blocking=True)
+                    xb = x[start : start + batch_size].to(device, non_blocking=True)
                     model(corrupt(xb, name, severity, generator=generator)).argmax(1)
             synchronize(device)
             per_corruption[name] = time.perf_counter() - t0
@@ -99,8 +106,10 @@ def main() -> None:
     fast, per_corruption = batched(x, model, args.batch_size, device)
     slow = one_at_a_time(x, model, device)
     work = args.n * pairs
-    print(f"{args.n} images {args.channels}x{args.size}x{args.size}, {pairs} corruption/severity pairs, "
-          f"device {device}, {args.threads} CPU thread(s)")
+    print(
+        f"{args.n} images {args.channels}x{args.size}x{args.size}, {pairs} corruption/severity pairs, "
+        f"device {device}, {args.threads} CPU thread(s)"
+    )
     print(f"batched:        {work / fast:10.0f} images/s ({fast:.2f} s)")
     print(f"one at a time:  {work / slow:10.0f} images/s ({slow:.2f} s)")
     print(f"ratio:          {slow / fast:10.1f}x")

@@ -91,8 +91,10 @@ def load_curves(bench, dataset: str = "digits", budget: int = 6, seed: int = 0) 
         final[row["arch_hash"]] = (row["val_acc"], pgd[0]["accuracy"])
         eps.add(pgd[0]["eps"])
     if not curves:
-        raise ValueError(f"no {budget}-epoch rows of seed {seed} with robust accuracy per epoch; build them "
-                         "with benchmarks/build_cell_benchmark.py --epochs 6 --robust-eps 0.1")
+        raise ValueError(
+            f"no {budget}-epoch rows of seed {seed} with robust accuracy per epoch; build them "
+            "with benchmarks/build_cell_benchmark.py --epochs 6 --robust-eps 0.1"
+        )
     reference = (min(v for v, _ in final.values()), min(r for _, r in final.values()))
     return RecordedCurves(curves, final, budget, min(eps), reference)
 
@@ -105,8 +107,7 @@ def simulate(recorded: RecordedCurves, scheduler: str, seed: int, budget: int, e
     order = sorted(recorded.curves)
     np.random.default_rng(seed).shuffle(order)
     # Hyperband: one bracket per first rung and one without early stopping (as nasbench search)
-    brackets = {"fifo": 0, "asha": 1,
-                "hyperband": len(rung_epochs(recorded.budget, 1, eta)) + 1}[scheduler]
+    brackets = {"fifo": 0, "asha": 1, "hyperband": len(rung_epochs(recorded.budget, 1, eta)) + 1}[scheduler]
     rungs = MultiObjectiveRungs(DIRECTIONS, recorded.budget, 1, eta, brackets) if brackets else None
     spent, finished, trace = 0, [], []
     for number, key in enumerate(order):
@@ -114,8 +115,9 @@ def simulate(recorded: RecordedCurves, scheduler: str, seed: int, budget: int, e
             break
         ran = recorded.budget
         for epoch, (val_acc, robust_acc) in enumerate(recorded.curves[key][:-1], start=1):
-            if rungs is not None and not rungs.on_result(str(number), epoch,
-                                                         {"val_acc": val_acc, "robust_acc": robust_acc}):
+            if rungs is not None and not rungs.on_result(
+                str(number), epoch, {"val_acc": val_acc, "robust_acc": robust_acc}
+            ):
                 ran = epoch
                 break
         ran = min(ran, budget - spent)  # the budget ends mid-trial: it does not finish
@@ -135,8 +137,9 @@ def budget_to_reach(trace: list[tuple[int, float]], target: float) -> float:
     return next((spent for spent, hv in trace if hv >= target - 1e-12), math.inf)
 
 
-def compare(recorded: RecordedCurves, seeds, budget: int, eta: int = 3,
-            schedulers=SCHEDULERS) -> tuple[dict, list[dict]]:
+def compare(
+    recorded: RecordedCurves, seeds, budget: int, eta: int = 3, schedulers=SCHEDULERS
+) -> tuple[dict, list[dict]]:
     """Per scheduler, one value per seed (the same class order for every scheduler): the
     budget fraction needed to reach FIFO's hypervolume at the full budget, the hypervolume
     at the full budget and the trials started; and every search's trace."""
@@ -154,16 +157,22 @@ def compare(recorded: RecordedCurves, seeds, budget: int, eta: int = 3,
 
 
 def format_table(recorded: RecordedCurves, results: dict, budget: int, seeds: int, eta: int) -> str:
-    lines = [f"{len(recorded.curves)} recorded classes ({recorded.budget} epochs; rungs: FGSM, final: PGD-10, "
-             f"Linf {recorded.eps:g}); budget {budget} epochs; eta {eta}; median over {seeds} seeds",
-             f"{'scheduler':<10} {'budget to FIFO HV':>18} {'reached':>8} {'HV at budget':>13} {'trials':>7}"]
+    lines = [
+        f"{len(recorded.curves)} recorded classes ({recorded.budget} epochs; rungs: FGSM, final: PGD-10, "
+        f"Linf {recorded.eps:g}); budget {budget} epochs; eta {eta}; median over {seeds} seeds",
+        f"{'scheduler':<10} {'budget to FIFO HV':>18} {'reached':>8} {'HV at budget':>13} {'trials':>7}",
+    ]
     for name, result in results.items():
         reached = sum(math.isfinite(f) for f in result["fraction"])
-        lines.append(f"{name:<10} {statistics.median(result['fraction']):>17.2f}x {reached:>4}/{seeds:<3} "
-                     f"{statistics.median(result['hypervolume']):>13.5f} {statistics.median(result['trials']):>7g}")
-    lines.append("budget to FIFO HV: fraction of the budget at which the scheduler first matches FIFO's "
-                 "hypervolume at the full budget (inf: never within it); HV from the recording's nadir "
-                 f"({recorded.reference[0]:.4f}, {recorded.reference[1]:.4f})")
+        lines.append(
+            f"{name:<10} {statistics.median(result['fraction']):>17.2f}x {reached:>4}/{seeds:<3} "
+            f"{statistics.median(result['hypervolume']):>13.5f} {statistics.median(result['trials']):>7g}"
+        )
+    lines.append(
+        "budget to FIFO HV: fraction of the budget at which the scheduler first matches FIFO's "
+        "hypervolume at the full budget (inf: never within it); HV from the recording's nadir "
+        f"({recorded.reference[0]:.4f}, {recorded.reference[1]:.4f})"
+    )
     return "\n".join(lines)
 
 

@@ -109,13 +109,13 @@ SAMPLERS = ("random", "tpe", "nsga2", "evolution", "reinforce")
 class RecordedSpace:
     """The recorded cells as a search space: what Optuna samples and how the goal is defined."""
 
-    space: object                    # search_spaces.CellSpace over the recorded edge operations
-    val_acc: dict[str, float]        # arch_hash -> validation accuracy, mean over the recorded seeds
-    params: dict[str, int]           # arch_hash -> parameter count
-    top: frozenset[str]              # the top ``top_fraction`` classes by val_acc (ties included)
+    space: object  # search_spaces.CellSpace over the recorded edge operations
+    val_acc: dict[str, float]  # arch_hash -> validation accuracy, mean over the recorded seeds
+    params: dict[str, int]  # arch_hash -> parameter count
+    top: frozenset[str]  # the top ``top_fraction`` classes by val_acc (ties included)
     dataset: str
     budget: int
-    seeds: tuple[int, ...]           # training seeds averaged
+    seeds: tuple[int, ...]  # training seeds averaged
 
     @property
     def threshold(self) -> float:
@@ -163,8 +163,9 @@ class Summary:
         return 1000 * sum(run.seconds for run in self.runs) / max(1, proposals)
 
 
-def load_recorded(bench, dataset: str = "digits", top_fraction: float = 0.01,
-                  budget: int | None = None) -> RecordedSpace:
+def load_recorded(
+    bench, dataset: str = "digits", top_fraction: float = 0.01, budget: int | None = None
+) -> RecordedSpace:
     """Read the ok rows of one (dataset, budget) from ``bench`` and define the space.
 
     ``budget`` defaults to the one with the most rows (the fixture's 2-epoch, 5-seed
@@ -179,7 +180,7 @@ def load_recorded(bench, dataset: str = "digits", top_fraction: float = 0.01,
     from search_spaces import CellArch, CellSpace, arch_from_dict, arch_hash
     from search_spaces.cell import OPS
 
-    rows = bench.top(k=10 ** 9, by="val_acc", dataset=dataset)
+    rows = bench.top(k=10**9, by="val_acc", dataset=dataset)
     if not rows:
         raise ValueError(f"{bench.path} holds no finished rows for {dataset!r}")
     if budget is None:
@@ -194,8 +195,10 @@ def load_recorded(bench, dataset: str = "digits", top_fraction: float = 0.01,
     all_seeds = set().union(*seeds.values())
     incomplete = sorted(h for h, s in seeds.items() if s != all_seeds)
     if incomplete:
-        raise ValueError(f"{bench.path}: {len(incomplete)} classes lack some of the seeds {sorted(all_seeds)} "
-                         f"(e.g. {incomplete[0][:12]}); record every seed of every class")
+        raise ValueError(
+            f"{bench.path}: {len(incomplete)} classes lack some of the seeds {sorted(all_seeds)} "
+            f"(e.g. {incomplete[0][:12]}); record every seed of every class"
+        )
     cells = {row["arch_hash"]: arch_from_dict(row["arch"]) for row in rows}
     if not all(isinstance(cell, CellArch) for cell in cells.values()):
         raise ValueError(f"{bench.path}: the efficiency benchmark needs cell-space rows")
@@ -229,8 +232,9 @@ def make_sampler(name: str, seed: int, space=None, **options):
     return search_sampler(name, seed, multi_objective=name == "nsga2", space=space, **options)
 
 
-def run_search(recorded: RecordedSpace, sampler: str, seed: int, max_trials: int = 1000,
-               max_redraws: int = 200, **options) -> Run:
+def run_search(
+    recorded: RecordedSpace, sampler: str, seed: int, max_trials: int = 1000, max_redraws: int = 200, **options
+) -> Run:
     """Replay one search on ``recorded`` until a top-1% class is evaluated (or ``max_trials``)."""
     import optuna
     from optuna.trial import TrialState
@@ -239,8 +243,10 @@ def run_search(recorded: RecordedSpace, sampler: str, seed: int, max_trials: int
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     multi = sampler == "nsga2"
-    study = optuna.create_study(directions=["maximize", "minimize"] if multi else ["maximize"],
-                                sampler=make_sampler(sampler, seed, recorded.space, **options))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"] if multi else ["maximize"],
+        sampler=make_sampler(sampler, seed, recorded.space, **options),
+    )
     trials = resampled = redraws = 0
     seen: set[str] = set()
     best = 0.0
@@ -254,8 +260,10 @@ def run_search(recorded: RecordedSpace, sampler: str, seed: int, max_trials: int
             resampled += 1
             redraws += 1
             if redraws > max_redraws:
-                raise ValueError(f"{sampler} (seed {seed}) proposed {redraws} cells in a row outside the "
-                                 f"{len(recorded.val_acc)} recorded classes; record the whole subspace")
+                raise ValueError(
+                    f"{sampler} (seed {seed}) proposed {redraws} cells in a row outside the "
+                    f"{len(recorded.val_acc)} recorded classes; record the whole subspace"
+                )
             continue
         redraws = 0
         trials += 1
@@ -269,8 +277,15 @@ def run_search(recorded: RecordedSpace, sampler: str, seed: int, max_trials: int
     return Run(sampler, seed, trials, len(seen), resampled, found, time.perf_counter() - started, best)
 
 
-def efficiency(bench, samplers=SAMPLERS, seeds=range(10), max_trials: int = 1000, top_fraction: float = 0.01,
-               dataset: str = "digits", options: dict | None = None) -> tuple[RecordedSpace, dict[str, Summary]]:
+def efficiency(
+    bench,
+    samplers=SAMPLERS,
+    seeds=range(10),
+    max_trials: int = 1000,
+    top_fraction: float = 0.01,
+    dataset: str = "digits",
+    options: dict | None = None,
+) -> tuple[RecordedSpace, dict[str, Summary]]:
     """Every sampler over every seed on the benchmark ``bench``; ``options`` go to the
     samplers that take them (evolution's population_size, reinforce's learning_rate, ...)."""
     from nasbench.strategies import SAMPLER_OPTIONS
@@ -285,26 +300,34 @@ def efficiency(bench, samplers=SAMPLERS, seeds=range(10), max_trials: int = 1000
 
 def format_table(recorded: RecordedSpace, summaries: dict[str, Summary], max_trials: int) -> str:
     base = summaries.get("random")
-    lines = [f"{len(recorded.val_acc)} recorded classes ({recorded.dataset}, {recorded.budget} epochs, "
-             f"val_acc the mean over seeds {', '.join(map(str, recorded.seeds))}), "
-             f"ops {', '.join(recorded.space.ops)}; top 1% = {len(recorded.top)} classes with "
-             f"val_acc >= {recorded.threshold:.4f}; median over {len(next(iter(summaries.values())).runs)} seeds",
-             f"{'sampler':<8} {'trials':>7} {'vs random':>9} {'unique':>7} {'vs random':>9} "
-             f"{'found':>6} {'resampled':>9} {'ms/trial':>9}"]
+    lines = [
+        f"{len(recorded.val_acc)} recorded classes ({recorded.dataset}, {recorded.budget} epochs, "
+        f"val_acc the mean over seeds {', '.join(map(str, recorded.seeds))}), "
+        f"ops {', '.join(recorded.space.ops)}; top 1% = {len(recorded.top)} classes with "
+        f"val_acc >= {recorded.threshold:.4f}; median over {len(next(iter(summaries.values())).runs)} seeds",
+        f"{'sampler':<8} {'trials':>7} {'vs random':>9} {'unique':>7} {'vs random':>9} "
+        f"{'found':>6} {'resampled':>9} {'ms/trial':>9}",
+    ]
     for name, summary in summaries.items():
         censored = "+" if any(not run.found for run in summary.runs) else " "
         ratio_trials = summary.median_trials / base.median_trials if base else float("nan")
         ratio_unique = summary.median_unique / base.median_unique if base else float("nan")
-        lines.append(f"{name:<8} {summary.median_trials:>6g}{censored} {ratio_trials:>9.2f} "
-                     f"{summary.median_unique:>7g} {ratio_unique:>9.2f} "
-                     f"{summary.found:>3}/{len(summary.runs):<2} {summary.median_resampled:>9g} "
-                     f"{summary.ms_per_trial:>9.2f}")
+        lines.append(
+            f"{name:<8} {summary.median_trials:>6g}{censored} {ratio_trials:>9.2f} "
+            f"{summary.median_unique:>7g} {ratio_unique:>9.2f} "
+            f"{summary.found:>3}/{len(summary.runs):<2} {summary.median_resampled:>9g} "
+            f"{summary.ms_per_trial:>9.2f}"
+        )
     if any(not run.found for summary in summaries.values() for run in summary.runs):
-        lines.append(f"+: some runs stopped at --max-trials {max_trials} without reaching the goal "
-                     "and count as that many (a lower bound)")
-    lines.append("unique: distinct classes evaluated (what a search answering duplicates from its store "
-                 "trains); resampled: proposals outside the recorded cells (not counted); "
-                 "ms/trial: Optuna ask + arch hash + recorded-mean lookup + tell, per proposal")
+        lines.append(
+            f"+: some runs stopped at --max-trials {max_trials} without reaching the goal "
+            "and count as that many (a lower bound)"
+        )
+    lines.append(
+        "unique: distinct classes evaluated (what a search answering duplicates from its store "
+        "trains); resampled: proposals outside the recorded cells (not counted); "
+        "ms/trial: Optuna ask + arch hash + recorded-mean lookup + tell, per proposal"
+    )
     return "\n".join(lines)
 
 
@@ -315,9 +338,13 @@ def main(argv=None) -> int:
     parser.add_argument("--max-trials", type=int, default=1000)
     parser.add_argument("--top", type=float, default=0.01, help="goal: this top fraction by val_acc")
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a sampler option, repeatable, e.g. population_size=8 (evolution), "
-                             "learning_rate=0.02 (reinforce)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a sampler option, repeatable, e.g. population_size=8 (evolution), learning_rate=0.02 (reinforce)",
+    )
     args = parser.parse_args(argv)
     options = {}
     for text in args.option:
@@ -330,8 +357,14 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp, Benchmark(Path(tmp) / "replay.db") as bench:
         bench.import_parquet(args.parquet)
-        recorded, summaries = efficiency(bench, [s.strip() for s in args.samplers.split(",")],
-                                         range(args.seeds), args.max_trials, args.top, options=options)
+        recorded, summaries = efficiency(
+            bench,
+            [s.strip() for s in args.samplers.split(",")],
+            range(args.seeds),
+            args.max_trials,
+            args.top,
+            options=options,
+        )
     print(format_table(recorded, summaries, args.max_trials))
     return 0
 

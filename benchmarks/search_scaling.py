@@ -35,9 +35,17 @@ def main() -> None:
     rates, steady = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for concurrency in (1, 2):
-            config = SearchConfig(experiments_dir=Path(tmp), experiment=f"c{concurrency}", trials=args.trials,
-                                  concurrency=concurrency, cpus_per_trial=1, sampler="random",
-                                  epochs=args.epochs, progress=False, export_top=0)
+            config = SearchConfig(
+                experiments_dir=Path(tmp),
+                experiment=f"c{concurrency}",
+                trials=args.trials,
+                concurrency=concurrency,
+                cpus_per_trial=1,
+                sampler="random",
+                epochs=args.epochs,
+                progress=False,
+                export_top=0,
+            )
             started = time.perf_counter()
             summary = run_search(config)
             wall = time.perf_counter() - started
@@ -45,10 +53,14 @@ def main() -> None:
             log = [json.loads(line) for line in (summary.experiment_dir / "search.log").read_text().splitlines()]
             finished = sorted(e["time"] for e in log if "trial" in e)
             steady[concurrency] = (len(finished) - 1) / (finished[-1] - finished[0]) * 3600
-            print(f"concurrency {concurrency}: {summary.complete} trials in {wall:.1f} s = "
-                  f"{rates[concurrency]:.0f} trials/hour; steady state {steady[concurrency]:.0f} trials/hour")
-    print(f"speed-up 2 vs 1: {rates[2] / rates[1]:.2f}x whole search, {steady[2] / steady[1]:.2f}x steady "
-          f"state (goal >= 1.8x)")
+            print(
+                f"concurrency {concurrency}: {summary.complete} trials in {wall:.1f} s = "
+                f"{rates[concurrency]:.0f} trials/hour; steady state {steady[concurrency]:.0f} trials/hour"
+            )
+    print(
+        f"speed-up 2 vs 1: {rates[2] / rates[1]:.2f}x whole search, {steady[2] / steady[1]:.2f}x steady "
+        f"state (goal >= 1.8x)"
+    )
     print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

@@ -41,17 +41,31 @@ def synthetic_rows(n_rows: int, rng: random.Random):
                     pruned = rng.random() < 0.05
                     val_acc = min(1.0, 0.5 + 0.3 * quality + 0.1 * (budget / 36) + rng.gauss(0, 0.02))
                     yield {
-                        "arch_hash": arch_hash, "dataset": dataset, "budget": budget, "seed": seed,
-                        "space": "macro", "arch": {"id": arch, "layers": [{"filters": 16, "kernel": 3}] * 4},
+                        "arch_hash": arch_hash,
+                        "dataset": dataset,
+                        "budget": budget,
+                        "seed": seed,
+                        "space": "macro",
+                        "arch": {"id": arch, "layers": [{"filters": 16, "kernel": 3}] * 4},
                         "status": "pruned" if pruned else "ok",
                         "reason": "stopped early by ASHA" if pruned else None,
-                        "curves": [{"epoch": e, "train_loss": round(2.0 / e, 4), "val_acc": round(val_acc * e / budget, 4)}
-                                   for e in range(1, budget + 1)],
-                        "train_acc": min(1.0, val_acc + 0.03), "val_acc": val_acc, "test_acc": val_acc - 0.01,
-                        "params": params, "macs": params * 60, "latency_ms": params / 2e5 + rng.random(),
-                        "device": "cpu", "train_seconds": budget * params / 1e5, "mlflow_run_id": None,
-                        "robust": [{"attack": a, "norm": n, "eps": e, "accuracy": max(0.0, val_acc - rng.random())}
-                                   for a, n, e in ATTACKS],
+                        "curves": [
+                            {"epoch": e, "train_loss": round(2.0 / e, 4), "val_acc": round(val_acc * e / budget, 4)}
+                            for e in range(1, budget + 1)
+                        ],
+                        "train_acc": min(1.0, val_acc + 0.03),
+                        "val_acc": val_acc,
+                        "test_acc": val_acc - 0.01,
+                        "params": params,
+                        "macs": params * 60,
+                        "latency_ms": params / 2e5 + rng.random(),
+                        "device": "cpu",
+                        "train_seconds": budget * params / 1e5,
+                        "mlflow_run_id": None,
+                        "robust": [
+                            {"attack": a, "norm": n, "eps": e, "accuracy": max(0.0, val_acc - rng.random())}
+                            for a, n, e in ATTACKS
+                        ],
                         "provenance": {"synthetic": True},
                     }
 
@@ -76,13 +90,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "bench.db"
         bench = Benchmark(path)
-        rows = list(synthetic_rows(args.rows, rng))[:args.rows]
+        rows = list(synthetic_rows(args.rows, rng))[: args.rows]
         start = time.perf_counter()
         bench.record_many(rows)
         build_s = time.perf_counter() - start
         size_mb = sum(p.stat().st_size for p in Path(directory).iterdir()) / 1e6
-        print(f"built {len(bench):,} rows in {build_s:.1f} s ({len(bench) / build_s:,.0f} rows/s), "
-              f"{size_mb:.0f} MB")
+        print(f"built {len(bench):,} rows in {build_s:.1f} s ({len(bench) / build_s:,.0f} rows/s), {size_mb:.0f} MB")
 
         keys = [(r["arch_hash"], r["dataset"], r["budget"], r["seed"]) for r in rng.sample(rows, 200)]
         key_iter = iter(keys * (args.repeat + 1))
@@ -95,22 +108,36 @@ def main() -> None:
         measurements = [
             ("record (one transaction each)", record_ms),
             ("lookup(hash, dataset, budget, seed)", timed(lambda: bench.lookup(*next(key_iter)), args.repeat)),
-            ("query(hash, dataset, epochs): mean of 5 seeds",
-             timed(lambda: bench.query(next(key_iter)[0], dataset="digits", epochs=36), args.repeat)),
+            (
+                "query(hash, dataset, epochs): mean of 5 seeds",
+                timed(lambda: bench.query(next(key_iter)[0], dataset="digits", epochs=36), args.repeat),
+            ),
             ("query(hash): every dataset and budget", timed(lambda: bench.query(next(key_iter)[0]), args.repeat)),
             ("top(10, by=val_acc)", timed(lambda: bench.top(10), args.repeat)),
-            ("top(10, by=params, dataset=mnist)", timed(lambda: bench.top(10, by="params", dataset="mnist"),
-                                                        args.repeat)),
-            ("top(10, by=val_acc, where budget=12 & params<=1e5)",
-             timed(lambda: bench.top(10, where={"budget": 12, "params": ("<=", 100_000)}), args.repeat)),
+            (
+                "top(10, by=params, dataset=mnist)",
+                timed(lambda: bench.top(10, by="params", dataset="mnist"), args.repeat),
+            ),
+            (
+                "top(10, by=val_acc, where budget=12 & params<=1e5)",
+                timed(lambda: bench.top(10, where={"budget": 12, "params": ("<=", 100_000)}), args.repeat),
+            ),
             ("top(10, by=robust:pgd:Linf:0.1)", timed(lambda: bench.top(10, by="robust:pgd:Linf:0.1"), args.repeat)),
-            ("top(10, reduce=mean, dataset=digits)",
-             timed(lambda: bench.top(10, dataset="digits", reduce="mean"), max(3, args.repeat // 5))),
-            ("pareto(val_acc:max, params:min, dataset=digits)",
-             timed(lambda: bench.pareto(["val_acc:max", "params:min"], dataset="digits"), max(3, args.repeat // 5))),
-            ("pareto(val_acc, robust pgd, latency_ms)",
-             timed(lambda: bench.pareto(["val_acc:max", "robust:pgd:Linf:0.1:max", "latency_ms:min"]),
-                   max(3, args.repeat // 5))),
+            (
+                "top(10, reduce=mean, dataset=digits)",
+                timed(lambda: bench.top(10, dataset="digits", reduce="mean"), max(3, args.repeat // 5)),
+            ),
+            (
+                "pareto(val_acc:max, params:min, dataset=digits)",
+                timed(lambda: bench.pareto(["val_acc:max", "params:min"], dataset="digits"), max(3, args.repeat // 5)),
+            ),
+            (
+                "pareto(val_acc, robust pgd, latency_ms)",
+                timed(
+                    lambda: bench.pareto(["val_acc:max", "robust:pgd:Linf:0.1:max", "latency_ms:min"]),
+                    max(3, args.repeat // 5),
+                ),
+            ),
             ("stats()", timed(bench.stats, max(3, args.repeat // 5))),
         ]
         width = max(len(name) for name, _ in measurements)
@@ -118,12 +145,16 @@ def main() -> None:
             print(f"  {name:<{width}}  {ms:9.2f} ms")
 
         # What the index buys: the same top-10 SQL with and without it.
-        sql = ("SELECT id FROM results {hint} WHERE status = 'ok' AND val_acc IS NOT NULL "
-               "ORDER BY val_acc DESC, id DESC LIMIT 10")
+        sql = (
+            "SELECT id FROM results {hint} WHERE status = 'ok' AND val_acc IS NOT NULL "
+            "ORDER BY val_acc DESC, id DESC LIMIT 10"
+        )
         indexed = timed(lambda: bench._read(sql.format(hint="")), args.repeat)
         scanned = timed(lambda: bench._read(sql.format(hint="NOT INDEXED")), max(3, args.repeat // 5))
-        print(f"top-10 SQL: {indexed:.3f} ms with the partial index vs {scanned:.2f} ms scanning the table "
-              f"({scanned / indexed:,.0f}x)")
+        print(
+            f"top-10 SQL: {indexed:.3f} ms with the partial index vs {scanned:.2f} ms scanning the table "
+            f"({scanned / indexed:,.0f}x)"
+        )
 
         export_path = Path(directory) / "bench.parquet"
         import pyarrow as pa
@@ -141,8 +172,10 @@ def main() -> None:
             start = time.perf_counter()
             again = copy.import_parquet(export_path)
             reimport_s = time.perf_counter() - start
-        print(f"export {exported:,} rows: {export_s:.1f} s ({export_path.stat().st_size / 1e6:.0f} MB Parquet); "
-              f"import: {import_s:.1f} s; import again: {reimport_s:.1f} s, {again} rows added")
+        print(
+            f"export {exported:,} rows: {export_s:.1f} s ({export_path.stat().st_size / 1e6:.0f} MB Parquet); "
+            f"import: {import_s:.1f} s; import again: {reimport_s:.1f} s, {again} rows added"
+        )
         bench.close()
 
 

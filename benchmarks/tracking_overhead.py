@@ -18,30 +18,38 @@ import time
 from pathlib import Path
 
 from nasbench.tracking import (
-    SearchRun,
     TAG_PARENT_RUN,
+    SearchRun,
     TrackingConfig,
     default_tracking_uri,
     flatten,
     trial_run,
 )
 
-ARCH = {"kind": "macro", "layers": [{"kernel_h": 3, "kernel_w": 3, "stride": s, "filters": 16 * s,
-                                     "skip": []} for s in (1, 2, 1, 2)], "head": {"pool": "avg"}}
-TRAIN = {"epochs": 20, "batch_size": 128, "optimizer": "adamw", "lr": 0.003, "weight_decay": 5e-4,
-         "schedule": "onecycle"}
-FINAL = {"params": 12345, "macs": 678901, "latency_ms": 0.8, "train_acc": 0.99, "val_acc": 0.97,
-         "test_acc": 0.96}
+ARCH = {
+    "kind": "macro",
+    "layers": [{"kernel_h": 3, "kernel_w": 3, "stride": s, "filters": 16 * s, "skip": []} for s in (1, 2, 1, 2)],
+    "head": {"pool": "avg"},
+}
+TRAIN = {
+    "epochs": 20,
+    "batch_size": 128,
+    "optimizer": "adamw",
+    "lr": 0.003,
+    "weight_decay": 5e-4,
+    "schedule": "onecycle",
+}
+FINAL = {"params": 12345, "macs": 678901, "latency_ms": 0.8, "train_acc": 0.99, "val_acc": 0.97, "test_acc": 0.96}
 
 
 def epoch_metrics(epoch: int) -> dict:
-    return {"train_loss": 1.0 / epoch, "train_acc": 1 - 0.5 / epoch, "val_acc": 1 - 0.6 / epoch,
-            "epoch_seconds": 0.5}
+    return {"train_loss": 1.0 / epoch, "train_acc": 1 - 0.5 / epoch, "val_acc": 1 - 0.6 / epoch, "epoch_seconds": 0.5}
 
 
 def batched_trial(cfg: TrackingConfig, parent: str, trial: int, epochs: int) -> None:
-    with trial_run(cfg, parent, str(trial), arch=ARCH, arch_hash=f"h{trial}", train_config=TRAIN,
-                   dataset=None) as recorder:
+    with trial_run(
+        cfg, parent, str(trial), arch=ARCH, arch_hash=f"h{trial}", train_config=TRAIN, dataset=None
+    ) as recorder:
         for epoch in range(1, epochs + 1):
             recorder.log_epoch(epoch, epoch_metrics(epoch))
         recorder.log_metrics(FINAL, step=epochs)  # as a trial does: at its last epoch
@@ -53,8 +61,7 @@ def naive_trial(cfg: TrackingConfig, parent: str, trial: int, epochs: int) -> No
 
     client = MlflowClient(cfg.tracking_uri)
     experiment_id = client.get_run(parent).info.experiment_id
-    run_id = client.create_run(experiment_id, run_name=f"trial-{trial}",
-                               tags={TAG_PARENT_RUN: parent}).info.run_id
+    run_id = client.create_run(experiment_id, run_name=f"trial-{trial}", tags={TAG_PARENT_RUN: parent}).info.run_id
     for key, value in {**flatten(ARCH, "arch."), **flatten(TRAIN, "train.")}.items():
         client.log_param(run_id, key, value)
     client.log_text(run_id, "{}", "arch.json")
@@ -88,12 +95,13 @@ def main() -> None:
         results = {}
         for label, trial_fn in (("batched", batched_trial), ("naive", naive_trial)):
             uri = args.tracking_uri or default_tracking_uri(Path(tmp) / label)
-            results[label] = measure(trial_fn, uri, f"overhead-{label}-{time.time_ns()}",
-                                     args.trials, args.epochs)
+            results[label] = measure(trial_fn, uri, f"overhead-{label}-{time.time_ns()}", args.trials, args.epochs)
     values = 4 * args.epochs + len(FINAL)
-    print(f"per trial ({args.epochs} epochs, {values} metric values): "
-          f"batched {results['batched'] * 1000:.0f} ms, naive {results['naive'] * 1000:.0f} ms, "
-          f"naive/batched = {results['naive'] / results['batched']:.1f}x")
+    print(
+        f"per trial ({args.epochs} epochs, {values} metric values): "
+        f"batched {results['batched'] * 1000:.0f} ms, naive {results['naive'] * 1000:.0f} ms, "
+        f"naive/batched = {results['naive'] / results['batched']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,12 @@ class TextbookDataset(torch.utils.data.Dataset):
 def textbook_training(model, dataset, epochs: int, batch_size: int, device: torch.device) -> float:
     images = (dataset.train.x[:, 0].numpy() * 255).round().astype(np.uint8)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(dataset.mean, dataset.std)])
-    loader = DataLoader(TextbookDataset(images, dataset.train.y.numpy(), transform),
-                        batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        TextbookDataset(images, dataset.train.y.numpy(), transform),
+        batch_size=batch_size,
+        shuffle=True,
+        pin_memory=device.type == "cuda",
+    )
     model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=5e-4)
     started = time.perf_counter()
@@ -93,8 +97,10 @@ def main() -> None:
     best_ours, best_theirs = min(ours), min(theirs)
     print(f"textbook DataLoader loop: {images / best_theirs:10.0f} images/s  ({best_theirs:.2f} s)")
     print(f"nasbench trainer:         {images / best_ours:10.0f} images/s  ({best_ours:.2f} s, incl. validation)")
-    print(f"speed-up: {best_theirs / best_ours:.1f}x  (LeNet-5, digits, {args.epochs} epochs, "
-          f"batch {args.batch_size}, {device}, {args.threads} thread(s), best of {args.repeats})")
+    print(
+        f"speed-up: {best_theirs / best_ours:.1f}x  (LeNet-5, digits, {args.epochs} epochs, "
+        f"batch {args.batch_size}, {device}, {args.threads} thread(s), best of {args.repeats})"
+    )
 
 
 if __name__ == "__main__":

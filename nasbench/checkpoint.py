@@ -45,8 +45,10 @@ def dataset_meta(dataset) -> dict:
     absolute folder of a torchvision dataset or None}``), which later commands load."""
     from nasbench.data import absolute_dataset_name
 
-    return {"dataset": dataset.name,
-            "data": {"dataset": absolute_dataset_name(dataset.name), "data_dir": dataset.data_dir}}
+    return {
+        "dataset": dataset.name,
+        "data": {"dataset": absolute_dataset_name(dataset.name), "data_dir": dataset.data_dir},
+    }
 
 
 def recorded_dataset(meta: dict) -> dict | None:
@@ -82,8 +84,8 @@ def load_checkpoint(directory: str | Path, device: str = "cpu") -> tuple[nn.Modu
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    from search_spaces import Normalize
     from nasbench.models import build_from_spec
+    from search_spaces import Normalize
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -109,8 +111,10 @@ def load_checkpoint(directory: str | Path, device: str = "cpu") -> tuple[nn.Modu
         raise
     except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"checkpoint {directory}: weights cannot be loaded safely or do not match "
-                        f"the architecture ({first_line[:200]})") from None
+        raise UserError(
+            f"checkpoint {directory}: weights cannot be loaded safely or do not match "
+            f"the architecture ({first_line[:200]})"
+        ) from None
     except Exception as error:  # pickle.UnpicklingError and friends from a hostile model.pt
         raise UserError(f"checkpoint {directory}: refused to load weights ({type(error).__name__})") from None
     return model.to(device).eval(), arch, meta

@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
             description=module.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show tracebacks of internal errors")
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of internal errors"
+        )
         module.add_arguments(sub)
         if getattr(module, "CONFIG_AS_FLAGS", False) and _subparsers(sub) is None:
             add_config_argument(sub)  # (a command with actions gives each action its own)
@@ -129,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "debug", False):
             traceback.print_exc()
         else:
-            print(f"nasbench {args.command}: internal error: {type(error).__name__}: {error} "
-                  "(rerun with --debug for the traceback)", file=sys.stderr)
+            print(
+                f"nasbench {args.command}: internal error: {type(error).__name__}: {error} "
+                "(rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
         return 1
 
 

@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nasbench.errors import UserError
 
@@ -36,6 +45,7 @@ def _fraction(value: Any) -> Any:
 
 Eps = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
 
+
 def _device_name(value: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
         raise ValueError("must be auto, cpu, cuda or cuda:N")
@@ -43,8 +53,18 @@ def _device_name(value: str) -> str:
 
 
 # What MLflow can track to: a path, sqlite:///FILE, a server, a database URL.
-TRACKING_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
-                    "databricks-uc", "uc")
+TRACKING_SCHEMES = (
+    "file",
+    "sqlite",
+    "http",
+    "https",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
 
 
 def _tracking_uri(value: str | None) -> str | None:
@@ -56,8 +76,9 @@ def _tracking_uri(value: str | None) -> str | None:
         return str(Path(value).expanduser().resolve())
     scheme = value.partition("://")[0].partition("+")[0].lower()
     if scheme not in TRACKING_SCHEMES:
-        raise ValueError(f"MLflow cannot track to {scheme}:// (use a path, sqlite:///FILE, http(s)://HOST:PORT "
-                         "or a database URL)")
+        raise ValueError(
+            f"MLflow cannot track to {scheme}:// (use a path, sqlite:///FILE, http(s)://HOST:PORT or a database URL)"
+        )
     path = value.removeprefix("sqlite:///")
     if value.startswith("sqlite:///") and path and not path.startswith("/") and path != ":memory:":
         return f"sqlite:///{Path(path).expanduser().resolve()}"
@@ -84,8 +105,10 @@ class DataConfig(StrictModel):
     seed: int = Field(0, ge=0)
     val_fraction: float = Field(0.15, gt=0.0, lt=0.9)
     # YAML may write it as on the command line, "crop,flip", or as a list
-    augment: Annotated[list[Literal["crop", "flip", "erase", "mixup", "cutmix"]],
-                       BeforeValidator(lambda value: split_list(value) if isinstance(value, str) else value)] = []
+    augment: Annotated[
+        list[Literal["crop", "flip", "erase", "mixup", "cutmix"]],
+        BeforeValidator(lambda value: split_list(value) if isinstance(value, str) else value),
+    ] = []
 
 
 DEFAULT_LR = {"adamw": 1e-2, "sgd": 0.1}  # SGD with momentum needs a larger step than Adam's
@@ -147,8 +170,12 @@ class TrainConfig(StrictModel):
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE.yaml",
-                        help="YAML file with any of this command's options; flags override it")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.yaml",
+        help="YAML file with any of this command's options; flags override it",
+    )
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -166,8 +193,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config {path} must be a mapping of option names to values, "
-                        f"not {type(data).__name__}")
+        raise UserError(f"config {path} must be a mapping of option names to values, not {type(data).__name__}")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 

@@ -63,7 +63,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
 
 
@@ -85,19 +85,28 @@ class Dataset:
 
     def summary(self) -> str:
         c, h, w = self.input_shape
-        return (f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test, "
-                f"{c}x{h}x{w}, {self.num_classes} classes")
+        return (
+            f"{self.name}: {len(self.train)} train / {len(self.val)} val / {len(self.test)} test, "
+            f"{c}x{h}x{w}, {self.num_classes} classes"
+        )
 
 
-def load_dataset(name: str = "digits", data_dir: str | Path = "data", download: bool = False,
-                 seed: int = 0, val_fraction: float = 0.15) -> Dataset:
+def load_dataset(
+    name: str = "digits",
+    data_dir: str | Path = "data",
+    download: bool = False,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+) -> Dataset:
     """Load ``name`` into memory and split it; see the module docstring for the names."""
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     kind, colon, path = name.partition(":")
     if colon and kind not in ("imagefolder", "npz"):
-        raise UserError(f"dataset '{kind}' takes no path after ':' (got '{name}'); use --data-dir for "
-                        "where torchvision datasets live")
+        raise UserError(
+            f"dataset '{kind}' takes no path after ':' (got '{name}'); use --data-dir for "
+            "where torchvision datasets live"
+        )
     if kind == "digits":
         (x, y), test, class_names = _digits(), None, [str(d) for d in range(10)]
     elif kind in TORCHVISION_DATASETS:
@@ -166,9 +175,13 @@ def _warn_about_unused_classes(name: str, labels: torch.Tensor, num_classes: int
     else:
         shown = ", ".join(map(str, present[:8])) + (", ..." if len(present) > 8 else "")
     empty = num_classes - len(present)
-    warnings.warn(f"{name}: the labels are {shown}, so the model gets {num_classes} classes (0..{num_classes - 1}), "
-                  f"{empty} of them without a single example; relabel to 0..{len(present) - 1} unless that is "
-                  "meant", DoubtfulInput, stacklevel=3)
+    warnings.warn(
+        f"{name}: the labels are {shown}, so the model gets {num_classes} classes (0..{num_classes - 1}), "
+        f"{empty} of them without a single example; relabel to 0..{len(present) - 1} unless that is "
+        "meant",
+        DoubtfulInput,
+        stacklevel=3,
+    )
 
 
 def _split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,8 +200,10 @@ def check_fits_in_memory(count: int, image_numel: int, what: str) -> None:
     except (ValueError, OSError, AttributeError):  # not knowable here: go ahead
         return
     if needed > free / 2:
-        raise UserError(f"{what}: {count:,} images take {needed / 2**30:,.1f} GiB as float32 tensors, more than "
-                        f"half of the {free / 2**30:.1f} GiB of memory free; use fewer or smaller images")
+        raise UserError(
+            f"{what}: {count:,} images take {needed / 2**30:,.1f} GiB as float32 tensors, more than "
+            f"half of the {free / 2**30:.1f} GiB of memory free; use fewer or smaller images"
+        )
 
 
 def _as_images(array: np.ndarray | torch.Tensor, layout: str, what: str = "dataset") -> torch.Tensor:
@@ -250,14 +265,18 @@ def _torchvision(kind: str, root: Path, download: bool):
 
     train, test = load(True), load(False)
     if kind in ("mnist", "fashion-mnist"):
+
         def split(ds):
             return _as_images(ds.data, "NHW", kind), ds.targets.long()
     elif kind in ("cifar10", "cifar100"):
+
         def split(ds):
             return _as_images(ds.data, "NHWC", kind), torch.as_tensor(ds.targets, dtype=torch.int64)
     else:
+
         def split(ds):
             return _as_images(ds.data, "NCHW", kind), torch.as_tensor(ds.labels, dtype=torch.int64)
+
     class_names = list(getattr(train, "classes", []) or [])
     return split(train), split(test), [str(c) for c in class_names] or None
 
@@ -301,8 +320,10 @@ def _image_folder(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         if not images:
             check_fits_in_memory(len(folder), image.numel(), f"imagefolder {path}")
         if images and image.shape[1:] != images[0].shape[1:]:
-            raise UserError(f"imagefolder {path}: images differ in size ({tuple(images[0].shape[1:])} vs "
-                            f"{tuple(image.shape[1:])} in {folder.samples[index][0]}); resize them to one size")
+            raise UserError(
+                f"imagefolder {path}: images differ in size ({tuple(images[0].shape[1:])} vs "
+                f"{tuple(image.shape[1:])} in {folder.samples[index][0]}); resize them to one size"
+            )
         images.append(image)
         labels.append(label)
     if not images:
@@ -321,8 +342,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, zipfile.BadZipFile) as error:  # includes object arrays, which would need pickle
         raise UserError(f"npz {path}: not a readable .npz of plain arrays ({error})") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load reads a bare .npy array too
-        raise UserError(f"npz {path}: one bare array, not an .npz archive of images and labels; write one with "
-                        "numpy.savez(FILE, x=images, y=labels)")
+        raise UserError(
+            f"npz {path}: one bare array, not an .npz archive of images and labels; write one with "
+            "numpy.savez(FILE, x=images, y=labels)"
+        )
     try:
         with loaded as archive:
             return {key: archive[key] for key in archive.files}
@@ -337,19 +360,25 @@ def _checked_pixels(x: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(x.dtype, np.integer):
         low, high = int(x.min()), int(x.max())
         if low < 0 or high > 255:
-            raise UserError(f"{what}: integer images must lie in 0..255, these go from {low} to {high}; "
-                            "scale them to 0..255, or to floats in [0, 1]")
+            raise UserError(
+                f"{what}: integer images must lie in 0..255, these go from {low} to {high}; "
+                "scale them to 0..255, or to floats in [0, 1]"
+            )
         return x.astype(np.uint8, copy=False)
     if np.issubdtype(x.dtype, np.floating):
         bad = ~np.isfinite(x)
         if bad.any():
             images = np.unique(np.nonzero(bad)[0])
-            raise UserError(f"{what}: {int(bad.sum())} pixel(s) are NaN or infinite, in {len(images)} image(s) "
-                            f"(the first at index {images[0]}); repair or drop those images")
+            raise UserError(
+                f"{what}: {int(bad.sum())} pixel(s) are NaN or infinite, in {len(images)} image(s) "
+                f"(the first at index {images[0]}); repair or drop those images"
+            )
         low, high = float(x.min()), float(x.max())
         if low < 0 or high > 1:
-            raise UserError(f"{what}: float images must lie in [0, 1], these go from {low:g} to {high:g}; "
-                            "integer images in 0..255 are accepted too")
+            raise UserError(
+                f"{what}: float images must lie in [0, 1], these go from {low:g} to {high:g}; "
+                "integer images in 0..255 are accepted too"
+            )
         return x
     raise UserError(f"{what}: images of type {x.dtype} are not accepted; give integers in 0..255 or floats in [0, 1]")
 
@@ -360,8 +389,7 @@ def _npz(path: Path):
     def images(key: str) -> torch.Tensor:
         x = arrays[key]
         if x.ndim not in (3, 4):
-            raise UserError(f"npz {path}: '{key}' must have 3 or 4 dimensions (NHW, NHWC or NCHW), "
-                            f"has shape {x.shape}")
+            raise UserError(f"npz {path}: '{key}' must have 3 or 4 dimensions (NHW, NHWC or NCHW), has shape {x.shape}")
         x = _checked_pixels(x, f"npz {path}: '{key}'")
         if x.ndim == 3:
             return _as_images(x, "NHW", f"npz {path}")
@@ -379,12 +407,14 @@ def _npz(path: Path):
     elif {"x", "y"} <= arrays.keys():
         train, test = (images("x"), labels("y")), None
     else:
-        raise UserError(f"npz {path}: expected arrays 'x' and 'y' (or x_train/y_train/x_test/y_test), "
-                        f"found {sorted(arrays)}")
+        raise UserError(
+            f"npz {path}: expected arrays 'x' and 'y' (or x_train/y_train/x_test/y_test), found {sorted(arrays)}"
+        )
     for x, y in [train] + ([test] if test else []):
         if len(x) != len(y):
             raise UserError(f"npz {path}: {len(x)} images but {len(y)} labels")
     if test is not None and train[0].shape[1:] != test[0].shape[1:]:
-        raise UserError(f"npz {path}: train images are {tuple(train[0].shape[1:])} but test images "
-                        f"{tuple(test[0].shape[1:])}")
+        raise UserError(
+            f"npz {path}: train images are {tuple(train[0].shape[1:])} but test images {tuple(test[0].shape[1:])}"
+        )
     return train, test

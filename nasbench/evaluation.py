@@ -37,9 +37,10 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -157,12 +158,15 @@ def check_fits(model_meta: dict, dataset, source: str) -> None:
     trained_on = f" (it was trained on {recorded['dataset']})" if recorded else ""
     shape = model_meta.get("input_shape")
     if shape is not None and tuple(shape) != tuple(dataset.input_shape):
-        raise UserError(f"model {source} takes {'x'.join(map(str, shape))} inputs but {dataset.name} images are "
-                        f"{'x'.join(map(str, dataset.input_shape))}{trained_on}")
+        raise UserError(
+            f"model {source} takes {'x'.join(map(str, shape))} inputs but {dataset.name} images are "
+            f"{'x'.join(map(str, dataset.input_shape))}{trained_on}"
+        )
     classes = model_meta.get("num_classes")
     if classes is not None and int(classes) != dataset.num_classes:
-        raise UserError(f"model {source} predicts {classes} classes but {dataset.name} has "
-                        f"{dataset.num_classes}{trained_on}")
+        raise UserError(
+            f"model {source} predicts {classes} classes but {dataset.name} has {dataset.num_classes}{trained_on}"
+        )
 
 
 @dataclass
@@ -192,16 +196,24 @@ def choose_dataset(dataset: str | None, data_dir: Path | None, infos: list[Model
         if record is not None:
             recorded.setdefault(absolute_dataset_name(record["dataset"]), (record, []))[1].append(info.source)
     if dataset is not None:
-        others = [f"{name} ({', '.join(sources)})" for name, (_, sources) in recorded.items()
-                  if name != absolute_dataset_name(dataset)]
+        others = [
+            f"{name} ({', '.join(sources)})"
+            for name, (_, sources) in recorded.items()
+            if name != absolute_dataset_name(dataset)
+        ]
         if others:
-            warnings.warn(f"evaluating on {dataset} as asked, not on the data the model was trained on: "
-                          f"{'; '.join(others)}", DoubtfulInput, stacklevel=2)
+            warnings.warn(
+                f"evaluating on {dataset} as asked, not on the data the model was trained on: {'; '.join(others)}",
+                DoubtfulInput,
+                stacklevel=2,
+            )
         return DataChoice(dataset, data_dir or Path("data"))
     if len(recorded) > 1:
         listed = "; ".join(f"{name} ({', '.join(sources)})" for name, (_, sources) in recorded.items())
-        raise UserError(f"the models were trained on different datasets ({listed}) and one evaluation attacks "
-                        "them all on the same points: give --dataset, or attack them separately")
+        raise UserError(
+            f"the models were trained on different datasets ({listed}) and one evaluation attacks "
+            "them all on the same points: give --dataset, or attack them separately"
+        )
     if not recorded:
         return DataChoice("digits", data_dir or Path("data"))
     record, sources = next(iter(recorded.values()))
@@ -217,8 +229,10 @@ def load_chosen_dataset(choice: DataChoice, *, download: bool = False, seed: int
     except UserError as error:
         if choice.recorded_by is None:
             raise
-        raise UserError(f"{choice.recorded_by} was trained on {choice.dataset}, which cannot be loaded now "
-                        f"({error}); give --dataset (and --data-dir) where that data is now") from None
+        raise UserError(
+            f"{choice.recorded_by} was trained on {choice.dataset}, which cannot be loaded now "
+            f"({error}); give --dataset (and --data-dir) where that data is now"
+        ) from None
 
 
 def _label_for(spec: dict, fallback: str) -> str:
@@ -237,8 +251,9 @@ def _load_checkpoint_dir(directory: Path, dataset) -> tuple[nn.Module, ModelInfo
     if dataset is not None:
         check_fits(meta, dataset, str(directory))
     label = _label_for(spec, directory.name)
-    return model, ModelInfo(label=label, spec=spec, source=str(directory), kind=_kind_of(spec), meta=meta,
-                            run_id=meta.get("mlflow_run_id"))
+    return model, ModelInfo(
+        label=label, spec=spec, source=str(directory), kind=_kind_of(spec), meta=meta, run_id=meta.get("mlflow_run_id")
+    )
 
 
 def _model_run_id(uri: str, tracking_uri: str) -> str | None:
@@ -279,12 +294,20 @@ def _load_logged(uri: str, dataset, tracking_uri: str) -> tuple[nn.Module, Model
     if dataset is not None:
         check_fits(meta, dataset, uri)
     run_id = _model_run_id(uri, tracking_uri) or meta.get("mlflow_run_id")
-    return model.eval(), ModelInfo(label=_label_for(spec, uri), spec=spec, source=uri, kind=_kind_of(spec),
-                                   meta=meta, run_id=run_id)
+    return model.eval(), ModelInfo(
+        label=_label_for(spec, uri), spec=spec, source=uri, kind=_kind_of(spec), meta=meta, run_id=run_id
+    )
 
 
-def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, seed: int, device: str,
-                     on_epoch: Callable[[dict], None] | None) -> tuple[nn.Module, ModelInfo]:
+def _train_and_cache(
+    spec: dict,
+    dataset,
+    experiment_dir: Path,
+    epochs: int,
+    seed: int,
+    device: str,
+    on_epoch: Callable[[dict], None] | None,
+) -> tuple[nn.Module, ModelInfo]:
     """Train a named model once per (model, dataset, epochs, seed); later calls reuse the checkpoint."""
     from nasbench.checkpoint import dataset_meta, save_checkpoint
     from nasbench.config import TrainConfig
@@ -302,22 +325,38 @@ def _train_and_cache(spec: dict, dataset, experiment_dir: Path, epochs: int, see
     config = TrainConfig(epochs=epochs, device=device)
     result = train_model(model, dataset, config, on_epoch=on_epoch, seed=seed)
     meta = {
-        **dataset_meta(dataset), "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
-        "class_names": dataset.class_names, "mean": list(dataset.mean), "std": list(dataset.std),
-        "params": sum(p.numel() for p in model.parameters()), "val_acc": result.val_acc,
-        "test_acc": result.test_acc, "history": result.history, "train_seconds": result.train_seconds,
-        "device": result.device, "seed": seed, "train_config": config.model_dump(mode="json"),
+        **dataset_meta(dataset),
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+        "class_names": dataset.class_names,
+        "mean": list(dataset.mean),
+        "std": list(dataset.std),
+        "params": sum(p.numel() for p in model.parameters()),
+        "val_acc": result.val_acc,
+        "test_acc": result.test_acc,
+        "history": result.history,
+        "train_seconds": result.train_seconds,
+        "device": result.device,
+        "seed": seed,
+        "train_config": config.model_dump(mode="json"),
         "collapse": result.collapse,
     }
     save_checkpoint(directory, result.model, spec, meta)
     model = result.model.to("cpu").eval()
-    return model, ModelInfo(label=safe_label(name), spec=spec, source=str(directory), kind=_kind_of(spec),
-                            meta=meta)
+    return model, ModelInfo(label=safe_label(name), spec=spec, source=str(directory), kind=_kind_of(spec), meta=meta)
 
 
-def load_model(source: str, dataset, *, experiment_dir: str | Path, epochs: int = 10, seed: int = 0,
-               device: str = "auto", tracking_uri: str | None = None,
-               on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, ModelInfo]:
+def load_model(
+    source: str,
+    dataset,
+    *,
+    experiment_dir: str | Path,
+    epochs: int = 10,
+    seed: int = 0,
+    device: str = "auto",
+    tracking_uri: str | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[nn.Module, ModelInfo]:
     """Resolve what the user named into ``(model, info)``; the model takes [0, 1] images.
 
     ``source`` is a checkpoint directory (``nasbench train`` or a search wrote it), a
@@ -354,21 +393,27 @@ def model_source(source: str) -> tuple[str, Any]:
     if path.is_dir():
         return "checkpoint", path
     if path.suffix.lower() != ".json" and (os.sep in source or "/" in source or path.exists()):
-        raise UserError(f"no checkpoint directory at {source} (expected a folder with model.safetensors, "
-                        "arch.json and meta.json)")
+        raise UserError(
+            f"no checkpoint directory at {source} (expected a folder with model.safetensors, arch.json and meta.json)"
+        )
     return "spec", resolve_spec(source)  # a classic name or an architecture JSON; UserError otherwise
 
 
-def load_saved_models(sources: list[str], *, experiment_dir: str | Path,
-                      tracking_uri: str | None = None) -> dict[str, tuple[nn.Module, ModelInfo]]:
+def load_saved_models(
+    sources: list[str], *, experiment_dir: str | Path, tracking_uri: str | None = None
+) -> dict[str, tuple[nn.Module, ModelInfo]]:
     """The checkpoint directories and logged models among ``sources``, loaded before any
     data (their meta says which data they were trained on): ``{source: (model, info)}``."""
-    return {source: load_model(source, None, experiment_dir=experiment_dir, tracking_uri=tracking_uri)
-            for source in sources if model_source(source)[0] != "spec"}
+    return {
+        source: load_model(source, None, experiment_dir=experiment_dir, tracking_uri=tracking_uri)
+        for source in sources
+        if model_source(source)[0] != "spec"
+    }
 
 
-def load_models(sources: list[str], dataset, *, loaded: dict[str, tuple[nn.Module, ModelInfo]] | None = None,
-                **kwargs) -> dict[str, tuple[nn.Module, ModelInfo]]:
+def load_models(
+    sources: list[str], dataset, *, loaded: dict[str, tuple[nn.Module, ModelInfo]] | None = None, **kwargs
+) -> dict[str, tuple[nn.Module, ModelInfo]]:
     """:func:`load_model` for each source, keyed by label (duplicates get ``-2``, ``-3`` ...).
 
     ``loaded`` maps sources already loaded without a dataset to their ``(model, info)``:
@@ -452,16 +497,25 @@ def _profile(model: nn.Module, dataset, device: str) -> dict[str, Any]:
         latency = measure_latency(model, dataset.input_shape, batch_size=1, device=device, repeats=20)
     model.to("cpu")
     # Best of 20, as timeit advises: on a shared machine the mean mostly measures the neighbours.
-    return {"params": int(totals["params"]), "macs": int(totals["macs"]), "latency_ms": latency.min_ms,
-            "latency_mean_ms": latency.mean_ms, "latency_device": latency.device}
+    return {
+        "params": int(totals["params"]),
+        "macs": int(totals["macs"]),
+        "latency_ms": latency.min_ms,
+        "latency_mean_ms": latency.mean_ms,
+        "latency_device": latency.device,
+    }
 
 
 def _robust_rows(report) -> list[dict[str, Any]]:
     """``{"attack", "norm", "eps", "accuracy"}`` per bounded attack and eps, plus the worst case."""
-    rows = [{"attack": r.attack, "norm": r.norm, "eps": r.eps, "accuracy": r.robust_accuracy}
-            for r in report.results if r.kind not in ("noise", "min-norm") and math.isfinite(r.eps)]
-    rows += [{"attack": "worst", "norm": w.norm, "eps": w.eps, "accuracy": w.robust_accuracy}
-             for w in report.worst_case]
+    rows = [
+        {"attack": r.attack, "norm": r.norm, "eps": r.eps, "accuracy": r.robust_accuracy}
+        for r in report.results
+        if r.kind not in ("noise", "min-norm") and math.isfinite(r.eps)
+    ]
+    rows += [
+        {"attack": "worst", "norm": w.norm, "eps": w.eps, "accuracy": w.robust_accuracy} for w in report.worst_case
+    ]
     return rows
 
 
@@ -487,10 +541,18 @@ def _write_bundle(directory: Path, report, class_names) -> dict[str, Any]:
         # the largest eps of the first norm holds them all.
         shown = max((e for e in report.examples if e.norm == report.examples[0].norm), key=lambda e: e.eps)
         grid = save_example_grid(
-            {"clean": shown.clean, "adversarial": shown.adversarial, "labels": shown.labels,
-             "clean_pred": shown.clean_pred, "adv_pred": shown.adv_pred,
-             "title": f"{shown.norm} eps <= {shown.eps:.4g} (each at the smallest sweep eps that broke it)"},
-            directory / "grid.png", class_names=class_names, max_examples=GRID_EXAMPLES)
+            {
+                "clean": shown.clean,
+                "adversarial": shown.adversarial,
+                "labels": shown.labels,
+                "clean_pred": shown.clean_pred,
+                "adv_pred": shown.adv_pred,
+                "title": f"{shown.norm} eps <= {shown.eps:.4g} (each at the smallest sweep eps that broke it)",
+            },
+            directory / "grid.png",
+            class_names=class_names,
+            max_examples=GRID_EXAMPLES,
+        )
         files["grid"] = str(grid)
         # what the grid's columns are, for the report's caption
         files["grid_shows"] = {"norm": shown.norm, "eps": shown.eps, "attacks": list(shown.attacks)[:GRID_EXAMPLES]}
@@ -520,22 +582,39 @@ def _record_in_store(store_path: Path, info: ModelInfo, report, corruption=None)
 def _log_to_mlflow(tracking, info: ModelInfo, record: dict, report, directory: Path) -> str:
     from nasbench.tracking import evaluation_run
 
-    params = {"model": info.label, "model_kind": info.kind, "source": info.source, "dataset": record["dataset"],
-              "n": record["n"], "seed": record["seed"], "targeted": record["targeted"],
-              "attacks": ",".join(a["name"] + (f"-{a['steps']}" if a.get("steps") else "")
-                                  for a in record["report"]["threat_model"]["attacks"]),
-              "eps": json.dumps(record["report"]["threat_model"]["eps"])}
+    params = {
+        "model": info.label,
+        "model_kind": info.kind,
+        "source": info.source,
+        "dataset": record["dataset"],
+        "n": record["n"],
+        "seed": record["seed"],
+        "targeted": record["targeted"],
+        "attacks": ",".join(
+            a["name"] + (f"-{a['steps']}" if a.get("steps") else "")
+            for a in record["report"]["threat_model"]["attacks"]
+        ),
+        "eps": json.dumps(record["report"]["threat_model"]["eps"]),
+    }
     if record.get("corruptions"):
         corruptions = record["corruptions"]
-        params.update({"corruptions": ",".join(corruptions["corruptions"]),
-                       "severities": ",".join(map(str, corruptions["severities"])),
-                       "corruption_baseline": (corruptions.get("errors") or {}).get("baseline")})
+        params.update(
+            {
+                "corruptions": ",".join(corruptions["corruptions"]),
+                "severities": ",".join(map(str, corruptions["severities"])),
+                "corruption_baseline": (corruptions.get("errors") or {}).get("baseline"),
+            }
+        )
     with evaluation_run(tracking, model_run_id=info.run_id, name=f"attack {info.label}", params=params) as run:
         run.log_robustness(_robust_rows(report))
-        extra: dict[str, float] = {"clean_acc": report.clean_accuracy, "params": record["model"]["params"],
-                                   "macs": record["model"]["macs"], "latency_ms": record["model"]["latency_ms"],
-                                   "seconds": report.seconds,
-                                   "checks_failed": float(len(report.failed_checks))}
+        extra: dict[str, float] = {
+            "clean_acc": report.clean_accuracy,
+            "params": record["model"]["params"],
+            "macs": record["model"]["macs"],
+            "latency_ms": record["model"]["latency_ms"],
+            "seconds": report.seconds,
+            "checks_failed": float(len(report.failed_checks)),
+        }
         for r in report.results:
             if r.kind == "noise":
                 extra[f"noise_acc.{safe_label(r.attack)}.std_{r.eps:.4f}"] = r.robust_accuracy
@@ -573,9 +652,19 @@ def corruption_metrics(corruptions: dict) -> dict[str, float]:
     return metrics
 
 
-def _corruption_reports(models: dict, x: torch.Tensor, y: torch.Tensor, corruptions, severities,
-                        baseline: str | None, *, seed: int, batch_size: int, device,
-                        progress: Progress | None) -> dict[str, Any]:
+def _corruption_reports(
+    models: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    corruptions,
+    severities,
+    baseline: str | None,
+    *,
+    seed: int,
+    batch_size: int,
+    device,
+    progress: Progress | None,
+) -> dict[str, Any]:
     """Every model under every corruption and severity, on the same points, then each one's
     corruption errors against ``baseline`` (a model label; default the first model)."""
     from attacks import CorruptionConfigError, corruption_errors, evaluate_corruptions
@@ -586,13 +675,23 @@ def _corruption_reports(models: dict, x: torch.Tensor, y: torch.Tensor, corrupti
         raise UserError(f"corruption baseline {baseline!r} is not one of the evaluated models: {', '.join(labels)}")
     reports = {}
     for label, (model, _) in zip(labels, models.values(), strict=True):
+
         def report_progress(done: int, total: int, description: str, _label=label) -> None:
             if progress is not None:
                 progress(_label, done, total, f"corruptions: {description}")
 
         try:
-            reports[label] = evaluate_corruptions(model, x, y, corruptions, severities, seed=seed,
-                                                  batch_size=batch_size, device=device, progress=report_progress)
+            reports[label] = evaluate_corruptions(
+                model,
+                x,
+                y,
+                corruptions,
+                severities,
+                seed=seed,
+                batch_size=batch_size,
+                device=device,
+                progress=report_progress,
+            )
         except CorruptionConfigError as error:
             raise UserError(str(error)) from None
         model.to("cpu")
@@ -605,11 +704,27 @@ def _clean_only_report(corruption, n_classes: int, batch_size: int):
     """The robustness report of an evaluation without attacks: the clean accuracy alone."""
     from attacks import RobustnessReport
 
-    threat_model = {"n": corruption.n, "targeted": False, "target_selection": None, "eps": {}, "attacks": [],
-                    "seed": corruption.seed, "batch_size": batch_size, "early_stop": [], "cascade": []}
-    return RobustnessReport(n=corruption.n, n_classes=n_classes, clean_accuracy=corruption.clean_accuracy,
-                            targeted=False, threat_model=threat_model, results=[], worst_case=[],
-                            device=corruption.device)
+    threat_model = {
+        "n": corruption.n,
+        "targeted": False,
+        "target_selection": None,
+        "eps": {},
+        "attacks": [],
+        "seed": corruption.seed,
+        "batch_size": batch_size,
+        "early_stop": [],
+        "cascade": [],
+    }
+    return RobustnessReport(
+        n=corruption.n,
+        n_classes=n_classes,
+        clean_accuracy=corruption.clean_accuracy,
+        targeted=False,
+        threat_model=threat_model,
+        results=[],
+        worst_case=[],
+        device=corruption.device,
+    )
 
 
 def _transfer_setting(evaluations: list[ModelEvaluation], attack: str | None, eps: float | None):
@@ -624,13 +739,15 @@ def _transfer_setting(evaluations: list[ModelEvaluation], attack: str | None, ep
 
     threat = evaluations[0].report.threat_model
     if attack is None:
-        gradient = [a for a in threat["attacks"] if a["name"] in ("fgsm", "bim", "pgd", "mifgsm", "pgdl2",
-                                                                    "apgd", "apgd-t")]
+        gradient = [
+            a for a in threat["attacks"] if a["name"] in ("fgsm", "bim", "pgd", "mifgsm", "pgdl2", "apgd", "apgd-t")
+        ]
         chosen = next((a for a in gradient if a["name"] != "fgsm"), gradient[0] if gradient else None)
         if chosen is None:
             return None, None, "no white-box attack in this run"
-        spec = parse_attacks([f"{chosen['name']}:steps={chosen['steps']}" if chosen.get("steps")
-                              else chosen["name"]])[0]
+        spec = parse_attacks([f"{chosen['name']}:steps={chosen['steps']}" if chosen.get("steps") else chosen["name"]])[
+            0
+        ]
     else:
         spec = parse_attacks(attack)[0]
     norm = spec.norm
@@ -642,22 +759,42 @@ def _transfer_setting(evaluations: list[ModelEvaluation], attack: str | None, ep
     clean = sum(e.report.clean_accuracy for e in evaluations) / len(evaluations)
 
     def mean_robust(value: float) -> float:
-        accs = [w.robust_accuracy for e in evaluations for w in e.report.worst_case
-                if w.norm == norm and abs(w.eps - value) < 1e-12]
+        accs = [
+            w.robust_accuracy
+            for e in evaluations
+            for w in e.report.worst_case
+            if w.norm == norm and abs(w.eps - value) < 1e-12
+        ]
         return sum(accs) / max(len(accs), 1)
 
     chosen_eps = min(sweep, key=lambda value: (abs(mean_robust(value) - clean / 2), value))
     return spec, chosen_eps, "the sweep eps where mean worst-case robust accuracy is nearest half the clean accuracy"
 
 
-def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], dataset, attacks: str | list,
-                    eps, n: int, targeted: bool, seed: int, out_dir: str | Path, tracking=None, *,
-                    batch_size: int = 256, device: str | None = None, keep_examples: int = 16,
-                    checks: bool = True, command: str | None = None, transfer: bool = True,
-                    transfer_attack: str | None = None, transfer_eps: float | None = None,
-                    progress: Progress | None = None, corruptions: str | list[str] | None = None,
-                    severities: str | list[int] = (1, 2, 3, 4, 5),
-                    corruption_baseline: str | None = None) -> list[ModelEvaluation]:
+def evaluate_models(
+    models: dict[str, tuple[nn.Module, ModelInfo | dict]],
+    dataset,
+    attacks: str | list,
+    eps,
+    n: int,
+    targeted: bool,
+    seed: int,
+    out_dir: str | Path,
+    tracking=None,
+    *,
+    batch_size: int = 256,
+    device: str | None = None,
+    keep_examples: int = 16,
+    checks: bool = True,
+    command: str | None = None,
+    transfer: bool = True,
+    transfer_attack: str | None = None,
+    transfer_eps: float | None = None,
+    progress: Progress | None = None,
+    corruptions: str | list[str] | None = None,
+    severities: str | list[int] = (1, 2, 3, 4, 5),
+    corruption_baseline: str | None = None,
+) -> list[ModelEvaluation]:
     """Attack every model on the same ``n`` test points and write their evaluation bundles.
 
     Args:
@@ -693,9 +830,22 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
     run_device = None if device in (None, "auto") else device
     if not attacks and not corruptions:
         raise UserError("nothing to evaluate: give attacks, corruptions or both")
-    corruption_reports = _corruption_reports(
-        models, x, y, corruptions, severities, corruption_baseline, seed=seed, batch_size=batch_size,
-        device=run_device, progress=progress) if corruptions else {}
+    corruption_reports = (
+        _corruption_reports(
+            models,
+            x,
+            y,
+            corruptions,
+            severities,
+            corruption_baseline,
+            seed=seed,
+            batch_size=batch_size,
+            device=run_device,
+            progress=progress,
+        )
+        if corruptions
+        else {}
+    )
     evaluations: list[ModelEvaluation] = []
     for label, (model, info) in models.items():
         if isinstance(info, dict):
@@ -709,10 +859,24 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
                 progress(_label, done, total, description)
 
         try:
-            report = evaluate(model, x, y, attacks, eps, batch_size=batch_size, device=run_device, seed=seed,
-                              targeted=targeted, keep_examples=keep_examples, progress=report_progress,
-                              checks=checks) if attacks else \
-                _clean_only_report(corruption_reports[label], dataset.num_classes, batch_size)
+            report = (
+                evaluate(
+                    model,
+                    x,
+                    y,
+                    attacks,
+                    eps,
+                    batch_size=batch_size,
+                    device=run_device,
+                    seed=seed,
+                    targeted=targeted,
+                    keep_examples=keep_examples,
+                    progress=report_progress,
+                    checks=checks,
+                )
+                if attacks
+                else _clean_only_report(corruption_reports[label], dataset.num_classes, batch_size)
+            )
         except AttackConfigError as error:
             raise UserError(str(error)) from None
         model.to("cpu")
@@ -720,13 +884,21 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
         files = _write_bundle(directory, report, dataset.class_names)
         record = {
             "model": {
-                "label": label, "spec": info.spec, "source": info.source, "kind": info.kind,
-                "params": profile["params"], "macs": profile["macs"], "latency_ms": profile["latency_ms"],
-                "latency_mean_ms": profile["latency_mean_ms"], "latency_device": profile["latency_device"],
+                "label": label,
+                "spec": info.spec,
+                "source": info.source,
+                "kind": info.kind,
+                "params": profile["params"],
+                "macs": profile["macs"],
+                "latency_ms": profile["latency_ms"],
+                "latency_mean_ms": profile["latency_mean_ms"],
+                "latency_device": profile["latency_device"],
                 "clean_acc": report.clean_accuracy,
-                "trained_test_acc": info.meta.get("test_acc"), "budget": info.meta.get("budget"),
+                "trained_test_acc": info.meta.get("test_acc"),
+                "budget": info.meta.get("budget"),
                 "training_collapse": info.meta.get("collapse"),  # why its training ended at chance
-                "run_id": info.run_id, "store_key": list(info.store_key) if info.store_key else None,
+                "run_id": info.run_id,
+                "store_key": list(info.store_key) if info.store_key else None,
             },
             "dataset": dataset.name,
             "split": "test",
@@ -736,8 +908,11 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
             "targeted": targeted,
             "report": report.to_dict(),
             "corruptions": corruption_reports[label].to_dict() if label in corruption_reports else None,
-            "files": {"examples": "examples.safetensors" if files["examples"] else None,
-                      "grid": "grid.png" if files["grid"] else None, "grid_shows": files["grid_shows"]},
+            "files": {
+                "examples": "examples.safetensors" if files["examples"] else None,
+                "grid": "grid.png" if files["grid"] else None,
+                "grid_shows": files["grid_shows"],
+            },
             "command": command,
             "versions": {k: v for k, v in provenance.items() if k != "git_commit"},
             "git_commit": provenance.get("git_commit"),
@@ -749,21 +924,45 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
         record["store"] = {"path": str(out_dir / BENCHMARK_FILE), "status": store_status}
         _write_json(directory / "evaluation.json", record)
         run_id = _log_to_mlflow(tracking, info, record, report, directory) if tracking is not None else None
-        evaluations.append(ModelEvaluation(label=label, info=info, report=report, directory=directory,
-                                           record=record, mlflow_run_id=run_id, store_status=store_status))
+        evaluations.append(
+            ModelEvaluation(
+                label=label,
+                info=info,
+                report=report,
+                directory=directory,
+                record=record,
+                mlflow_run_id=run_id,
+                store_status=store_status,
+            )
+        )
 
     transfer_path = root / TRANSFER_FILE
     if transfer and len(evaluations) > 1:
         spec, chosen_eps, why = _transfer_setting(evaluations, transfer_attack, transfer_eps)
         if spec is not None:
             try:
-                matrix = transfer_matrix({label: model for label, (model, _) in models.items()}, x, y, spec,
-                                         chosen_eps, batch_size=batch_size, seed=seed)
+                matrix = transfer_matrix(
+                    {label: model for label, (model, _) in models.items()},
+                    x,
+                    y,
+                    spec,
+                    chosen_eps,
+                    batch_size=batch_size,
+                    seed=seed,
+                )
             except AttackConfigError as error:
                 raise UserError(f"transfer attack: {error}") from None
-            matrix.update({"norm": spec.norm, "attack_label": spec.label, "eps_choice": why, "seed": seed,
-                           "dataset": dataset.name, "command": command,
-                           "evaluations": {e.label: e.mlflow_run_id for e in evaluations}})
+            matrix.update(
+                {
+                    "norm": spec.norm,
+                    "attack_label": spec.label,
+                    "eps_choice": why,
+                    "seed": seed,
+                    "dataset": dataset.name,
+                    "command": command,
+                    "evaluations": {e.label: e.mlflow_run_id for e in evaluations},
+                }
+            )
             _write_json(transfer_path, matrix)
             if tracking is not None:
                 _log_transfer(tracking, matrix, transfer_path)
@@ -773,11 +972,21 @@ def evaluate_models(models: dict[str, tuple[nn.Module, ModelInfo | dict]], datas
 def _log_transfer(tracking, matrix: dict, path: Path) -> None:
     from nasbench.tracking import evaluation_run
 
-    params = {"attack": matrix["attack_label"], "norm": matrix["norm"], "eps": matrix["eps"], "n": matrix["n"],
-              "models": ",".join(matrix["sources"])}
+    params = {
+        "attack": matrix["attack_label"],
+        "norm": matrix["norm"],
+        "eps": matrix["eps"],
+        "n": matrix["n"],
+        "models": ",".join(matrix["sources"]),
+    }
     with evaluation_run(tracking, model_run_id=None, name="transfer", params=params) as run:
-        run.log_metrics({f"transfer_acc.{safe_label(s)}.to.{safe_label(t)}": acc
-                         for s, row in matrix["robust_accuracy"].items() for t, acc in row.items()})
+        run.log_metrics(
+            {
+                f"transfer_acc.{safe_label(s)}.to.{safe_label(t)}": acc
+                for s, row in matrix["robust_accuracy"].items()
+                for t, acc in row.items()
+            }
+        )
         run.set_tag("nasbench.evaluation_runs", ",".join(v for v in matrix["evaluations"].values() if v))
         run.log_artifact(path, "evaluation")
 

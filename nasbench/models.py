@@ -35,8 +35,10 @@ def resolve_spec(name_or_path: str) -> dict:
         return {"kind": "classic", "name": name_or_path}
     path = Path(name_or_path)
     if path.suffix != ".json" and not path.exists():
-        raise UserError(f"unknown model '{name_or_path}' (choose from {', '.join(list_models())}, "
-                        "or give an architecture .json file)")
+        raise UserError(
+            f"unknown model '{name_or_path}' (choose from {', '.join(list_models())}, "
+            "or give an architecture .json file)"
+        )
     data = read_json(path, "architecture")
     if data.get("kind") == "classic":  # a checkpoint's arch.json for a classic model
         return checked_classic_spec(data, path)
@@ -51,8 +53,9 @@ def checked_classic_spec(spec: dict, path: Path) -> dict:
     from search_spaces import list_models
 
     if spec.get("name") not in list_models():
-        raise UserError(f"architecture {path}: unknown classic model {spec.get('name')!r} "
-                        f"(choose from {', '.join(list_models())})")
+        raise UserError(
+            f"architecture {path}: unknown classic model {spec.get('name')!r} (choose from {', '.join(list_models())})"
+        )
     return spec
 
 
@@ -71,8 +74,7 @@ def build_from_spec(spec: dict, input_shape: tuple[int, int, int], num_classes: 
 
     try:
         if spec.get("kind") == "classic":
-            return create_model(spec["name"], tuple(input_shape), num_classes,
-                                variant=spec.get("variant", "auto"))
+            return create_model(spec["name"], tuple(input_shape), num_classes, variant=spec.get("variant", "auto"))
         return build_model(arch_from_dict(spec), tuple(input_shape), num_classes)
     except InvalidArchitecture as error:
         raise UserError(f"invalid architecture for input {'x'.join(map(str, input_shape))}: {error}") from None

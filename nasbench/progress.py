@@ -112,8 +112,12 @@ class ProgressState:
         return self.elapsed / self.done_here * left
 
     def line(self) -> str:
-        parts = [f"{self.done}/{self.total} done", f"{self.running} running", f"{self.failed} failed",
-                 f"{self.deduplicated} deduplicated"]
+        parts = [
+            f"{self.done}/{self.total} done",
+            f"{self.running} running",
+            f"{self.failed} failed",
+            f"{self.deduplicated} deduplicated",
+        ]
         if self.pruned:
             parts.append(f"{self.pruned} pruned")
         if len(self.objectives) == 1:
@@ -142,13 +146,18 @@ class SearchProgress(_callback_base()):
     refresh_seconds = 0.25
     plain_every_seconds = 10.0
 
-    def __init__(self, total: int, already: dict | None = None, objectives=("val_acc",),
-                 enabled: bool = True, console=None):
+    def __init__(
+        self, total: int, already: dict | None = None, objectives=("val_acc",), enabled: bool = True, console=None
+    ):
         already = already or {}
-        self.state = ProgressState(total=total, objectives=list(objectives),
-                                   done=already.get("finished", 0), failed=already.get("failed", 0),
-                                   pruned=already.get("pruned", 0),
-                                   deduplicated=already.get("deduplicated", 0))
+        self.state = ProgressState(
+            total=total,
+            objectives=list(objectives),
+            done=already.get("finished", 0),
+            failed=already.get("failed", 0),
+            pruned=already.get("pruned", 0),
+            deduplicated=already.get("deduplicated", 0),
+        )
         self.enabled = enabled
         self._console = console
         self._live = None
@@ -164,7 +173,7 @@ class SearchProgress(_callback_base()):
         return state
 
     # -- drawing
-    def __enter__(self) -> "SearchProgress":
+    def __enter__(self) -> SearchProgress:
         if not self.enabled:
             return self
         from rich.console import Console

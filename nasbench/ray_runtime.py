@@ -45,8 +45,9 @@ def ensure_ray(address: str | None, num_cpus: int | None = None, num_gpus: int |
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
-                                  logging_level="ERROR")
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="ERROR"
+    )
     if not address:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
         return True
@@ -80,8 +81,10 @@ def _resolve_address(address: str) -> str:
     except OSError:
         found = ""
     if not found:
-        raise UserError("--address auto: no Ray cluster was started on this machine "
-                        "(start one with `ray start --head`, or drop --address for a local runtime)")
+        raise UserError(
+            "--address auto: no Ray cluster was started on this machine "
+            "(start one with `ray start --head`, or drop --address for a local runtime)"
+        )
     return found
 
 
@@ -92,8 +95,10 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             pass
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise UserError(f"no Ray cluster answers at {address} ({reason.lower()}): start its head with "
-                        f"`ray start --head --port {port}`, or drop --address for a local runtime") from None
+        raise UserError(
+            f"no Ray cluster answers at {address} ({reason.lower()}): start its head with "
+            f"`ray start --head --port {port}`, or drop --address for a local runtime"
+        ) from None
 
 
 def _use_token_if_available() -> bool:
@@ -128,7 +133,8 @@ def _check_token_accepted(address: str, has_token: bool) -> None:
         mine = "a different token" if has_token else "no token"
         raise UserError(
             f"the Ray cluster at {address} requires its authentication token and this machine has {mine}: "
-            "copy the head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH)") from None
+            "copy the head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH)"
+        ) from None
     except Exception:  # noqa: BLE001 - anything else: ray.init below says it in full
         pass
 
@@ -160,7 +166,7 @@ def describe_runtime(address: str | None) -> str:
     return f"Ray: a local runtime of this search at {gcs} ({sizes})"
 
 
-def trial_resources(config: "SearchConfig") -> dict[str, float]:
+def trial_resources(config: SearchConfig) -> dict[str, float]:
     """What each trial asks Ray for; a fractional GPU shares it with other trials."""
     resources = {"cpu": config.cpus_per_trial}
     if config.gpus_per_trial:
@@ -183,8 +189,9 @@ def check_resources_fit(resources: dict[str, float], cluster: bool = False) -> N
             problem = f"each trial asks for {asked:g} {name.upper()}(s) ({flag}), but the Ray cluster has {has:g}"
             if not cluster:
                 raise UserError(problem)
-            print(f"nasbench search: warning: {problem} now; trials wait until nodes that have them join",
-                  file=sys.stderr)
+            print(
+                f"nasbench search: warning: {problem} now; trials wait until nodes that have them join", file=sys.stderr
+            )
 
 
 def short_error(error: BaseException) -> str:

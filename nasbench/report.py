@@ -58,8 +58,24 @@ SECTIONS = {
 }
 TEMPLATE = "report.html.j2"
 # One colour per model, the same in every plot and table (matplotlib's tab10, then tab20).
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+]
 STORE_COLOUR = "#b0b0b0"
 NORM_SYMBOLS = {"Linf": "L∞"}
 
@@ -126,8 +142,10 @@ def _choose_headline(records: list[dict], norm: str, requested: float | None) ->
     if requested is not None:
         match = [e for e in common if _same(e, requested)]
         if not match:
-            raise UserError(f"--headline-eps {requested:g} is not an eps every model was evaluated at "
-                            f"({', '.join(_eps_text(e) for e in common) or 'none'})")
+            raise UserError(
+                f"--headline-eps {requested:g} is not an eps every model was evaluated at "
+                f"({', '.join(_eps_text(e) for e in common) or 'none'})"
+            )
         return match[0], "given with --headline-eps"
     positive = [e for e in common if e > 0]
     if not positive:
@@ -135,8 +153,12 @@ def _choose_headline(records: list[dict], norm: str, requested: float | None) ->
     clean = sum(r["report"]["clean_accuracy"] for r in records) / len(records)
 
     def mean_robust(eps: float) -> float:
-        values = [w["robust_accuracy"] for r in records for w in r["report"]["worst_case"]
-                  if w["norm"] == norm and _same(w["eps"], eps)]
+        values = [
+            w["robust_accuracy"]
+            for r in records
+            for w in r["report"]["worst_case"]
+            if w["norm"] == norm and _same(w["eps"], eps)
+        ]
         return sum(values) / len(values)
 
     chosen = min(positive, key=lambda e: (abs(mean_robust(e) - clean / 2), e))
@@ -166,11 +188,25 @@ def _store_context(experiment_dir: Path, dataset: str, norm: str, eps: float | N
     for row in rows:
         robust = None
         if eps is not None:
-            robust = next((item["accuracy"] for item in row.get("robust") or []
-                           if item["attack"] == "worst" and item["norm"] == norm and _same(item["eps"], eps)), None)
-        points.append({"arch_hash": row["arch_hash"], "budget": row["budget"], "seed": row["seed"],
-                       "params": row.get("params"), "val_acc": row.get("val_acc"), "test_acc": row.get("test_acc"),
-                       "robust_acc": robust})
+            robust = next(
+                (
+                    item["accuracy"]
+                    for item in row.get("robust") or []
+                    if item["attack"] == "worst" and item["norm"] == norm and _same(item["eps"], eps)
+                ),
+                None,
+            )
+        points.append(
+            {
+                "arch_hash": row["arch_hash"],
+                "budget": row["budget"],
+                "seed": row["seed"],
+                "params": row.get("params"),
+                "val_acc": row.get("val_acc"),
+                "test_acc": row.get("test_acc"),
+                "robust_acc": robust,
+            }
+        )
     return {"path": str(path), "rows": points}
 
 
@@ -180,27 +216,35 @@ def _model_colours(labels: list[str]) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 
 
-def collect_summary(experiment_dir: str | Path, models: list[str] | None = None, attacks: list[str] | None = None,
-                    headline_eps: float | None = None) -> dict[str, Any]:
+def collect_summary(
+    experiment_dir: str | Path,
+    models: list[str] | None = None,
+    attacks: list[str] | None = None,
+    headline_eps: float | None = None,
+) -> dict[str, Any]:
     """Every number the report shows, as a JSON-able dict (also written beside the report)."""
     from nasbench.evaluation import EVALUATIONS_DIR, TRANSFER_FILE, read_evaluations
     from nasbench.store import pareto_front
 
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
-        raise UserError(f"no experiment at {experiment_dir}; run 'nasbench attack --experiment "
-                        f"{experiment_dir.name}' first")
+        raise UserError(
+            f"no experiment at {experiment_dir}; run 'nasbench attack --experiment {experiment_dir.name}' first"
+        )
     records = read_evaluations(experiment_dir)
     if not records:
-        raise UserError(f"experiment {experiment_dir} has no evaluations; run 'nasbench attack --experiment "
-                        f"{experiment_dir.name}' first")
+        raise UserError(
+            f"experiment {experiment_dir} has no evaluations; run 'nasbench attack --experiment "
+            f"{experiment_dir.name}' first"
+        )
     available = [r["model"]["label"] for r in records]
     colours = _model_colours(available)  # before filtering: a model keeps its colour in every report
     if models:
         unknown = [m for m in models if m not in available]
         if unknown:
-            raise UserError(f"no evaluation of model {unknown[0]!r} in {experiment_dir}; evaluated: "
-                            f"{', '.join(available)}")
+            raise UserError(
+                f"no evaluation of model {unknown[0]!r} in {experiment_dir}; evaluated: {', '.join(available)}"
+            )
         records = [r for r in records if r["model"]["label"] in models]
     if attacks:
         ran = {a for r in records for res in r["report"]["results"] for a in (res["attack"], res["name"])}
@@ -227,16 +271,24 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         "split": sorted({r.get("split", "test") for r in records}),
         "n": {r["model"]["label"]: r["n"] for r in records},
         "targeted": sorted({bool(r["targeted"]) for r in records}),
-        "target_selection": next((r["report"]["threat_model"].get("target_selection") for r in records
-                                  if r["report"]["threat_model"].get("target_selection")), None),
+        "target_selection": next(
+            (
+                r["report"]["threat_model"].get("target_selection")
+                for r in records
+                if r["report"]["threat_model"].get("target_selection")
+            ),
+            None,
+        ),
         # Every norm an attack ran in: an unbounded L2 DeepFool has no worst case but was run.
         "norms": list(dict.fromkeys([*worst_norms, *(spec["norm"] for spec in specs.values())])),
         "eps": eps_table,
         "attacks": list(specs.values()),
         "cascade": sorted({c for r in records for c in r["report"]["threat_model"].get("cascade", [])}),
         "early_stop": sorted({c for r in records for c in r["report"]["threat_model"].get("early_stop", [])}),
-        "autoattack": next((r["report"]["threat_model"]["autoattack"] for r in records
-                            if "autoattack" in r["report"]["threat_model"]), None),
+        "autoattack": next(
+            (r["report"]["threat_model"]["autoattack"] for r in records if "autoattack" in r["report"]["threat_model"]),
+            None,
+        ),
         "worst_case_over": "every attack that was run, whatever --attacks selects for display",
     }
 
@@ -245,19 +297,44 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         m, rep = r["model"], r["report"]
         worst = {w["norm"]: [] for w in rep["worst_case"]}
         for w in rep["worst_case"]:
-            worst[w["norm"]].append({"eps": w["eps"], "robust_acc": w["robust_accuracy"], "n_robust": w["n_robust"],
-                                     "broken_by": w.get("broken_by", {})})
-        robust = next((w["robust_accuracy"] for w in rep["worst_case"]
-                       if headline is not None and w["norm"] == norm and _same(w["eps"], headline)), None)
-        model_rows.append({
-            "label": m["label"], "kind": m.get("kind"), "source": m.get("source"), "spec": m.get("spec"),
-            "params": m.get("params"), "macs": m.get("macs"), "latency_ms": m.get("latency_ms"),
-            "latency_device": m.get("latency_device"), "clean_acc": rep["clean_accuracy"], "robust_acc": robust,
-            "worst_case": worst, "colour": colours[m["label"]], "n": r["n"], "seconds": rep.get("seconds"),
-            "device": rep.get("device"), "failed_checks": sum(1 for c in rep["checks"] if c["passed"] is False),
-            "training_collapse": m.get("training_collapse"),
-            "corruption": _corruption_summary(r.get("corruptions")),
-        })
+            worst[w["norm"]].append(
+                {
+                    "eps": w["eps"],
+                    "robust_acc": w["robust_accuracy"],
+                    "n_robust": w["n_robust"],
+                    "broken_by": w.get("broken_by", {}),
+                }
+            )
+        robust = next(
+            (
+                w["robust_accuracy"]
+                for w in rep["worst_case"]
+                if headline is not None and w["norm"] == norm and _same(w["eps"], headline)
+            ),
+            None,
+        )
+        model_rows.append(
+            {
+                "label": m["label"],
+                "kind": m.get("kind"),
+                "source": m.get("source"),
+                "spec": m.get("spec"),
+                "params": m.get("params"),
+                "macs": m.get("macs"),
+                "latency_ms": m.get("latency_ms"),
+                "latency_device": m.get("latency_device"),
+                "clean_acc": rep["clean_accuracy"],
+                "robust_acc": robust,
+                "worst_case": worst,
+                "colour": colours[m["label"]],
+                "n": r["n"],
+                "seconds": rep.get("seconds"),
+                "device": rep.get("device"),
+                "failed_checks": sum(1 for c in rep["checks"] if c["passed"] is False),
+                "training_collapse": m.get("training_collapse"),
+                "corruption": _corruption_summary(r.get("corruptions")),
+            }
+        )
 
     # Pareto front over (clean accuracy max, robust accuracy max, params min).
     candidates = [m for m in model_rows if m["robust_acc"] is not None and m["params"] is not None]
@@ -274,20 +351,59 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         label = r["model"]["label"]
         results = [res for res in r["report"]["results"] if _attack_matches(res, attacks)]
         for attack in dict.fromkeys((res["attack"], res["norm"]) for res in results):
-            points = sorted((_finite(res["eps"]), res["robust_accuracy"]) for res in results
-                            if (res["attack"], res["norm"]) == attack and math.isfinite(_finite(res["eps"])))
+            points = sorted(
+                (_finite(res["eps"]), res["robust_accuracy"])
+                for res in results
+                if (res["attack"], res["norm"]) == attack and math.isfinite(_finite(res["eps"]))
+            )
             if points:
-                curves.append({"model": label, "attack": attack[0], "norm": attack[1],
-                               "eps": [p[0] for p in points], "robust_acc": [p[1] for p in points],
-                               "scope": next(res["scope"] for res in results if (res["attack"], res["norm"]) == attack)})
+                curves.append(
+                    {
+                        "model": label,
+                        "attack": attack[0],
+                        "norm": attack[1],
+                        "eps": [p[0] for p in points],
+                        "robust_acc": [p[1] for p in points],
+                        "scope": next(res["scope"] for res in results if (res["attack"], res["norm"]) == attack),
+                    }
+                )
         for w_norm, points in model_rows[[m["label"] for m in model_rows].index(label)]["worst_case"].items():
-            curves.append({"model": label, "attack": "worst case", "norm": w_norm,
-                           "eps": [p["eps"] for p in points], "robust_acc": [p["robust_acc"] for p in points],
-                           "scope": "per-example"})
+            curves.append(
+                {
+                    "model": label,
+                    "attack": "worst case",
+                    "norm": w_norm,
+                    "eps": [p["eps"] for p in points],
+                    "robust_acc": [p["robust_acc"] for p in points],
+                    "scope": "per-example",
+                }
+            )
         for res in results:
-            details.append({"model": label, **{k: res[k] for k in (
-                "attack", "norm", "eps", "robust_accuracy", "success_rate", "n_attacked", "n_broken", "mean_l2",
-                "median_l2", "mean_linf", "median_linf", "seconds", "seconds_per_example", "scope", "kind")}})
+            details.append(
+                {
+                    "model": label,
+                    **{
+                        k: res[k]
+                        for k in (
+                            "attack",
+                            "norm",
+                            "eps",
+                            "robust_accuracy",
+                            "success_rate",
+                            "n_attacked",
+                            "n_broken",
+                            "mean_l2",
+                            "median_l2",
+                            "mean_linf",
+                            "median_linf",
+                            "seconds",
+                            "seconds_per_example",
+                            "scope",
+                            "kind",
+                        )
+                    },
+                }
+            )
 
     transfer = None
     transfer_path = experiment_dir / EVALUATIONS_DIR / TRANSFER_FILE
@@ -301,23 +417,44 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         if len(keep) < 2:
             transfer = None
         else:
-            transfer = {**transfer, "sources": keep, "targets": keep,
-                        "clean_accuracy": {t: transfer["clean_accuracy"][t] for t in keep},
-                        "robust_accuracy": {s: {t: transfer["robust_accuracy"][s][t] for t in keep} for s in keep}}
+            transfer = {
+                **transfer,
+                "sources": keep,
+                "targets": keep,
+                "clean_accuracy": {t: transfer["clean_accuracy"][t] for t in keep},
+                "robust_accuracy": {s: {t: transfer["robust_accuracy"][s][t] for t in keep} for s in keep},
+            }
 
     checks = [{"model": r["model"]["label"], **c} for r in records for c in r["report"]["checks"]]
-    grids = [{"model": r["model"]["label"], "file": str(Path(r["_dir"]) / r["files"]["grid"]),
-              "examples": r["report"].get("examples", []),
-              **(r["files"].get("grid_shows") or {"norm": None, "eps": None, "attacks": []})}
-             for r in records if (r.get("files") or {}).get("grid") and (Path(r["_dir"]) / r["files"]["grid"]).is_file()]
+    grids = [
+        {
+            "model": r["model"]["label"],
+            "file": str(Path(r["_dir"]) / r["files"]["grid"]),
+            "examples": r["report"].get("examples", []),
+            **(r["files"].get("grid_shows") or {"norm": None, "eps": None, "attacks": []}),
+        }
+        for r in records
+        if (r.get("files") or {}).get("grid") and (Path(r["_dir"]) / r["files"]["grid"]).is_file()
+    ]
     reproducibility = {
         "versions": records[0].get("versions", {}),
         "versions_differ": [r["model"]["label"] for r in records if r.get("versions") != records[0].get("versions")],
         "git_commit": sorted({str(r.get("git_commit")) for r in records}),
-        "runs": [{"model": r["model"]["label"], "seed": r["seed"], "n": r["n"], "command": r.get("command"),
-                  "git_commit": r.get("git_commit"), "mlflow_run_id": r.get("mlflow_run_id"),
-                  "model_run_id": r["model"].get("run_id"), "created_at": r.get("created_at"),
-                  "device": r["report"].get("device"), "bundle": r["_dir"]} for r in records],
+        "runs": [
+            {
+                "model": r["model"]["label"],
+                "seed": r["seed"],
+                "n": r["n"],
+                "command": r.get("command"),
+                "git_commit": r.get("git_commit"),
+                "mlflow_run_id": r.get("mlflow_run_id"),
+                "model_run_id": r["model"].get("run_id"),
+                "created_at": r.get("created_at"),
+                "device": r["report"].get("device"),
+                "bundle": r["_dir"],
+            }
+            for r in records
+        ],
         "transfer_command": transfer.get("command") if transfer else None,
     }
     return {
@@ -330,19 +467,40 @@ def collect_summary(experiment_dir: str | Path, models: list[str] | None = None,
         "threat_model": threat_model,
         "models": model_rows,
         "curves": curves,
-        "pareto": {"objectives": ["clean_acc:max", f"robust_acc@{norm} {headline}:max", "params:min"],
-                   "front": front_labels, "store": store},
+        "pareto": {
+            "objectives": ["clean_acc:max", f"robust_acc@{norm} {headline}:max", "params:min"],
+            "front": front_labels,
+            "store": store,
+        },
         "transfer": transfer,
         "grids": grids,
         "checks": checks,
         "failed_checks": [c for c in checks if c["passed"] is False],
         # models whose training ended at chance (nasbench.train.collapse_reason)
-        "collapsed": [{"model": m["label"], "reason": m["training_collapse"]} for m in model_rows
-                      if m["training_collapse"]],
+        "collapsed": [
+            {"model": m["label"], "reason": m["training_collapse"]} for m in model_rows if m["training_collapse"]
+        ],
         "details": details,
-        "corruptions": [{"model": r["model"]["label"], **{k: r["corruptions"][k] for k in (
-            "corruptions", "severities", "accuracy", "corruption_mean", "severity_mean", "mean_accuracy",
-            "clean_accuracy", "n")}} for r in records if r.get("corruptions")],
+        "corruptions": [
+            {
+                "model": r["model"]["label"],
+                **{
+                    k: r["corruptions"][k]
+                    for k in (
+                        "corruptions",
+                        "severities",
+                        "accuracy",
+                        "corruption_mean",
+                        "severity_mean",
+                        "mean_accuracy",
+                        "clean_accuracy",
+                        "n",
+                    )
+                },
+            }
+            for r in records
+            if r.get("corruptions")
+        ],
         "reproducibility": reproducibility,
     }
 
@@ -352,9 +510,14 @@ def _corruption_summary(corruptions: dict | None) -> dict | None:
     if not corruptions:
         return None
     errors = corruptions.get("errors") or {}
-    return {"mean_acc": corruptions["mean_accuracy"], "relative": corruptions.get("relative_accuracy"),
-            "mce": errors.get("mce"), "relative_mce": errors.get("relative_mce"), "baseline": errors.get("baseline"),
-            "pairs": len(corruptions["corruptions"]) * len(corruptions["severities"])}
+    return {
+        "mean_acc": corruptions["mean_accuracy"],
+        "relative": corruptions.get("relative_accuracy"),
+        "mce": errors.get("mce"),
+        "relative_mce": errors.get("relative_mce"),
+        "baseline": errors.get("baseline"),
+        "pairs": len(corruptions["corruptions"]) * len(corruptions["severities"]),
+    }
 
 
 # ----------------------------------------------------------------------------- plots
@@ -380,8 +543,7 @@ def plot_curves(summary: dict) -> bytes | None:
     """Robust accuracy (%) against eps: one panel per (norm, attack), worst case first; a line per model."""
     plt = _pyplot()
     colours = {m["label"]: m["colour"] for m in summary["models"]}
-    panels = list(dict.fromkeys((c["norm"], c["attack"]) for c in summary["curves"]
-                                if c["attack"] == "worst case"))
+    panels = list(dict.fromkeys((c["norm"], c["attack"]) for c in summary["curves"] if c["attack"] == "worst case"))
     panels += [p for p in dict.fromkeys((c["norm"], c["attack"]) for c in summary["curves"]) if p not in panels]
     if not panels:
         return None
@@ -392,9 +554,15 @@ def plot_curves(summary: dict) -> bytes | None:
         for curve in summary["curves"]:
             if (curve["norm"], curve["attack"]) != (norm, attack):
                 continue
-            ax.plot(curve["eps"], [100 * a for a in curve["robust_acc"]], marker="o", markersize=4,
-                    color=colours[curve["model"]], label=curve["model"],
-                    linewidth=2.4 if attack == "worst case" else 1.6)
+            ax.plot(
+                curve["eps"],
+                [100 * a for a in curve["robust_acc"]],
+                marker="o",
+                markersize=4,
+                color=colours[curve["model"]],
+                label=curve["model"],
+                linewidth=2.4 if attack == "worst case" else 1.6,
+            )
         title = f"worst case over all attacks ({norm})" if attack == "worst case" else f"{attack} ({norm})"
         if any(c["scope"] == "cascade" for c in summary["curves"] if (c["norm"], c["attack"]) == (norm, attack)):
             title += "\ncascade: ensemble up to this attack"
@@ -403,12 +571,19 @@ def plot_curves(summary: dict) -> bytes | None:
         ax.set_ylabel("robust accuracy (%)")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], color=m["colour"], marker="o", linewidth=2, label=m["label"])
-               for m in summary["models"]]
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), frameon=False,
-               bbox_to_anchor=(0.5, 1.0 + 0.04 / rows), title="model")
+    handles = [
+        plt.Line2D([], [], color=m["colour"], marker="o", linewidth=2, label=m["label"]) for m in summary["models"]
+    ]
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=min(len(handles), 6),
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0 + 0.04 / rows),
+        title="model",
+    )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.1 / rows))
     return _png(fig)
 
@@ -423,8 +598,9 @@ def plot_corruptions(summary: dict) -> bytes | None:
     rows = math.ceil(len(panels) / columns)
     height = 0.32 * max(len(p["corruptions"]) for p in panels) + 1.6
     width = 0.62 * max(len(p["severities"]) for p in panels) + 3.2
-    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False, layout="constrained"
+    )
     same_rows = all(p["corruptions"] == panels[0]["corruptions"] for p in panels)
     image = None
     for index, (ax, panel) in enumerate(zip(axes.flat, panels, strict=False)):  # spare axes stay blank
@@ -433,16 +609,22 @@ def plot_corruptions(summary: dict) -> bytes | None:
         image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
         for i, row in enumerate(values):
             for j, value in enumerate(row):
-                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
-                        color="white" if value < 60 else "black")
+                ax.text(
+                    j, i, f"{value:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 60 else "black"
+                )
         ax.set_xticks(range(len(severities)), severities)
         # one column of corruption names per row of panels when every panel has the same
-        ax.set_yticks(range(len(panel["corruptions"])),
-                      panel["corruptions"] if index % columns == 0 or not same_rows else [], fontsize=8)
+        ax.set_yticks(
+            range(len(panel["corruptions"])),
+            panel["corruptions"] if index % columns == 0 or not same_rows else [],
+            fontsize=8,
+        )
         ax.set_xlabel("severity")
-        ax.set_title(f"{panel['model']}: mean {100 * panel['mean_accuracy']:.1f}% "
-                     f"(clean {100 * panel['clean_accuracy']:.1f}%)", fontsize=10)
-    for ax in list(axes.flat)[len(panels):]:
+        ax.set_title(
+            f"{panel['model']}: mean {100 * panel['mean_accuracy']:.1f}% (clean {100 * panel['clean_accuracy']:.1f}%)",
+            fontsize=10,
+        )
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.colorbar(image, ax=list(axes.flat), label="accuracy under the corruption (%)", shrink=0.8)
     return _png(fig)
@@ -469,31 +651,56 @@ def plot_pareto(summary: dict) -> bytes | None:
     if not models:
         return None
     headline = summary["headline"]
-    robust_axis = f"worst-case robust accuracy (%)\nat {NORM_SYMBOLS.get(headline['norm'], headline['norm'])} " \
-        f"eps {_eps_text(headline['eps'])} (0–1 scale)" if headline["eps"] is not None \
+    robust_axis = (
+        f"worst-case robust accuracy (%)\nat {NORM_SYMBOLS.get(headline['norm'], headline['norm'])} "
+        f"eps {_eps_text(headline['eps'])} (0–1 scale)"
+        if headline["eps"] is not None
         else "worst-case robust accuracy (%)"
+    )
     store = (summary["pareto"].get("store") or {}).get("rows") or []
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    views = [("params", "clean_acc", "parameters (log scale)", "clean accuracy (%)"),
-             ("params", "robust_acc", "parameters (log scale)", robust_axis),
-             ("clean_acc", "robust_acc", "clean accuracy (%)", robust_axis)]
+    views = [
+        ("params", "clean_acc", "parameters (log scale)", "clean accuracy (%)"),
+        ("params", "robust_acc", "parameters (log scale)", robust_axis),
+        ("clean_acc", "robust_acc", "clean accuracy (%)", robust_axis),
+    ]
     for ax, (xk, yk, xlabel, ylabel) in zip(axes, views):
         # Search results from the store: validation accuracy, a different split: context only.
         store_key = {"clean_acc": "val_acc", "robust_acc": "robust_acc", "params": "params"}
-        sx = [row[store_key[xk]] for row in store if row.get(store_key[xk]) is not None
-              and row.get(store_key[yk]) is not None]
-        sy = [row[store_key[yk]] for row in store if row.get(store_key[xk]) is not None
-              and row.get(store_key[yk]) is not None]
+        sx = [
+            row[store_key[xk]]
+            for row in store
+            if row.get(store_key[xk]) is not None and row.get(store_key[yk]) is not None
+        ]
+        sy = [
+            row[store_key[yk]]
+            for row in store
+            if row.get(store_key[xk]) is not None and row.get(store_key[yk]) is not None
+        ]
         if sx:
-            ax.scatter([v if xk == "params" else 100 * v for v in sx], [100 * v for v in sy], s=14,
-                       color=STORE_COLOUR, alpha=0.7, label="search results (val acc, benchmark.db)", zorder=1)
+            ax.scatter(
+                [v if xk == "params" else 100 * v for v in sx],
+                [100 * v for v in sy],
+                s=14,
+                color=STORE_COLOUR,
+                alpha=0.7,
+                label="search results (val acc, benchmark.db)",
+                zorder=1,
+            )
         for m in models:
             if m[xk] is None or m[yk] is None:
                 continue
             x = m[xk] if xk == "params" else 100 * m[xk]
-            ax.scatter([x], [100 * m[yk]], s=110 if m["on_front"] else 60, color=m["colour"],
-                       edgecolors="black" if m["on_front"] else "none", linewidths=1.8, zorder=3,
-                       label=m["label"] + (" (on front)" if m["on_front"] else ""))
+            ax.scatter(
+                [x],
+                [100 * m[yk]],
+                s=110 if m["on_front"] else 60,
+                color=m["colour"],
+                edgecolors="black" if m["on_front"] else "none",
+                linewidths=1.8,
+                zorder=3,
+                label=m["label"] + (" (on front)" if m["on_front"] else ""),
+            )
         if xk == "params":
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -508,8 +715,7 @@ def plot_pareto(summary: dict) -> bytes | None:
             ax.set_xlim(*_accuracy_limits(*ax.get_xlim()))
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5), frameon=False,
-               bbox_to_anchor=(0.5, 1.08))
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5), frameon=False, bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
     return _png(fig)
 
@@ -527,15 +733,25 @@ def plot_transfer(summary: dict) -> bytes | None:
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100)
     for i in range(len(sources)):
         for j in range(len(targets)):
-            ax.text(j, i, f"{values[i][j]:.1f}", ha="center", va="center",
-                    color="white" if values[i][j] < 60 else "black", fontsize=10)
+            ax.text(
+                j,
+                i,
+                f"{values[i][j]:.1f}",
+                ha="center",
+                va="center",
+                color="white" if values[i][j] < 60 else "black",
+                fontsize=10,
+            )
     ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
     ax.set_yticks(range(len(sources)), sources)
     ax.set_xlabel("target model (evaluated)")
     ax.set_ylabel("source model (attacked)")
-    ax.set_title(f"{matrix.get('attack_label', matrix['attack'].get('name'))} at "
-                 f"{_eps_axis_label(matrix.get('norm', ''))} = {_eps_text(matrix['eps'])}\n"
-                 "target accuracy (%)", fontsize=10)
+    ax.set_title(
+        f"{matrix.get('attack_label', matrix['attack'].get('name'))} at "
+        f"{_eps_axis_label(matrix.get('norm', ''))} = {_eps_text(matrix['eps'])}\n"
+        "target accuracy (%)",
+        fontsize=10,
+    )
     fig.colorbar(image, ax=ax, label="accuracy on transferred examples (%)")
     fig.tight_layout()
     return _png(fig)
@@ -548,8 +764,9 @@ def plot_transfer(summary: dict) -> bytes | None:
 
 def _spec_params(spec: dict) -> str:
     skip = {"name", "norm", "eps", "steps", "restarts", "targeted"}
-    parts = [f"{k}={'auto (2.5·eps/steps)' if k == 'alpha' and v is None else v}"
-             for k, v in spec.items() if k not in skip]
+    parts = [
+        f"{k}={'auto (2.5·eps/steps)' if k == 'alpha' and v is None else v}" for k, v in spec.items() if k not in skip
+    ]
     if spec.get("eps") is not None:
         parts.insert(0, f"eps={spec['eps']:g} (fixed)")
     return ", ".join(parts) or "–"
@@ -588,25 +805,47 @@ def _models_table(summary: dict) -> dict[str, Any]:
     norm, headline = summary["headline"]["norm"], summary["headline"]["eps"]
     sweep = sorted({float(p["eps"]) for m in summary["models"] for p in m["worst_case"].get(norm, [])})
     fixed = ["model", "kind", "sanity checks", "params", "MACs", "latency (ms/image, best of 20)", "clean acc"]
-    headers = fixed + [f"worst case @ {_eps_text(e)}" + (" (headline)" if e == headline else "") for e in sweep] + \
-        ["Pareto front"]
+    headers = (
+        fixed
+        + [f"worst case @ {_eps_text(e)}" + (" (headline)" if e == headline else "") for e in sweep]
+        + ["Pareto front"]
+    )
     rows = []
     for m in summary["models"]:
         by_eps = {float(p["eps"]): p["robust_acc"] for p in m["worst_case"].get(norm, [])}
         label = f"{m['label']} ⚠ training collapsed" if m.get("training_collapse") else m["label"]
-        rows.append({"colour": m["colour"], "failed": m["failed_checks"] > 0,
-                     "cells": [label, m["kind"] or "–", _checks_cell(m["failed_checks"]), _count(m["params"]),
-                               _count(m["macs"]), "–" if m["latency_ms"] is None else f"{m['latency_ms']:.2f}",
-                               _pct(m["clean_acc"])] + [_pct(by_eps.get(e)) for e in sweep] +
-                              ["yes" if m["on_front"] else "no"]})
+        rows.append(
+            {
+                "colour": m["colour"],
+                "failed": m["failed_checks"] > 0,
+                "cells": [
+                    label,
+                    m["kind"] or "–",
+                    _checks_cell(m["failed_checks"]),
+                    _count(m["params"]),
+                    _count(m["macs"]),
+                    "–" if m["latency_ms"] is None else f"{m['latency_ms']:.2f}",
+                    _pct(m["clean_acc"]),
+                ]
+                + [_pct(by_eps.get(e)) for e in sweep]
+                + ["yes" if m["on_front"] else "no"],
+            }
+        )
     if any(m.get("corruption") for m in summary["models"]):  # a summary column for common corruptions
         headers.append("corruption acc (mCE)")
         for m, row in zip(summary["models"], rows, strict=True):
             c = m.get("corruption")
-            row["cells"].append("–" if not c else _pct(c["mean_acc"]) +
-                                (f" ({100 * c['mce']:.0f})" if c["mce"] is not None else ""))
-    table = _table(headers, rows, numeric=[*range(3, len(fixed) + len(sweep)), *(
-        [len(headers) - 1] if headers[-1].startswith("corruption") else [])])
+            row["cells"].append(
+                "–" if not c else _pct(c["mean_acc"]) + (f" ({100 * c['mce']:.0f})" if c["mce"] is not None else "")
+            )
+    table = _table(
+        headers,
+        rows,
+        numeric=[
+            *range(3, len(fixed) + len(sweep)),
+            *([len(headers) - 1] if headers[-1].startswith("corruption") else []),
+        ],
+    )
     table["checks_column"] = fixed.index("sanity checks")
     table["headline_column"] = len(fixed) + sweep.index(headline) if headline in sweep else None
     return table
@@ -619,14 +858,42 @@ def _details_table(summary: dict) -> dict[str, Any]:
     # n_broken counts every point broken at this eps or a smaller one, n_attacked only the
     # points still standing that the attack ran on at this eps: named so they don't read
     # as "broke more than it attacked".
-    headers = ["model", "attack", "norm", "eps", "robust acc", "success rate", "points broken (so far)",
-               "points attacked at this eps", "mean L2", "median L2", "mean Linf", "median Linf", "ms/example",
-               "scope"]
-    rows = [[d["model"], d["attack"], d["norm"], _eps_text(d["eps"]), _pct(d["robust_accuracy"]),
-             _pct(d["success_rate"]), d["n_broken"], d["n_attacked"], number(d["mean_l2"]),
-             number(d["median_l2"]), number(d["mean_linf"]), number(d["median_linf"]),
-             number(1000 * d["seconds_per_example"], 2), d["scope"]]
-            for d in summary["details"] if _finite(d["eps"]) != 0]
+    headers = [
+        "model",
+        "attack",
+        "norm",
+        "eps",
+        "robust acc",
+        "success rate",
+        "points broken (so far)",
+        "points attacked at this eps",
+        "mean L2",
+        "median L2",
+        "mean Linf",
+        "median Linf",
+        "ms/example",
+        "scope",
+    ]
+    rows = [
+        [
+            d["model"],
+            d["attack"],
+            d["norm"],
+            _eps_text(d["eps"]),
+            _pct(d["robust_accuracy"]),
+            _pct(d["success_rate"]),
+            d["n_broken"],
+            d["n_attacked"],
+            number(d["mean_l2"]),
+            number(d["median_l2"]),
+            number(d["mean_linf"]),
+            number(d["median_linf"]),
+            number(1000 * d["seconds_per_example"], 2),
+            d["scope"],
+        ]
+        for d in summary["details"]
+        if _finite(d["eps"]) != 0
+    ]
     return _table(headers, rows, numeric=range(3, len(headers) - 1))
 
 
@@ -639,15 +906,29 @@ def _corruptions_table(summary: dict) -> dict[str, Any] | None:
     panels = {p["model"]: p for p in summary.get("corruptions") or []}
     severities = sorted({str(s) for p in panels.values() for s in p["severities"]}, key=int)
     baseline = next((m["corruption"]["baseline"] for m in models if m["corruption"]["baseline"]), "–")
-    headers = ["model", "clean acc", "mean corruption acc", "of clean", f"mCE (baseline {baseline} = 100)",
-               "relative mCE", *[f"severity {s}" for s in severities]]
+    headers = [
+        "model",
+        "clean acc",
+        "mean corruption acc",
+        "of clean",
+        f"mCE (baseline {baseline} = 100)",
+        "relative mCE",
+        *[f"severity {s}" for s in severities],
+    ]
     rows = []
     for m in models:
         c, panel = m["corruption"], panels[m["label"]]
-        rows.append([m["label"], _pct(m["clean_acc"]), _pct(c["mean_acc"]), _pct(c["relative"]),
-                     "–" if c["mce"] is None else f"{100 * c['mce']:.1f}",
-                     "–" if c["relative_mce"] is None else f"{100 * c['relative_mce']:.1f}",
-                     *[_pct(panel["severity_mean"].get(s)) for s in severities]])
+        rows.append(
+            [
+                m["label"],
+                _pct(m["clean_acc"]),
+                _pct(c["mean_acc"]),
+                _pct(c["relative"]),
+                "–" if c["mce"] is None else f"{100 * c['mce']:.1f}",
+                "–" if c["relative_mce"] is None else f"{100 * c['relative_mce']:.1f}",
+                *[_pct(panel["severity_mean"].get(s)) for s in severities],
+            ]
+        )
     return _table(headers, rows, numeric=range(1, len(headers)))
 
 
@@ -663,39 +944,95 @@ def _transfer_table(summary: dict) -> dict[str, Any] | None:
 def _tables(summary: dict) -> dict[str, Any]:
     """Header + rows of display strings, shared by the HTML and Markdown renderers."""
     threat = summary["threat_model"]
-    attacks = _table(["attack", "norm", "steps", "restarts", "targeted", "parameters"],
-                     [[s["name"], s["norm"], s.get("steps") or "–", s.get("restarts", 1),
-                       "yes" if s.get("targeted") else "no", _spec_params(s)] for s in threat["attacks"]],
-                     numeric=(2, 3))
-    eps_rows = [[k if k != "gaussian" else "gaussian (noise std)", ", ".join(_eps_text(v) for v in values)]
-                for k, values in threat["eps"].items()]
-    checks = _table(["model", "check", "verdict", "p-value", "counts", "detail"],
-                    [{"cells": [c["model"], c["name"], {True: "PASS", False: "FAIL", None: "n/a"}[c["passed"]],
-                                _p_text(c.get("p_value")), _counts_text(c.get("counts")), c["detail"]],
-                      "passed": c["passed"]} for c in summary["checks"]], numeric=(3,))
+    attacks = _table(
+        ["attack", "norm", "steps", "restarts", "targeted", "parameters"],
+        [
+            [
+                s["name"],
+                s["norm"],
+                s.get("steps") or "–",
+                s.get("restarts", 1),
+                "yes" if s.get("targeted") else "no",
+                _spec_params(s),
+            ]
+            for s in threat["attacks"]
+        ],
+        numeric=(2, 3),
+    )
+    eps_rows = [
+        [k if k != "gaussian" else "gaussian (noise std)", ", ".join(_eps_text(v) for v in values)]
+        for k, values in threat["eps"].items()
+    ]
+    checks = _table(
+        ["model", "check", "verdict", "p-value", "counts", "detail"],
+        [
+            {
+                "cells": [
+                    c["model"],
+                    c["name"],
+                    {True: "PASS", False: "FAIL", None: "n/a"}[c["passed"]],
+                    _p_text(c.get("p_value")),
+                    _counts_text(c.get("counts")),
+                    c["detail"],
+                ],
+                "passed": c["passed"],
+            }
+            for c in summary["checks"]
+        ],
+        numeric=(3,),
+    )
     repro = summary["reproducibility"]
     versions = _table(["package", "version"], [[k, v or "–"] for k, v in repro["versions"].items()])
-    runs = _table(["model", "seed", "n", "git commit", "MLflow run", "model's run", "device", "created"],
-                  [[r["model"], r["seed"], r["n"], _short_commit(r["git_commit"]), r["mlflow_run_id"] or "–",
-                    r["model_run_id"] or "–", r["device"] or "–", r["created_at"] or "–"] for r in repro["runs"]],
-                  numeric=(1, 2))
-    return {"attacks": attacks, "eps": _table(["norm", "eps (pixel scale 0–1)"], eps_rows),
-            "models": _models_table(summary), "checks": checks, "details": _details_table(summary),
-            "transfer": _transfer_table(summary), "corruptions": _corruptions_table(summary),
-            "versions": versions, "runs": runs}
+    runs = _table(
+        ["model", "seed", "n", "git commit", "MLflow run", "model's run", "device", "created"],
+        [
+            [
+                r["model"],
+                r["seed"],
+                r["n"],
+                _short_commit(r["git_commit"]),
+                r["mlflow_run_id"] or "–",
+                r["model_run_id"] or "–",
+                r["device"] or "–",
+                r["created_at"] or "–",
+            ]
+            for r in repro["runs"]
+        ],
+        numeric=(1, 2),
+    )
+    return {
+        "attacks": attacks,
+        "eps": _table(["norm", "eps (pixel scale 0–1)"], eps_rows),
+        "models": _models_table(summary),
+        "checks": checks,
+        "details": _details_table(summary),
+        "transfer": _transfer_table(summary),
+        "corruptions": _corruptions_table(summary),
+        "versions": versions,
+        "runs": runs,
+    }
 
 
 def _threat_facts(summary: dict) -> list[tuple[str, str]]:
     tm = summary["threat_model"]
     facts = [
-        ("examples", f"{', '.join(f'{k}: {v}' for k, v in tm['n'].items())} points of the {'/'.join(tm['split'])} "
-                     "split (the same seeded subset for every model)"),
-        ("targeted", " and ".join("yes" if v else "no" for v in tm["targeted"])
-         + (f" ({tm['target_selection']})" if tm["target_selection"] else "")),
+        (
+            "examples",
+            f"{', '.join(f'{k}: {v}' for k, v in tm['n'].items())} points of the {'/'.join(tm['split'])} "
+            "split (the same seeded subset for every model)",
+        ),
+        (
+            "targeted",
+            " and ".join("yes" if v else "no" for v in tm["targeted"])
+            + (f" ({tm['target_selection']})" if tm["target_selection"] else ""),
+        ),
         ("norms", ", ".join(tm["norms"]) + "; eps in pixel units, images scaled to 0–1"),
         ("worst case", f"per example, over {tm['worst_case_over']}"),
-        ("cascade", f"{', '.join(tm['cascade']) or 'none'} (expensive attacks run only on the points every "
-                    "cheaper attack left standing)"),
+        (
+            "cascade",
+            f"{', '.join(tm['cascade']) or 'none'} (expensive attacks run only on the points every "
+            "cheaper attack left standing)",
+        ),
     ]
     if tm.get("autoattack"):
         facts.append(("AutoAttack", str(tm["autoattack"])))
@@ -707,9 +1044,11 @@ def _report_filters(summary: dict) -> str:
     filters = summary["filters"]
     head = summary["headline"]
     chosen = "given with --headline-eps" if report.get("headline_eps_given") else f"chosen: {head['why']}"
-    return (f"models: {', '.join(filters['models'] or []) or 'all'}; "
-            f"attacks: {', '.join(filters['attacks'] or []) or 'all'}; "
-            f"headline eps: {head['norm']} {_eps_text(head['eps']) if head['eps'] is not None else '–'} ({chosen})")
+    return (
+        f"models: {', '.join(filters['models'] or []) or 'all'}; "
+        f"attacks: {', '.join(filters['attacks'] or []) or 'all'}; "
+        f"headline eps: {head['norm']} {_eps_text(head['eps']) if head['eps'] is not None else '–'} ({chosen})"
+    )
 
 
 def _reproducibility_facts(summary: dict) -> list[tuple[str, str]]:
@@ -718,10 +1057,12 @@ def _reproducibility_facts(summary: dict) -> list[tuple[str, str]]:
     commits = ", ".join(repro["git_commit"])
     if report_commit and [report_commit] != repro["git_commit"]:
         commits = f"evaluations: {commits}; this report: {report_commit}"
-    return [("git commit", commits),
-            ("seeds", ", ".join(f"{r['model']}: {r['seed']}" for r in repro["runs"])),
-            ("experiment", summary["experiment_dir"]),
-            ("report filters", _report_filters(summary))]
+    return [
+        ("git commit", commits),
+        ("seeds", ", ".join(f"{r['model']}: {r['seed']}" for r in repro["runs"])),
+        ("experiment", summary["experiment_dir"]),
+        ("report filters", _report_filters(summary)),
+    ]
 
 
 def _commands(summary: dict) -> list[tuple[str, str]]:
@@ -758,53 +1099,57 @@ def _captions(summary: dict) -> dict[str, str]:
     store = summary["pareto"].get("store")
     store_note = ""
     if store:
-        store_note = (f" {len(store['rows'])} search results of {summary['dataset']} from {store['path']} in grey "
-                      "(their validation accuracy; robust accuracy where the store has the worst case at this eps)."
-                      if not store.get("error") else f" Benchmark store unreadable: {store['error']}.")
+        store_note = (
+            f" {len(store['rows'])} search results of {summary['dataset']} from {store['path']} in grey "
+            "(their validation accuracy; robust accuracy where the store has the worst case at this eps)."
+            if not store.get("error")
+            else f" Benchmark store unreadable: {store['error']}."
+        )
     transfer = summary.get("transfer")
     captions = {
         "models": "Clean and robust accuracy on the attacked test points; worst case = the share of points that "
-                  "every attack failed on (per example); (headline): the headline eps. Sanity checks: how many of "
-                  "the model's checks failed (see the checks section). Latency: one image, best of 20 runs on the "
-                  "device named in the reproducibility block.",
+        "every attack failed on (per example); (headline): the headline eps. Sanity checks: how many of "
+        "the model's checks failed (see the checks section). Latency: one image, best of 20 runs on the "
+        "device named in the reproducibility block.",
         "curves": "Robust accuracy (%) against the attack radius. The first panel is the per-example worst case over "
-                  "all attacks (the number to report); the others show each attack alone (\"cascade\" attacks: the "
-                  "ensemble up to them).",
+        'all attacks (the number to report); the others show each attack alone ("cascade" attacks: the '
+        "ensemble up to them).",
         "curves_missing": "No eps-bounded attack was run.",
         "pareto": "Each evaluated model in its colour; models on the Pareto front of (clean accuracy, worst-case "
-                  "robust accuracy, parameters) are ringed in black: "
-                  f"{', '.join(summary['pareto']['front']) or 'none'}.{store_note}",
+        "robust accuracy, parameters) are ringed in black: "
+        f"{', '.join(summary['pareto']['front']) or 'none'}.{store_note}",
         "pareto_missing": "No model has both a parameter count and a robust accuracy.",
         "transfer_missing": "Not available: a transfer matrix needs two or more models attacked together "
-                            "(nasbench attack --model a,b).",
+        "(nasbench attack --model a,b).",
         "corruptions": "Accuracy (%) on the evaluated test points after each corruption of Hendrycks & Dietterich "
-                       "2019 at each severity (CIFAR-10-C's constants; frost uses a procedural texture), one "
-                       "heatmap per model on one colour scale. Corruption error CE = the model's summed errors over "
-                       "the severities / the baseline's; mCE = its mean over the corruptions (baseline = 100); "
-                       "relative mCE counts only the errors beyond each model's clean error.",
+        "2019 at each severity (CIFAR-10-C's constants; frost uses a procedural texture), one "
+        "heatmap per model on one colour scale. Corruption error CE = the model's summed errors over "
+        "the severities / the baseline's; mCE = its mean over the corruptions (baseline = 100); "
+        "relative mCE counts only the errors beyond each model's clean error.",
         "corruptions_missing": "Not measured: add --corruptions all (or a list) to nasbench attack.",
         "examples": "Per model: the clean image with its true and predicted label (top row), the adversarial image "
-                    "with its prediction (middle, red), and the perturbation amplified so its largest entry fills "
-                    "the grey range (bottom; mid-grey is zero, its true size is written above it).",
+        "with its prediction (middle, red), and the perturbation amplified so its largest entry fills "
+        "the grey range (bottom; mid-grey is zero, its true size is written above it).",
         "examples_missing": "No attack succeeded, so there are no adversarial examples to show.",
-        "checks": "After Carlini et al. 2019, \"On Evaluating Adversarial Robustness\": passing them is no proof of "
-                  "robustness, failing any is a sign the evaluation is too weak. n/a: nothing in the run to judge "
-                  "it on. Every verdict is an exact one-sided test on the points attacked (two attacks: McNemar's "
-                  "test on the points only one of them broke; a rate against a bound: a binomial test), never a "
-                  "raw difference, since random starts move a few points from run to run. FAIL when the p-value, "
-                  "Bonferroni-adjusted over the check's comparisons, is below 0.001. Counts: the points the test "
-                  "was computed from (the closest call when the check passed).",
+        "checks": 'After Carlini et al. 2019, "On Evaluating Adversarial Robustness": passing them is no proof of '
+        "robustness, failing any is a sign the evaluation is too weak. n/a: nothing in the run to judge "
+        "it on. Every verdict is an exact one-sided test on the points attacked (two attacks: McNemar's "
+        "test on the points only one of them broke; a rate against a bound: a binomial test), never a "
+        "raw difference, since random starts move a few points from run to run. FAIL when the p-value, "
+        "Bonferroni-adjusted over the check's comparisons, is below 0.001. Counts: the points the test "
+        "was computed from (the closest call when the check passed).",
         "details": "Success rate: broken / clean-correct points (cascade attacks: / points they ran on). Points "
-                   "broken (so far): by this attack at this eps or a smaller one (cascade attacks: only those the "
-                   "cheaper attacks missed); points attacked at this eps: those still standing that it ran on. "
-                   "Perturbation sizes over the examples each attack broke.",
+        "broken (so far): by this attack at this eps or a smaller one (cascade attacks: only those the "
+        "cheaper attacks missed); points attacked at this eps: those still standing that it ran on. "
+        "Perturbation sizes over the examples each attack broke.",
     }
     if transfer:
         captions["transfer"] = (
             f"Accuracy of each target model (column) on adversarial examples crafted on each source model (row) "
             f"with {transfer.get('attack_label')} at {transfer.get('norm')} eps {_eps_text(transfer['eps'])} "
             f"({transfer.get('eps_choice')}), on {transfer.get('n')} points. The diagonal is white-box; high values "
-            "off it mean the examples transfer poorly.")
+            "off it mean the examples transfer poorly."
+        )
     for grid in summary["grids"]:
         captions[f"grid-{grid['model']}"] = _grid_caption(grid)
     return captions
@@ -821,8 +1166,10 @@ def _failure_banner(summary: dict) -> str:
 
 
 def _collapse_banner(summary: dict) -> str:
-    return (f"{len(summary.get('collapsed') or [])} model(s) whose training collapsed to chance: their numbers "
-            "describe a failed training run, not the architecture")
+    return (
+        f"{len(summary.get('collapsed') or [])} model(s) whose training collapsed to chance: their numbers "
+        "describe a failed training run, not the architecture"
+    )
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -830,8 +1177,12 @@ def _collapse_banner(summary: dict) -> str:
 
 def _figures(summary: dict) -> dict[str, bytes]:
     figures = {}
-    for name, plot in (("curves", plot_curves), ("pareto", plot_pareto), ("transfer", plot_transfer),
-                       ("corruptions", plot_corruptions)):
+    for name, plot in (
+        ("curves", plot_curves),
+        ("pareto", plot_pareto),
+        ("transfer", plot_transfer),
+        ("corruptions", plot_corruptions),
+    ):
         data = plot(summary)
         if data is not None:
             figures[name] = data
@@ -842,10 +1193,15 @@ def _figures(summary: dict) -> dict[str, bytes]:
 
 def _texts(summary: dict) -> dict[str, Any]:
     """The words both renderers put around the tables and figures."""
-    return {"captions": _captions(summary), "threat_facts": _threat_facts(summary),
-            "repro_facts": _reproducibility_facts(summary), "commands": _commands(summary),
-            "headline": _headline_text(summary), "banner": _failure_banner(summary),
-            "collapse_banner": _collapse_banner(summary)}
+    return {
+        "captions": _captions(summary),
+        "threat_facts": _threat_facts(summary),
+        "repro_facts": _reproducibility_facts(summary),
+        "commands": _commands(summary),
+        "headline": _headline_text(summary),
+        "banner": _failure_banner(summary),
+        "collapse_banner": _collapse_banner(summary),
+    }
 
 
 def _render_html(summary: dict, tables: dict, figures: dict[str, bytes]) -> str:
@@ -854,12 +1210,14 @@ def _render_html(summary: dict, tables: dict, figures: dict[str, bytes]) -> str:
     import jinja2
 
     source = files("nasbench").joinpath("templates", TEMPLATE).read_text()
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                                     trim_blocks=True, lstrip_blocks=True)
+    environment = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
     images = {name: "data:image/png;base64," + base64.b64encode(data).decode() for name, data in figures.items()}
     colours = {m["label"]: m["colour"] for m in summary["models"]}
-    return environment.from_string(source).render(s=summary, t=tables, x=_texts(summary), images=images,
-                                                  sections=SECTIONS, colours=colours)
+    return environment.from_string(source).render(
+        s=summary, t=tables, x=_texts(summary), images=images, sections=SECTIONS, colours=colours
+    )
 
 
 def _md_cell(value: Any) -> str:
@@ -868,13 +1226,16 @@ def _md_cell(value: Any) -> str:
 
 def _md_table(table: dict, bold_column: int | None = None) -> str:
     """A pipe table; numeric columns right-aligned, ``bold_column`` (the headline) in bold."""
+
     def row_cells(row):
         cells = row["cells"] if isinstance(row, dict) else row
         return [f"**{_md_cell(c)}**" if i == bold_column else _md_cell(c) for i, c in enumerate(cells)]
 
     headers = table["headers"]
-    lines = ["| " + " | ".join(row_cells(headers)) + " |",
-             "|" + "".join("---:|" if i in table["numeric"] else "---|" for i in range(len(headers)))]
+    lines = [
+        "| " + " | ".join(row_cells(headers)) + " |",
+        "|" + "".join("---:|" if i in table["numeric"] else "---|" for i in range(len(headers))),
+    ]
     lines += ["| " + " | ".join(row_cells(row)) + " |" for row in table["rows"]]
     return "\n".join(lines)
 
@@ -886,9 +1247,13 @@ def _md_figure(key: str, alt: str, image_paths: dict[str, str], caption: str) ->
 def _render_markdown(summary: dict, tables: dict, image_paths: dict[str, str]) -> str:
     s, t, x = summary, tables, _texts(summary)
     captions = x["captions"]
-    out = [f"# Robustness report: {s['experiment']}", "",
-           f"Dataset **{s['dataset']}**, {len(s['models'])} model(s), generated {s['generated_at']}. "
-           f"Headline number: {x['headline']}.", ""]
+    out = [
+        f"# Robustness report: {s['experiment']}",
+        "",
+        f"Dataset **{s['dataset']}**, {len(s['models'])} model(s), generated {s['generated_at']}. "
+        f"Headline number: {x['headline']}.",
+        "",
+    ]
     if s["failed_checks"]:
         out += [f"> **{x['banner']}**", ">"]
         out += [f"> - **{c['model']}: {c['name']}** – {c['detail']}" for c in s["failed_checks"]]
@@ -903,30 +1268,53 @@ def _render_markdown(summary: dict, tables: dict, image_paths: dict[str, str]) -
     out += [f"- **{term}**: {text}" for term, text in x["threat_facts"]]
     out += ["", _md_table(t["eps"]), "", _md_table(t["attacks"]), ""]
     column = t["models"]["checks_column"]
-    models = {**t["models"], "rows": [[f"**{c}**" if i == column and r["failed"] else c
-                                       for i, c in enumerate(r["cells"])] for r in t["models"]["rows"]]}
-    out += [f"## {SECTIONS['models']}", "", _md_table(models, bold_column=t["models"]["headline_column"]), "",
-            captions["models"], ""]
+    models = {
+        **t["models"],
+        "rows": [
+            [f"**{c}**" if i == column and r["failed"] else c for i, c in enumerate(r["cells"])]
+            for r in t["models"]["rows"]
+        ],
+    }
+    out += [
+        f"## {SECTIONS['models']}",
+        "",
+        _md_table(models, bold_column=t["models"]["headline_column"]),
+        "",
+        captions["models"],
+        "",
+    ]
     for key in ("curves", "pareto", "transfer"):
         out += [f"## {SECTIONS[key]}", ""]
-        out += (_md_figure(key, SECTIONS[key], image_paths, captions[key]) if key in image_paths
-                else [captions[f"{key}_missing"], ""])
+        out += (
+            _md_figure(key, SECTIONS[key], image_paths, captions[key])
+            if key in image_paths
+            else [captions[f"{key}_missing"], ""]
+        )
         if key == "transfer" and t["transfer"]:
             out += [_md_table(t["transfer"]), ""]
     out += [f"## {SECTIONS['corruptions']}", ""]
-    out += (_md_figure("corruptions", SECTIONS["corruptions"], image_paths, captions["corruptions"])
-            if "corruptions" in image_paths else [captions["corruptions_missing"], ""])
+    out += (
+        _md_figure("corruptions", SECTIONS["corruptions"], image_paths, captions["corruptions"])
+        if "corruptions" in image_paths
+        else [captions["corruptions_missing"], ""]
+    )
     if t["corruptions"]:
         out += [_md_table(t["corruptions"]), ""]
     out += [f"## {SECTIONS['examples']}", "", captions["examples"], ""]
     for grid in s["grids"]:
         key = f"grid-{grid['model']}"
-        out += [f"### {grid['model']}", ""] + _md_figure(key, f"adversarial examples of {grid['model']}",
-                                                          image_paths, captions[key])
+        out += [f"### {grid['model']}", ""] + _md_figure(
+            key, f"adversarial examples of {grid['model']}", image_paths, captions[key]
+        )
     if not s["grids"]:
         out += [captions["examples_missing"], ""]
-    checks = {**t["checks"], "rows": [[*r["cells"][:2], f"**{r['cells'][2]}**" if r["passed"] is False
-                                       else r["cells"][2], *r["cells"][3:]] for r in t["checks"]["rows"]]}
+    checks = {
+        **t["checks"],
+        "rows": [
+            [*r["cells"][:2], f"**{r['cells'][2]}**" if r["passed"] is False else r["cells"][2], *r["cells"][3:]]
+            for r in t["checks"]["rows"]
+        ],
+    }
     out += [f"## {SECTIONS['checks']}", "", captions["checks"], "", _md_table(checks), ""]
     out += [f"## {SECTIONS['details']}", "", _md_table(t["details"]), "", captions["details"], ""]
     out += [f"## {SECTIONS['reproducibility']}", ""]
@@ -942,11 +1330,20 @@ def _log_report(tracking, summary: dict, result: ReportResult, extra: list[Path]
 
     runs = [r["mlflow_run_id"] for r in summary["reproducibility"]["runs"] if r["mlflow_run_id"]]
     model_runs = {r["model_run_id"] for r in summary["reproducibility"]["runs"] if r["model_run_id"]}
-    params = {"experiment": summary["experiment"], "models": ",".join(m["label"] for m in summary["models"]),
-              "format": result.path.suffix.lstrip("."), "headline_eps": summary["headline"]["eps"],
-              "headline_norm": summary["headline"]["norm"]}
-    with evaluation_run(tracking, model_run_id=next(iter(model_runs)) if len(model_runs) == 1 else None,
-                        name="report", params=params, role="report") as run:
+    params = {
+        "experiment": summary["experiment"],
+        "models": ",".join(m["label"] for m in summary["models"]),
+        "format": result.path.suffix.lstrip("."),
+        "headline_eps": summary["headline"]["eps"],
+        "headline_norm": summary["headline"]["norm"],
+    }
+    with evaluation_run(
+        tracking,
+        model_run_id=next(iter(model_runs)) if len(model_runs) == 1 else None,
+        name="report",
+        params=params,
+        role="report",
+    ) as run:
         run.set_tag("nasbench.covers_runs", ",".join(runs))
         run.log_metrics({"models": len(summary["models"]), "failed_checks": len(summary["failed_checks"])})
         run.log_artifact(result.path, "report")
@@ -956,8 +1353,14 @@ def _log_report(tracking, summary: dict, result: ReportResult, extra: list[Path]
         return run.run_id
 
 
-def _equivalent_command(experiment_dir: Path, out: Path, format: str, models: list[str] | None,
-                        attacks: list[str] | None, headline_eps: float | None) -> str:
+def _equivalent_command(
+    experiment_dir: Path,
+    out: Path,
+    format: str,
+    models: list[str] | None,
+    attacks: list[str] | None,
+    headline_eps: float | None,
+) -> str:
     """The CLI call that makes the same report, for one built from Python."""
     words = ["nasbench", "report", "--experiment", experiment_dir.name, "--experiments-dir", str(experiment_dir.parent)]
     if models:
@@ -976,8 +1379,12 @@ def _report_provenance(command: str, headline_eps: float | None) -> dict[str, An
     from those of the evaluations it shows."""
     from nasbench.store import collect_provenance
 
-    return {"command": command, "working_directory": os.getcwd(),  # the command's relative paths start there
-            "git_commit": collect_provenance().get("git_commit"), "headline_eps_given": headline_eps is not None}
+    return {
+        "command": command,
+        "working_directory": os.getcwd(),  # the command's relative paths start there
+        "git_commit": collect_provenance().get("git_commit"),
+        "headline_eps_given": headline_eps is not None,
+    }
 
 
 def _report_path(out: str | Path, format: str) -> Path:
@@ -1024,9 +1431,16 @@ def _write_report(out: Path, format: str, summary: dict, tables: dict, figures: 
     return extra
 
 
-def build_report(experiment_dir: str | Path, out: str | Path, format: str = "html", models: list[str] | None = None,
-                 attacks: list[str] | None = None, tracking=None, headline_eps: float | None = None,
-                 command: str | None = None) -> ReportResult:
+def build_report(
+    experiment_dir: str | Path,
+    out: str | Path,
+    format: str = "html",
+    models: list[str] | None = None,
+    attacks: list[str] | None = None,
+    tracking=None,
+    headline_eps: float | None = None,
+    command: str | None = None,
+) -> ReportResult:
     """Write the robustness report of an experiment and its JSON summary.
 
     Args:

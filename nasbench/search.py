@@ -44,35 +44,51 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
-import sys
 import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
 
 from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.errors import UserError
-from nasbench.tracking import find_trial_run
-from nasbench.ray_runtime import (check_resources_fit, configure_ray_environment, describe_runtime, ensure_ray,
-                                  short_error, trial_resources)
-from nasbench.strategies import SAMPLERS, SCHEDULERS, check_sampler_options, make_sampler, make_scheduler
-from nasbench.strategies.fidelity import fidelity_ladder
 from nasbench.outcomes import DriverAnswers
+from nasbench.ray_runtime import (
+    check_resources_fit,
+    configure_ray_environment,
+    describe_runtime,
+    ensure_ray,
+    short_error,
+    trial_resources,
+)
+from nasbench.strategies import check_sampler_options, make_sampler, make_scheduler
+from nasbench.strategies.fidelity import fidelity_ladder
+from nasbench.tracking import find_trial_run
 from nasbench.trial import OBJECTIVES, CorruptionConfig, RobustConfig, TrialContext
 from nasbench.trial_writer import Outbox, TrialWriter, recover
 
 SPACES = ("macro", "cell")
 # Flags that only say how to run, not what to search: a resumed search takes them anew.
-RUNTIME_FIELDS = ("trials", "concurrency", "cpus_per_trial", "gpus_per_trial", "address", "resume",
-                  "checkpoint_storage", "progress", "threads", "device", "amp", "channels_last")
+RUNTIME_FIELDS = (
+    "trials",
+    "concurrency",
+    "cpus_per_trial",
+    "gpus_per_trial",
+    "address",
+    "resume",
+    "checkpoint_storage",
+    "progress",
+    "threads",
+    "device",
+    "amp",
+    "channels_last",
+)
 STUDY_NAME = "search"
 
 
@@ -120,7 +136,7 @@ class SearchConfig(DataConfig, TrainConfig):
     progress: bool = True
 
     @model_validator(mode="after")
-    def _check(self) -> "SearchConfig":
+    def _check(self) -> SearchConfig:
         if not self.objectives:
             raise ValueError("give at least one objective")
         if len(set(self.objectives)) != len(self.objectives):
@@ -129,8 +145,9 @@ class SearchConfig(DataConfig, TrainConfig):
         from attacks.corruption_eval import parse_subset
 
         parse_subset(self.corruption_subset)  # a bad name or severity: ValueError, one line
-        if self.experiment is not None and (not self.experiment.strip() or "/" in self.experiment
-                                            or self.experiment in (".", "..")):
+        if self.experiment is not None and (
+            not self.experiment.strip() or "/" in self.experiment or self.experiment in (".", "..")
+        ):
             raise ValueError("experiment must be a plain folder name")
         return self
 
@@ -155,14 +172,14 @@ class SearchSummary:
     experiment: str
     experiment_dir: Path
     requested: int
-    finished: int                  # Optuna trials COMPLETE + PRUNED + FAIL
+    finished: int  # Optuna trials COMPLETE + PRUNED + FAIL
     complete: int
     pruned: int
     failed: int
     deduplicated: int
     interrupted: bool
     seconds: float
-    best: list[dict] = field(default_factory=list)        # ranked rows (or the Pareto front)
+    best: list[dict] = field(default_factory=list)  # ranked rows (or the Pareto front)
     pareto: bool = False
     mlflow_run_id: str | None = None
     exported: list[Path] = field(default_factory=list)
@@ -176,6 +193,7 @@ class SearchSummary:
 
 
 # --------------------------------------------------------------------------- experiment dir
+
 
 def experiment_dir(config: SearchConfig) -> Path:
     name = config.experiment or f"{config.space}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -196,8 +214,9 @@ def prepare_experiment(config: SearchConfig) -> tuple[SearchConfig, Path]:
     saved = directory / "config.yaml"
     if config.resume:
         if not saved.is_file():
-            raise UserError(f"nothing to resume: {directory} holds no config.yaml "
-                            "(give the --experiment NAME of an earlier search)")
+            raise UserError(
+                f"nothing to resume: {directory} holds no config.yaml (give the --experiment NAME of an earlier search)"
+            )
         from nasbench.config import read_yaml, validate
 
         values = read_yaml(saved)
@@ -208,8 +227,10 @@ def prepare_experiment(config: SearchConfig) -> tuple[SearchConfig, Path]:
         values["experiments_dir"] = str(directory.parent)
         return validate(SearchConfig, values, source=str(saved)), directory
     if saved.exists():
-        raise UserError(f"experiment {directory.name!r} exists in {directory.parent}; "
-                        "add --resume to continue it or choose another --experiment")
+        raise UserError(
+            f"experiment {directory.name!r} exists in {directory.parent}; "
+            "add --resume to continue it or choose another --experiment"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     config = config.model_copy(update={"experiment": directory.name})
     tmp = saved.with_suffix(".tmp")
@@ -261,6 +282,7 @@ def optuna_storage(directory: Path):
 
 # --------------------------------------------------------------------------- the study
 
+
 def study_progress(study) -> dict:
     """Counts of a study's trials by how they ended, plus those left RUNNING."""
     from optuna.trial import TrialState
@@ -282,9 +304,15 @@ def study_progress(study) -> dict:
 
 # --------------------------------------------------------------------------- the search
 
-def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = None,
-               extra: dict | None = None, callbacks: list | None = None,
-               console=None) -> SearchSummary:
+
+def run_search(
+    config: SearchConfig,
+    *,
+    evaluate: Callable[..., dict] | None = None,
+    extra: dict | None = None,
+    callbacks: list | None = None,
+    console=None,
+) -> SearchSummary:
     """Run (or resume) a search; returns its summary.
 
     ``evaluate`` replaces training in every trial (``(arch, context, report) -> metrics``,
@@ -319,24 +347,55 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     dataset_description = search_run.log_dataset(dataset) if search_run else None
     store_path, store_journal = _open_store(config, directory)
     outbox = Outbox(directory / "results.jsonl")
-    writer = _open_writer(config, directory, tracking, search_run, dataset_description, store_path, store_journal,
-                          outbox)
+    writer = _open_writer(
+        config, directory, tracking, search_run, dataset_description, store_path, store_journal, outbox
+    )
     # what a killed driver finished but had not written: written now, told to Optuna if need be
     recovered = recover(outbox, writer, study, metrics)
     before = study_progress(study)
     remaining = max(0, config.trials - before["finished"])
     resume_numbers = before["running"][:remaining]
-    answers = DriverAnswers(store_path=store_path, store_journal=store_journal, replay_path=_replay_path(config),
-                            dataset=config.dataset, budget=config.epochs, seed=config.seed,
-                            objectives=tuple(config.objectives))
+    answers = DriverAnswers(
+        store_path=store_path,
+        store_journal=store_journal,
+        replay_path=_replay_path(config),
+        dataset=config.dataset,
+        budget=config.epochs,
+        seed=config.seed,
+        objectives=tuple(config.objectives),
+    )
     context = _trial_context(config, evaluate, extra)
-    _log(directory, {"event": "resume" if config.resume else "start", "finished": before["finished"],
-                     "rerun": resume_numbers, "recovered": recovered, "remaining": remaining})
+    _log(
+        directory,
+        {
+            "event": "resume" if config.resume else "start",
+            "finished": before["finished"],
+            "rerun": resume_numbers,
+            "recovered": recovered,
+            "remaining": remaining,
+        },
+    )
 
     try:
         if remaining > 0:
-            _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers, metrics, modes,
-                      callbacks, before, console, outbox, writer, answers)
+            _run_tune(
+                config,
+                directory,
+                study,
+                storage,
+                space,
+                context,
+                remaining,
+                resume_numbers,
+                metrics,
+                modes,
+                callbacks,
+                before,
+                console,
+                outbox,
+                writer,
+                answers,
+            )
     except BaseException:
         try:
             writer.close(interrupted=True)
@@ -350,16 +409,21 @@ def run_search(config: SearchConfig, *, evaluate: Callable[..., dict] | None = N
     after = study_progress(optuna.load_study(study_name=STUDY_NAME, storage=storage))
     interrupted = after["finished"] < config.trials
     writer.close(interrupted=interrupted)  # every run and row written before the summary reads them
-    summary = _summarise(config, directory, study, after, interrupted, time.perf_counter() - started,
-                         search_run)
+    summary = _summarise(config, directory, study, after, interrupted, time.perf_counter() - started, search_run)
     summary.exported = _export_best(config, directory, summary, dataset, tracking, search_run)
     if search_run is not None:
         search_run.log_summary(
-            {"trials_finished": summary.finished, "trials_complete": summary.complete,
-             "trials_pruned": summary.pruned, "trials_failed": summary.failed,
-             "trials_deduplicated": summary.deduplicated, "search_seconds": summary.seconds},
+            {
+                "trials_finished": summary.finished,
+                "trials_complete": summary.complete,
+                "trials_pruned": summary.pruned,
+                "trials_failed": summary.failed,
+                "trials_deduplicated": summary.deduplicated,
+                "search_seconds": summary.seconds,
+            },
             [_table_row(row) for row in summary.best],
-            table_name="pareto_front" if summary.pareto else "best_architectures")
+            table_name="pareto_front" if summary.pareto else "best_architectures",
+        )
         search_run.end("KILLED" if interrupted else "FINISHED")
     _log(directory, {"event": "end", **{k: v for k, v in summary.to_dict().items() if k != "best"}})
     return summary
@@ -369,19 +433,24 @@ def _open_study(config: SearchConfig, directory: Path, modes: list[str], space=N
     """The search's Optuna study (created, or reopened on resume) and its storage."""
     import optuna
 
-    sampler = make_sampler(config.sampler, config.seed, config.multi_objective, space=space,
-                           **config.sampler_options)
+    sampler = make_sampler(config.sampler, config.seed, config.multi_objective, space=space, **config.sampler_options)
     try:
         storage = optuna_storage(directory)
-        study = optuna.create_study(storage=storage, study_name=STUDY_NAME, sampler=sampler,
-                                    load_if_exists=True,
-                                    directions=["maximize" if m == "max" else "minimize" for m in modes])
+        study = optuna.create_study(
+            storage=storage,
+            study_name=STUDY_NAME,
+            sampler=sampler,
+            load_if_exists=True,
+            directions=["maximize" if m == "max" else "minimize" for m in modes],
+        )
     except ValueError:  # json.JSONDecodeError is one: a damaged journal, or something else
         bad_line = first_unreadable_line(directory / "optuna.journal")
         if bad_line is None:
             raise
-        raise UserError(f"experiment {directory.name}: line {bad_line} of {directory / 'optuna.journal'} is not "
-                        "JSON; keep a copy, and remove it to start the search over") from None
+        raise UserError(
+            f"experiment {directory.name}: line {bad_line} of {directory / 'optuna.journal'} is not "
+            "JSON; keep a copy, and remove it to start the search over"
+        ) from None
     return study, storage
 
 
@@ -395,14 +464,29 @@ def _open_store(config: SearchConfig, directory: Path) -> tuple[str, str]:
     return store_path, store_journal
 
 
-def _open_writer(config: SearchConfig, directory: Path, tracking, search_run, dataset_description, store_path: str,
-                 store_journal: str, outbox: Outbox) -> TrialWriter:
+def _open_writer(
+    config: SearchConfig,
+    directory: Path,
+    tracking,
+    search_run,
+    dataset_description,
+    store_path: str,
+    store_journal: str,
+    outbox: Outbox,
+) -> TrialWriter:
     """The driver's single writer of trial runs and store rows (a replay records no rows)."""
     identity = {"dataset": config.dataset, "budget": config.epochs, "seed": config.seed, "space": config.space}
-    return TrialWriter(tracking=tracking, parent_run_id=search_run.run_id if search_run else None,
-                       dataset=dataset_description, train_config=config.train_config().model_dump(),
-                       store_path=store_path if config.replay is None else None, store_journal=store_journal,
-                       checkpoints_dir=directory / "checkpoints", outbox=outbox, identity=identity)
+    return TrialWriter(
+        tracking=tracking,
+        parent_run_id=search_run.run_id if search_run else None,
+        dataset=dataset_description,
+        train_config=config.train_config().model_dump(),
+        store_path=store_path if config.replay is None else None,
+        store_journal=store_journal,
+        checkpoints_dir=directory / "checkpoints",
+        outbox=outbox,
+        identity=identity,
+    )
 
 
 def _replay_path(config: SearchConfig) -> str | None:
@@ -414,16 +498,25 @@ def _trial_context(config: SearchConfig, evaluate, extra) -> TrialContext:
     from nasbench.data import absolute_dataset_name
 
     return TrialContext(
-        dataset=config.dataset, dataset_path=absolute_dataset_name(config.dataset),
+        dataset=config.dataset,
+        dataset_path=absolute_dataset_name(config.dataset),
         data_dir=str(Path(config.data_dir).expanduser().resolve()),
-        val_fraction=config.val_fraction, seed=config.seed, space=config.space,
-        train=config.train_config().model_dump(), objectives=tuple(config.objectives),
-        robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps,
-                            config.robust_samples) if "robust_acc" in config.objectives else None,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        space=config.space,
+        train=config.train_config().model_dump(),
+        objectives=tuple(config.objectives),
+        robust=RobustConfig(config.robust_attack, config.robust_eps, config.robust_steps, config.robust_samples)
+        if "robust_acc" in config.objectives
+        else None,
         corruption=CorruptionConfig(tuple(config.corruption_subset), config.corruption_samples)
-        if "corruption_acc" in config.objectives else None,
+        if "corruption_acc" in config.objectives
+        else None,
         **fidelity_ladder(config),
-        augment=tuple(config.augment), evaluate=evaluate, extra=dict(extra or {}))
+        augment=tuple(config.augment),
+        evaluate=evaluate,
+        extra=dict(extra or {}),
+    )
 
 
 def _check_inputs(config: SearchConfig):
@@ -447,8 +540,13 @@ def _check_inputs(config: SearchConfig):
 
 def _load_dataset(config: SearchConfig, load_dataset):
     try:
-        return load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
-                            seed=config.seed, val_fraction=config.val_fraction)
+        return load_dataset(
+            config.dataset,
+            data_dir=config.data_dir,
+            download=config.download,
+            seed=config.seed,
+            val_fraction=config.val_fraction,
+        )
     except UserError:
         raise
     except (ValueError, OSError) as error:
@@ -458,8 +556,9 @@ def _load_dataset(config: SearchConfig, load_dataset):
 def _open_tracking(config: SearchConfig, directory: Path):
     from nasbench.tracking import SearchRun, TrackingConfig, default_tracking_uri
 
-    tracking = TrackingConfig(tracking_uri=config.tracking_uri or default_tracking_uri(directory),
-                              experiment_name=directory.name)
+    tracking = TrackingConfig(
+        tracking_uri=config.tracking_uri or default_tracking_uri(directory), experiment_name=directory.name
+    )
     if config.tracking_uri is None:
         _write_ahead_log(tracking.tracking_uri)
     run_id_file = directory / "mlflow_run_id"
@@ -512,8 +611,24 @@ def _log(directory: Path, entry: dict) -> None:
         handle.write(json.dumps({"time": time.time(), **entry}, default=str) + "\n")
 
 
-def _run_tune(config, directory, study, storage, space, context, remaining, resume_numbers, metrics, modes,
-              callbacks, before, console, outbox, writer, answers) -> None:
+def _run_tune(
+    config,
+    directory,
+    study,
+    storage,
+    space,
+    context,
+    remaining,
+    resume_numbers,
+    metrics,
+    modes,
+    callbacks,
+    before,
+    console,
+    outbox,
+    writer,
+    answers,
+) -> None:
     from ray import tune
 
     from nasbench.ledger import TrialLedger
@@ -530,27 +645,45 @@ def _run_tune(config, directory, study, storage, space, context, remaining, resu
         trial.set_user_attr("arch_hash", digest)
         return {"arch": as_dict, "arch_hash": digest}
 
-    progress = SearchProgress(total=config.trials, already=before, objectives=config.objectives,
-                              enabled=config.progress, console=console)
+    progress = SearchProgress(
+        total=config.trials, already=before, objectives=config.objectives, enabled=config.progress, console=console
+    )
     ledger = TrialLedger(directory, outbox, writer, answers, config.scheduler, config.epochs, progress)
     searcher = NasOptunaSearch(
-        define_by_run, metric=metrics if len(metrics) > 1 else metrics[0],
-        mode=modes if len(modes) > 1 else modes[0], sampler=study.sampler, study_name=STUDY_NAME,
-        storage=storage, resume_numbers=resume_numbers, budget=remaining, answer=answers.answer, ledger=ledger)
+        define_by_run,
+        metric=metrics if len(metrics) > 1 else metrics[0],
+        mode=modes if len(modes) > 1 else modes[0],
+        sampler=study.sampler,
+        study_name=STUDY_NAME,
+        storage=storage,
+        resume_numbers=resume_numbers,
+        budget=remaining,
+        answer=answers.answer,
+        ledger=ledger,
+    )
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), trial_resources(config))
     storage_path = config.checkpoint_storage or str(directory / "ray")
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(config),
-                                    num_samples=remaining, max_concurrent_trials=config.concurrency,
-                                    reuse_actors=True, trial_dirname_creator=_trial_dirname),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=make_scheduler(config),
+            num_samples=remaining,
+            max_concurrent_trials=config.concurrency,
+            reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+        ),
         run_config=tune.RunConfig(
             name=_run_name(config, directory),
-            storage_path=storage_path, verbose=0, progress_reporter=SilentReporter(), log_to_file=False,
+            storage_path=storage_path,
+            verbose=0,
+            progress_reporter=SilentReporter(),
+            log_to_file=False,
             stop=_reported_its_end,
             callbacks=[ledger, progress, *(callbacks or [])],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=0),
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
     )
     # the result grid Tuner.fit builds at the end looks for the per-trial CSV/JSON files
     # that are deliberately not written: its warnings about them are noise here
@@ -581,16 +714,23 @@ def _trial_dirname(trial) -> str:
 
 # --------------------------------------------------------------------------- results
 
+
 def _summarise(config, directory, study, counts, interrupted, seconds, search_run) -> SearchSummary:
     from optuna.trial import TrialState
 
     trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    failures = {t.number: t.user_attrs.get("reason", "") for t in study.get_trials(deepcopy=False)
-                if t.state == TrialState.FAIL}
+    failures = {
+        t.number: t.user_attrs.get("reason", "") for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL
+    }
     rows = []
     for t in trials:
-        row = {"rank": 0, "trial": t.number, "arch_hash": t.user_attrs.get("arch_hash"),
-               "status": t.user_attrs.get("status", "ok"), "arch": t.user_attrs.get("arch")}
+        row = {
+            "rank": 0,
+            "trial": t.number,
+            "arch_hash": t.user_attrs.get("arch_hash"),
+            "status": t.user_attrs.get("status", "ok"),
+            "arch": t.user_attrs.get("arch"),
+        }
         for name, value in zip(config.objectives, t.values):
             row[name] = value
         rows.append(row)
@@ -598,8 +738,11 @@ def _summarise(config, directory, study, counts, interrupted, seconds, search_ru
     if pareto:
         front = {t.number for t in study.best_trials}
         best = [row for row in rows if row["trial"] in front]
-        best.sort(key=lambda r: -r[config.objectives[0]] if OBJECTIVES[config.objectives[0]][1] == "max"
-                  else r[config.objectives[0]])
+        best.sort(
+            key=lambda r: (
+                -r[config.objectives[0]] if OBJECTIVES[config.objectives[0]][1] == "max" else r[config.objectives[0]]
+            )
+        )
     else:
         sign = -1 if OBJECTIVES[config.objectives[0]][1] == "max" else 1
         best = sorted(rows, key=lambda r: (sign * r[config.objectives[0]], r["trial"]))
@@ -611,11 +754,21 @@ def _summarise(config, directory, study, counts, interrupted, seconds, search_ru
     for rank, row in enumerate(unique, start=1):
         row["rank"] = rank
     return SearchSummary(
-        experiment=directory.name, experiment_dir=directory, requested=config.trials,
-        finished=counts["finished"], complete=counts["complete"], pruned=counts["pruned"],
-        failed=counts["failed"], deduplicated=counts["deduplicated"], interrupted=interrupted,
-        seconds=seconds, best=unique if pareto else unique[: max(config.export_top, 10)], pareto=pareto,
-        mlflow_run_id=search_run.run_id if search_run else None, failures=failures)
+        experiment=directory.name,
+        experiment_dir=directory,
+        requested=config.trials,
+        finished=counts["finished"],
+        complete=counts["complete"],
+        pruned=counts["pruned"],
+        failed=counts["failed"],
+        deduplicated=counts["deduplicated"],
+        interrupted=interrupted,
+        seconds=seconds,
+        best=unique if pareto else unique[: max(config.export_top, 10)],
+        pareto=pareto,
+        mlflow_run_id=search_run.run_id if search_run else None,
+        failures=failures,
+    )
 
 
 def _table_row(row: dict) -> dict:
@@ -668,8 +821,9 @@ def _register_best(config, summary, dataset, tracking, search_run, directory) ->
             set_aliases(tracking, name, version, aliases.get(row["trial"], []))
             continue
         model, arch, meta = load_checkpoint(checkpoint)
-        log_model(tracking, run_id, model, dataset.val.x[:2].cpu(), name, aliases.get(row["trial"], []),
-                  arch=arch, meta=meta)
+        log_model(
+            tracking, run_id, model, dataset.val.x[:2].cpu(), name, aliases.get(row["trial"], []), arch=arch, meta=meta
+        )
 
 
 def _aliases(config, rows: list[dict]) -> dict[int, list[str]]:

@@ -90,17 +90,40 @@ METRIC_COLUMNS = {
     "train_seconds": "min",
 }
 # Columns that may appear in ``where`` (besides the metrics).
-FILTER_COLUMNS = ("arch_hash", "dataset", "budget", "seed", "space", "status", "reason",
-                  "device", "mlflow_run_id", *METRIC_COLUMNS)
+FILTER_COLUMNS = (
+    "arch_hash",
+    "dataset",
+    "budget",
+    "seed",
+    "space",
+    "status",
+    "reason",
+    "device",
+    "mlflow_run_id",
+    *METRIC_COLUMNS,
+)
 ROBUST_PREFIX = "robust"
 CORRUPTION_PREFIX = "corruption"
 CORRUPTION_NORM = "corruption"  # the norm of corruption rows in the robustness table
 CORRUPTION_METRIC = "corruption_acc"  # mean corruption accuracy: corruption:mean:mean
 
 REQUIRED_KEYS = ("arch_hash", "dataset", "budget", "seed", "space", "arch", "status")
-OPTIONAL_KEYS = ("reason", "curves", "train_acc", "val_acc", "test_acc", "params", "macs",
-                 "latency_ms", "device", "train_seconds", "mlflow_run_id", "robust",
-                 "provenance", "created_at")
+OPTIONAL_KEYS = (
+    "reason",
+    "curves",
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "params",
+    "macs",
+    "latency_ms",
+    "device",
+    "train_seconds",
+    "mlflow_run_id",
+    "robust",
+    "provenance",
+    "created_at",
+)
 ROW_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 
 # Packages whose versions make a result reproducible (or explain why it is not).
@@ -171,10 +194,11 @@ _V1 = [
     "CREATE INDEX robustness_by_setting ON robustness (attack, norm, eps, accuracy)",
     # top() filters on status = 'ok' and orders by one metric, with or without a
     # dataset: one partial index per case lets SQLite stop after k rows.
-    *(f"CREATE INDEX results_ok_{column} ON results ({column}) WHERE status = 'ok'"
-      for column in METRIC_COLUMNS),
-    *(f"CREATE INDEX results_ok_dataset_{column} ON results (dataset, {column}) WHERE status = 'ok'"
-      for column in METRIC_COLUMNS),
+    *(f"CREATE INDEX results_ok_{column} ON results ({column}) WHERE status = 'ok'" for column in METRIC_COLUMNS),
+    *(
+        f"CREATE INDEX results_ok_dataset_{column} ON results (dataset, {column}) WHERE status = 'ok'"
+        for column in METRIC_COLUMNS
+    ),
     "CREATE INDEX results_by_mlflow_run ON results (mlflow_run_id)",
 ]
 
@@ -191,6 +215,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # ----------------------------------------------------------------------- provenance
+
 
 def _git(directory: str, *args: str) -> str | None:
     """git's stripped output in ``directory``, or None when git fails or is missing."""
@@ -239,6 +264,7 @@ def collect_provenance() -> dict[str, Any]:
 
 # ------------------------------------------------------------------- row validation
 
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -254,8 +280,9 @@ def _canonical_eps(eps: float) -> float:
 
 def _validate_robust(results: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(results, (list, tuple)):
-        raise InvalidRow(f"{where}: 'robust' must be a list of "
-                         f"{{attack, norm, eps, accuracy}} dicts, not {type(results).__name__}")
+        raise InvalidRow(
+            f"{where}: 'robust' must be a list of {{attack, norm, eps, accuracy}} dicts, not {type(results).__name__}"
+        )
     clean = []
     for index, item in enumerate(results):
         at = f"{where}: robust[{index}]"
@@ -273,8 +300,9 @@ def _validate_robust(results: Any, where: str) -> list[dict[str, Any]]:
             raise InvalidRow(f"{at}: eps must be a finite number >= 0 (got {eps!r})")
         if not _is_number(accuracy) or not 0.0 <= accuracy <= 1.0:
             raise InvalidRow(f"{at}: accuracy must be a fraction in [0, 1] (got {accuracy!r})")
-        clean.append({"attack": attack.strip(), "norm": norm.strip(),
-                      "eps": _canonical_eps(eps), "accuracy": float(accuracy)})
+        clean.append(
+            {"attack": attack.strip(), "norm": norm.strip(), "eps": _canonical_eps(eps), "accuracy": float(accuracy)}
+        )
     return clean
 
 
@@ -289,12 +317,10 @@ def validate_row(row: Any) -> dict[str, Any]:
         raise InvalidRow(f"a benchmark row must be a dict, not {type(row).__name__}")
     missing = [key for key in REQUIRED_KEYS if key not in row]
     if missing:
-        raise InvalidRow(f"benchmark row is missing {', '.join(missing)} "
-                         f"(required: {', '.join(REQUIRED_KEYS)})")
+        raise InvalidRow(f"benchmark row is missing {', '.join(missing)} (required: {', '.join(REQUIRED_KEYS)})")
     unknown = sorted(set(row) - set(ROW_KEYS))
     if unknown:
-        raise InvalidRow(f"benchmark row has unknown key(s) {', '.join(unknown)} "
-                         f"(known: {', '.join(ROW_KEYS)})")
+        raise InvalidRow(f"benchmark row has unknown key(s) {', '.join(unknown)} (known: {', '.join(ROW_KEYS)})")
     clean: dict[str, Any] = {key: row.get(key) for key in ROW_KEYS}
     where = f"row {row['arch_hash']!r}/{row['dataset']!r}"
 
@@ -308,8 +334,9 @@ def validate_row(row: Any) -> dict[str, Any]:
     if clean["space"] not in SPACES:
         raise InvalidRow(f"{where}: space must be one of {', '.join(SPACES)} (got {clean['space']!r})")
     if not isinstance(clean["arch"], dict):
-        raise InvalidRow(f"{where}: arch must be a dict (the architecture's JSON form), "
-                         f"not {type(clean['arch']).__name__}")
+        raise InvalidRow(
+            f"{where}: arch must be a dict (the architecture's JSON form), not {type(clean['arch']).__name__}"
+        )
     if clean["status"] not in STATUSES:
         raise InvalidRow(f"{where}: status must be one of {', '.join(STATUSES)} (got {clean['status']!r})")
     if clean["status"] != "ok" and not (isinstance(clean["reason"], str) and clean["reason"].strip()):
@@ -335,8 +362,9 @@ def validate_row(row: Any) -> dict[str, Any]:
 
     curves = clean["curves"] if clean["curves"] is not None else []
     if not isinstance(curves, (list, tuple)) or not all(isinstance(e, dict) for e in curves):
-        raise InvalidRow(f"{where}: curves must be a list of per-epoch dicts like "
-                         "{'epoch': 1, 'train_loss': ..., 'val_acc': ...}")
+        raise InvalidRow(
+            f"{where}: curves must be a list of per-epoch dicts like {{'epoch': 1, 'train_loss': ..., 'val_acc': ...}}"
+        )
     for index, entry in enumerate(curves):
         if not _is_int(entry.get("epoch")):
             raise InvalidRow(f"{where}: curves[{index}] needs an integer 'epoch'")
@@ -347,7 +375,7 @@ def validate_row(row: Any) -> dict[str, Any]:
     elif not isinstance(clean["provenance"], dict):
         raise InvalidRow(f"{where}: provenance must be a dict or None")
     if clean["created_at"] is None:
-        clean["created_at"] = _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")
+        clean["created_at"] = _datetime.datetime.now(_datetime.UTC).isoformat(timespec="seconds")
     return clean
 
 
@@ -364,6 +392,7 @@ def _encode_json(row: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------------- metrics
+
 
 def parse_objective(text: str) -> tuple[str, str]:
     """``"val_acc:max"`` -> ``("val_acc", "max")``; the direction defaults by metric.
@@ -384,13 +413,14 @@ def parse_objective(text: str) -> tuple[str, str]:
         return name, direction or "max"
     if parts[0] == CORRUPTION_PREFIX:
         if len(parts) != 3 or not parts[1] or parts[2] not in ("mean", "1", "2", "3", "4", "5"):
-            raise BenchmarkError(f"corruption metric {text!r} must read corruption:NAME:SEVERITY with a severity "
-                                 "1-5 or mean, e.g. corruption:fog:3 or corruption:mean:mean")
+            raise BenchmarkError(
+                f"corruption metric {text!r} must read corruption:NAME:SEVERITY with a severity "
+                "1-5 or mean, e.g. corruption:fog:3 or corruption:mean:mean"
+            )
         return f"{CORRUPTION_PREFIX}:{parts[1]}:{parts[2]}", direction or "max"
     if parts[0] == ROBUST_PREFIX:
         if len(parts) != 4 or not parts[1] or not parts[2]:
-            raise BenchmarkError(f"robust metric {text!r} must read robust:ATTACK:NORM:EPS, "
-                                 "e.g. robust:pgd:Linf:0.1")
+            raise BenchmarkError(f"robust metric {text!r} must read robust:ATTACK:NORM:EPS, e.g. robust:pgd:Linf:0.1")
         try:
             eps = float(parts[3])
         except ValueError:
@@ -398,9 +428,11 @@ def parse_objective(text: str) -> tuple[str, str]:
         name = f"{ROBUST_PREFIX}:{parts[1]}:{parts[2]}:{_canonical_eps(eps):g}"
         return name, direction or "max"
     if len(parts) != 1 or name not in METRIC_COLUMNS:
-        raise BenchmarkError(f"unknown metric {text!r}: use one of {', '.join(METRIC_COLUMNS)}, "
-                             "robust:ATTACK:NORM:EPS, corruption:NAME:SEVERITY or corruption_acc, "
-                             "optionally followed by :max or :min")
+        raise BenchmarkError(
+            f"unknown metric {text!r}: use one of {', '.join(METRIC_COLUMNS)}, "
+            "robust:ATTACK:NORM:EPS, corruption:NAME:SEVERITY or corruption_acc, "
+            "optionally followed by :max or :min"
+        )
     return name, direction or METRIC_COLUMNS[name]
 
 
@@ -425,20 +457,31 @@ def corruption_results(accuracy: dict[str, dict[int, float]]) -> list[dict[str, 
     severity 0 = mean over the severities, corruption ``mean`` = mean over the corruptions."""
     import statistics
 
-    rows = [{"attack": name, "norm": CORRUPTION_NORM, "eps": float(severity), "accuracy": float(value)}
-            for name, by_severity in accuracy.items() for severity, value in by_severity.items()]
+    rows = [
+        {"attack": name, "norm": CORRUPTION_NORM, "eps": float(severity), "accuracy": float(value)}
+        for name, by_severity in accuracy.items()
+        for severity, value in by_severity.items()
+    ]
     if not rows:
         return rows
     severities = sorted({int(severity) for by_severity in accuracy.values() for severity in by_severity})
     for name, by_severity in accuracy.items():
-        rows.append({"attack": name, "norm": CORRUPTION_NORM, "eps": 0.0,
-                     "accuracy": statistics.fmean(by_severity.values())})
+        rows.append(
+            {"attack": name, "norm": CORRUPTION_NORM, "eps": 0.0, "accuracy": statistics.fmean(by_severity.values())}
+        )
     for severity in severities:
         values = [by_severity[severity] for by_severity in accuracy.values() if severity in by_severity]
-        rows.append({"attack": "mean", "norm": CORRUPTION_NORM, "eps": float(severity),
-                     "accuracy": statistics.fmean(values)})
-    rows.append({"attack": "mean", "norm": CORRUPTION_NORM, "eps": 0.0,
-                 "accuracy": statistics.fmean(v for by_severity in accuracy.values() for v in by_severity.values())})
+        rows.append(
+            {"attack": "mean", "norm": CORRUPTION_NORM, "eps": float(severity), "accuracy": statistics.fmean(values)}
+        )
+    rows.append(
+        {
+            "attack": "mean",
+            "norm": CORRUPTION_NORM,
+            "eps": 0.0,
+            "accuracy": statistics.fmean(v for by_severity in accuracy.values() for v in by_severity.values()),
+        }
+    )
     return rows
 
 
@@ -471,8 +514,9 @@ class _Select:
             self.params.extend(values)
         elif isinstance(value, tuple):
             if len(value) != 2 or value[0] not in ("=", "!=", "<", "<=", ">", ">="):
-                raise BenchmarkError(f"where {column!r}: a tuple must be (op, value) with op one of "
-                                     "=, !=, <, <=, >, >=")
+                raise BenchmarkError(
+                    f"where {column!r}: a tuple must be (op, value) with op one of =, !=, <, <=, >, >="
+                )
             self.conditions.append(f"{ref} {value[0]} ?")
             self.params.append(value[1])
         elif value is None:
@@ -487,8 +531,10 @@ class _Select:
         if setting is None:
             return f"results.{name}"
         alias = f"robust_{len(self.joins)}"
-        self.joins.append(f"JOIN robustness {alias} ON {alias}.result_id = results.id "
-                          f"AND {alias}.attack = ? AND {alias}.norm = ? AND {alias}.eps = ?")
+        self.joins.append(
+            f"JOIN robustness {alias} ON {alias}.result_id = results.id "
+            f"AND {alias}.attack = ? AND {alias}.norm = ? AND {alias}.eps = ?"
+        )
         self.join_params.extend(setting)
         return f"{alias}.accuracy"
 
@@ -532,12 +578,29 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
 
 # ----------------------------------------------------------------------- the store
 
-_SCALARS = ("arch_hash", "dataset", "budget", "seed", "space", "status", "reason", "train_acc",
-            "val_acc", "test_acc", "params", "macs", "latency_ms", "device", "train_seconds",
-            "mlflow_run_id", "created_at")
+_SCALARS = (
+    "arch_hash",
+    "dataset",
+    "budget",
+    "seed",
+    "space",
+    "status",
+    "reason",
+    "train_acc",
+    "val_acc",
+    "test_acc",
+    "params",
+    "macs",
+    "latency_ms",
+    "device",
+    "train_seconds",
+    "mlflow_run_id",
+    "created_at",
+)
 _ROW_COLUMNS = ("id", *_SCALARS, "arch", "curves", "provenance")
-_ROW_SELECT = ", ".join([f"results.{c}" for c in ("id", *_SCALARS)]
-                        + [f"payloads.{c}" for c in ("arch", "curves", "provenance")])
+_ROW_SELECT = ", ".join(
+    [f"results.{c}" for c in ("id", *_SCALARS)] + [f"payloads.{c}" for c in ("arch", "curves", "provenance")]
+)
 _PAYLOAD_JOIN = "JOIN payloads ON payloads.result_id = results.id"
 _AGGREGATED = ("train_acc", "val_acc", "test_acc", "latency_ms", "train_seconds")
 REDUCERS = ("mean", "median", "min", "max")
@@ -560,8 +623,24 @@ def _reduce_std(values: list[float]) -> float | None:
 
 
 # File systems shared between hosts, where SQLite's WAL (shared memory) cannot work.
-NETWORK_FILE_SYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs",
-                                  "glusterfs", "fuse.glusterfs", "ceph", "fuse.sshfs", "9p", "afs"})
+NETWORK_FILE_SYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "glusterfs",
+        "fuse.glusterfs",
+        "ceph",
+        "fuse.sshfs",
+        "9p",
+        "afs",
+    }
+)
 
 
 def file_system_type(path: Path) -> str | None:
@@ -616,8 +695,9 @@ class Benchmark:
             program's database, is corrupt, or was written by a newer schema.
     """
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True, timeout: float = 60.0,
-                 journal_mode: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike, *, create: bool = True, timeout: float = 60.0, journal_mode: str | None = None
+    ):
         self.path = Path(path)
         self.timeout = float(timeout)
         self._check_path(create)
@@ -625,8 +705,9 @@ class Benchmark:
         mode = "rwc" if create else "rw"
         uri = f"file:{quote(str(self.path.resolve()))}?mode={mode}"
         try:
-            self._conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(
+                uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as error:
             raise BenchmarkError(f"cannot open benchmark {self.path}: {error}") from None
         try:
@@ -660,8 +741,9 @@ class Benchmark:
                 raise BenchmarkError(f"cannot read {path}: {error.strerror or error}") from None
             # An empty file is what sqlite3 leaves for a database never written to.
             if header and header != SQLITE_MAGIC:
-                raise BenchmarkError(f"{path} is not a SQLite database (left untouched); "
-                                     "give the path of a nasbench benchmark .db file")
+                raise BenchmarkError(
+                    f"{path} is not a SQLite database (left untouched); give the path of a nasbench benchmark .db file"
+                )
         elif not create:
             raise BenchmarkError(f"no benchmark database at {path}")
         elif not path.parent.exists():
@@ -680,8 +762,10 @@ class Benchmark:
                     raise
                 time.sleep(0.01)
         if str(mode).lower() != wanted:
-            raise BenchmarkError(f"{self.path}: the file system does not support SQLite's {wanted} journal "
-                                 f"(journal mode stayed {mode!r}); use a local disk")
+            raise BenchmarkError(
+                f"{self.path}: the file system does not support SQLite's {wanted} journal "
+                f"(journal mode stayed {mode!r}); use a local disk"
+            )
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -689,16 +773,24 @@ class Benchmark:
             self._check_application_id()
             return
         if version > SCHEMA_VERSION:
-            raise BenchmarkError(f"{self.path} has benchmark schema v{version}, newer than this "
-                                 f"nasbench reads (v{SCHEMA_VERSION}); upgrade nasbench")
+            raise BenchmarkError(
+                f"{self.path} has benchmark schema v{version}, newer than this "
+                f"nasbench reads (v{SCHEMA_VERSION}); upgrade nasbench"
+            )
         with self._transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
             if version == 0:
-                tables = [name for (name,) in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+                tables = [
+                    name
+                    for (name,) in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                    )
+                ]
                 if tables:
-                    raise BenchmarkError(f"{self.path} is a SQLite database of another program "
-                                         f"(tables: {', '.join(sorted(tables)[:5])}); left untouched")
+                    raise BenchmarkError(
+                        f"{self.path} is a SQLite database of another program "
+                        f"(tables: {', '.join(sorted(tables)[:5])}); left untouched"
+                    )
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             else:
                 self._check_application_id()
@@ -710,8 +802,9 @@ class Benchmark:
     def _check_application_id(self) -> None:
         app = self._conn.execute("PRAGMA application_id").fetchone()[0]
         if app != APPLICATION_ID:
-            raise BenchmarkError(f"{self.path} is a SQLite database of another program "
-                                 f"(application id {app:#x}); left untouched")
+            raise BenchmarkError(
+                f"{self.path} is a SQLite database of another program (application id {app:#x}); left untouched"
+            )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -747,20 +840,23 @@ class Benchmark:
         cursor = conn.execute(
             f"INSERT INTO results ({', '.join(_SCALARS)}) VALUES ({', '.join('?' * len(_SCALARS))}) "
             "ON CONFLICT (arch_hash, dataset, budget, seed) DO NOTHING",
-            [row[key] for key in _SCALARS])
+            [row[key] for key in _SCALARS],
+        )
         if cursor.rowcount != 1:
             return None
-        conn.execute("INSERT INTO payloads (result_id, arch, curves, provenance) VALUES (?, ?, ?, ?)",
-                     [cursor.lastrowid, *encoded])
+        conn.execute(
+            "INSERT INTO payloads (result_id, arch, curves, provenance) VALUES (?, ?, ?, ?)",
+            [cursor.lastrowid, *encoded],
+        )
         return cursor.lastrowid
 
     @staticmethod
-    def _insert_robust(conn: sqlite3.Connection, result_id: int, results: list[dict],
-                       replace: bool = True) -> None:
+    def _insert_robust(conn: sqlite3.Connection, result_id: int, results: list[dict], replace: bool = True) -> None:
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         conn.executemany(
             f"{verb} INTO robustness (result_id, attack, norm, eps, accuracy) VALUES (?, ?, ?, ?, ?)",
-            [(result_id, r["attack"], r["norm"], r["eps"], r["accuracy"]) for r in results])
+            [(result_id, r["attack"], r["norm"], r["eps"], r["accuracy"]) for r in results],
+        )
 
     def record(self, row: dict) -> bool:
         """Store one trained architecture; True if inserted, False if its key already existed.
@@ -800,15 +896,14 @@ class Benchmark:
         added = 0
         for start in range(0, len(clean), IMPORT_CHUNK):
             with self._transaction() as conn:
-                for row, encoded in clean[start:start + IMPORT_CHUNK]:
+                for row, encoded in clean[start : start + IMPORT_CHUNK]:
                     result_id = self._insert(conn, row, encoded)
                     if result_id is not None:
                         added += 1
                         self._insert_robust(conn, result_id, row["robust"])
         return added
 
-    def record_robustness(self, arch_hash: str, dataset: str, budget: int, seed: int,
-                          results: list[dict]) -> None:
+    def record_robustness(self, arch_hash: str, dataset: str, budget: int, seed: int, results: list[dict]) -> None:
         """Add or update robust accuracies of a stored row, one per (attack, norm, eps).
 
         ``results`` looks like ``[{"attack": "pgd", "norm": "Linf", "eps": 0.1,
@@ -818,14 +913,18 @@ class Benchmark:
         with self._transaction() as conn:
             found = conn.execute(
                 "SELECT id FROM results WHERE arch_hash = ? AND dataset = ? AND budget = ? AND seed = ?",
-                (arch_hash, dataset, budget, seed)).fetchone()
+                (arch_hash, dataset, budget, seed),
+            ).fetchone()
             if found is None:
-                raise BenchmarkError(f"no benchmark row for {arch_hash!r} on {dataset!r} with budget "
-                                     f"{budget} and seed {seed}; record() it first")
+                raise BenchmarkError(
+                    f"no benchmark row for {arch_hash!r} on {dataset!r} with budget "
+                    f"{budget} and seed {seed}; record() it first"
+                )
             self._insert_robust(conn, found[0], clean)
 
-    def record_corruption(self, arch_hash: str, dataset: str, budget: int, seed: int,
-                          accuracy: dict[str, dict[int, float]]) -> None:
+    def record_corruption(
+        self, arch_hash: str, dataset: str, budget: int, seed: int, accuracy: dict[str, dict[int, float]]
+    ) -> None:
         """Add or update the accuracies of a stored row under common corruptions,
         ``{corruption: {severity: accuracy}}``, with their means (:func:`corruption_results`)."""
         self.record_robustness(arch_hash, dataset, budget, seed, corruption_results(accuracy))
@@ -840,8 +939,7 @@ class Benchmark:
                 raise BenchmarkError(f"cannot read benchmark {self.path}: {error}") from None
 
     def _rows(self, where_sql: str, params: Sequence[Any] = (), order_sql: str = "") -> list[dict]:
-        records = self._read(f"SELECT {_ROW_SELECT} FROM results {_PAYLOAD_JOIN} "
-                             f"WHERE {where_sql} {order_sql}", params)
+        records = self._read(f"SELECT {_ROW_SELECT} FROM results {_PAYLOAD_JOIN} WHERE {where_sql} {order_sql}", params)
         return self._decode(records)
 
     def _decode(self, records: Iterable[tuple]) -> list[dict]:
@@ -859,23 +957,32 @@ class Benchmark:
     def _robust_for(self, ids: list[int]) -> dict[int, list[dict]]:
         found: dict[int, list[dict]] = {}
         for start in range(0, len(ids), 900):  # stay below SQLite's bound-parameter limit
-            chunk = ids[start:start + 900]
+            chunk = ids[start : start + 900]
             for result_id, attack, norm, eps, accuracy in self._read(
-                    "SELECT result_id, attack, norm, eps, accuracy FROM robustness "
-                    f"WHERE result_id IN ({', '.join('?' * len(chunk))}) ORDER BY attack, norm, eps",
-                    chunk):
+                "SELECT result_id, attack, norm, eps, accuracy FROM robustness "
+                f"WHERE result_id IN ({', '.join('?' * len(chunk))}) ORDER BY attack, norm, eps",
+                chunk,
+            ):
                 found.setdefault(result_id, []).append(
-                    {"attack": attack, "norm": norm, "eps": eps, "accuracy": accuracy})
+                    {"attack": attack, "norm": norm, "eps": eps, "accuracy": accuracy}
+                )
         return found
 
     def lookup(self, arch_hash: str, dataset: str, budget: int, seed: int) -> dict | None:
         """The stored row for this exact key, or None: what a search asks before training."""
-        rows = self._rows("arch_hash = ? AND dataset = ? AND budget = ? AND seed = ?",
-                          (arch_hash, dataset, budget, seed))
+        rows = self._rows(
+            "arch_hash = ? AND dataset = ? AND budget = ? AND seed = ?", (arch_hash, dataset, budget, seed)
+        )
         return rows[0] if rows else None
 
-    def query(self, arch_or_hash: str | dict, dataset: str | None = None, epochs: int | None = None,
-              seed: int | None = None, reduce: str | None = "mean") -> dict | list[dict] | None:
+    def query(
+        self,
+        arch_or_hash: str | dict,
+        dataset: str | None = None,
+        epochs: int | None = None,
+        seed: int | None = None,
+        reduce: str | None = "mean",
+    ) -> dict | list[dict] | None:
         """What the benchmark knows about one architecture.
 
         Args:
@@ -924,8 +1031,9 @@ class Benchmark:
             try:
                 from search_spaces import arch_from_dict, arch_hash
             except ImportError:
-                raise BenchmarkError("querying by architecture needs search_spaces.arch_hash; "
-                                     "pass the architecture hash instead") from None
+                raise BenchmarkError(
+                    "querying by architecture needs search_spaces.arch_hash; pass the architecture hash instead"
+                ) from None
             try:
                 return arch_hash(arch_from_dict(arch_or_hash))
             except ValueError as error:
@@ -937,9 +1045,14 @@ class Benchmark:
         finished = [row for row in rows if row["status"] == "ok"]
         first = rows[0]
         summary: dict[str, Any] = {
-            "arch_hash": first["arch_hash"], "dataset": first["dataset"], "budget": first["budget"],
-            "space": first["space"], "arch": first["arch"], "reduce": how,
-            "n_seeds": len(finished), "seeds": [row["seed"] for row in finished],
+            "arch_hash": first["arch_hash"],
+            "dataset": first["dataset"],
+            "budget": first["budget"],
+            "space": first["space"],
+            "arch": first["arch"],
+            "reduce": how,
+            "n_seeds": len(finished),
+            "seeds": [row["seed"] for row in finished],
             "n_unfinished": len(rows) - len(finished),
         }
         for key in _AGGREGATED:
@@ -957,20 +1070,30 @@ class Benchmark:
                 for name, value in entry.items():
                     if name != "epoch" and _is_number(value):
                         slot.setdefault(name, []).append(value)
-        summary["curves"] = [{"epoch": epoch, **{name: _reduce(values, how) for name, values in metrics.items()}}
-                             for epoch, metrics in sorted(epochs.items())]
+        summary["curves"] = [
+            {"epoch": epoch, **{name: _reduce(values, how) for name, values in metrics.items()}}
+            for epoch, metrics in sorted(epochs.items())
+        ]
         settings: dict[tuple, list[float]] = {}
         for row in finished:
             for item in row["robust"]:
                 settings.setdefault((item["attack"], item["norm"], item["eps"]), []).append(item["accuracy"])
-        summary["robust"] = [{"attack": a, "norm": n, "eps": e, "accuracy": _reduce(v, how), "n": len(v)}
-                             for (a, n, e), v in sorted(settings.items())]
+        summary["robust"] = [
+            {"attack": a, "norm": n, "eps": e, "accuracy": _reduce(v, how), "n": len(v)}
+            for (a, n, e), v in sorted(settings.items())
+        ]
         return summary
 
     # -------------------------------------------------------------- top and pareto
 
-    def top(self, k: int = 10, by: str = "val_acc", where: dict | None = None,
-            dataset: str | None = None, reduce: str | None = None) -> list[dict]:
+    def top(
+        self,
+        k: int = 10,
+        by: str = "val_acc",
+        where: dict | None = None,
+        dataset: str | None = None,
+        reduce: str | None = None,
+    ) -> list[dict]:
         """The k best finished rows by one metric.
 
         Args:
@@ -999,7 +1122,8 @@ class Benchmark:
             records = self._read(
                 f"SELECT {_ROW_SELECT}, {expression} {from_where} "
                 f"AND {expression} IS NOT NULL ORDER BY {expression} {order}, {select.tiebreak(expression)} {order} LIMIT ?",
-                [*params, k])
+                [*params, k],
+            )
             rows = self._decode(record[:-1] for record in records)
             for row, record in zip(rows, records):
                 row[name] = record[-1]
@@ -1010,7 +1134,9 @@ class Benchmark:
         groups = self._read(
             f"SELECT results.arch_hash, results.dataset, results.budget, {aggregate}({expression}) AS value "
             f"{from_where} AND {expression} IS NOT NULL GROUP BY results.arch_hash, results.dataset, "
-            f"results.budget ORDER BY value {order}, results.arch_hash LIMIT ?", [*params, k])
+            f"results.budget ORDER BY value {order}, results.arch_hash LIMIT ?",
+            [*params, k],
+        )
         summaries = []
         for arch_hash, group_dataset, budget, _ in groups:
             rows = self._rows("arch_hash = ? AND dataset = ? AND budget = ?", (arch_hash, group_dataset, budget))
@@ -1026,8 +1152,11 @@ class Benchmark:
         expression = select.metric(name)
         from_where, params = select.sql()
         order = "DESC" if direction == "max" else "ASC"
-        plan = self._read(f"EXPLAIN QUERY PLAN SELECT results.id {from_where} AND {expression} IS NOT NULL "
-                          f"ORDER BY {expression} {order}, {select.tiebreak(expression)} {order} LIMIT 10", params)
+        plan = self._read(
+            f"EXPLAIN QUERY PLAN SELECT results.id {from_where} AND {expression} IS NOT NULL "
+            f"ORDER BY {expression} {order}, {select.tiebreak(expression)} {order} LIMIT 10",
+            params,
+        )
         return "\n".join(str(step[-1]) for step in plan)
 
     @staticmethod
@@ -1035,11 +1164,11 @@ class Benchmark:
         setting = robustness_setting(name)
         if setting is None:
             return row.get(name)
-        return next((item["accuracy"] for item in row["robust"]
-                     if (item["attack"], item["norm"], item["eps"]) == setting), None)
+        return next(
+            (item["accuracy"] for item in row["robust"] if (item["attack"], item["norm"], item["eps"]) == setting), None
+        )
 
-    def pareto(self, objectives: list[str], dataset: str | None = None,
-               where: dict | None = None) -> list[dict]:
+    def pareto(self, objectives: list[str], dataset: str | None = None, where: dict | None = None) -> list[dict]:
         """Finished rows that no other row beats on every objective at once.
 
         Args:
@@ -1073,9 +1202,12 @@ class Benchmark:
         values = {records[i][0]: records[i][1:] for i in front}
         rows = []
         for start in range(0, len(front_ids), 900):
-            chunk = front_ids[start:start + 900]
-            found = self._read(f"SELECT {_ROW_SELECT} FROM results {_PAYLOAD_JOIN} "
-                               f"WHERE results.id IN ({', '.join('?' * len(chunk))})", chunk)
+            chunk = front_ids[start : start + 900]
+            found = self._read(
+                f"SELECT {_ROW_SELECT} FROM results {_PAYLOAD_JOIN} "
+                f"WHERE results.id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
             for row, record in zip(self._decode(found), found):
                 for (name, _), value in zip(parsed, values[record[0]]):
                     row[name] = value
@@ -1088,8 +1220,10 @@ class Benchmark:
 
     def stats(self) -> dict:
         """Counts that describe the benchmark: rows by status and dataset, architectures, budgets."""
-        groups = self._read("SELECT dataset, status, space, budget, seed, COUNT(*), MAX(val_acc) FROM results "
-                            "GROUP BY dataset, status, space, budget, seed")
+        groups = self._read(
+            "SELECT dataset, status, space, budget, seed, COUNT(*), MAX(val_acc) FROM results "
+            "GROUP BY dataset, status, space, budget, seed"
+        )
         by_status = {status: 0 for status in STATUSES}
         by_space: dict[str, int] = {}
         by_dataset: dict[str, dict] = {}
@@ -1101,8 +1235,7 @@ class Benchmark:
             entry["ok"] += count if status == "ok" else 0
             if best is not None and (entry["best_val_acc"] is None or best > entry["best_val_acc"]):
                 entry["best_val_acc"] = best
-        for dataset, distinct in self._read(
-                "SELECT dataset, COUNT(DISTINCT arch_hash) FROM results GROUP BY dataset"):
+        for dataset, distinct in self._read("SELECT dataset, COUNT(DISTINCT arch_hash) FROM results GROUP BY dataset"):
             by_dataset[dataset]["architectures"] = distinct
         return {
             "path": str(self.path),
@@ -1123,11 +1256,11 @@ class Benchmark:
         """Every distinct (attack, norm, eps), hopping along ``robustness_by_setting``:
         a few index seeks per setting instead of a scan of every robust accuracy. (A
         row-value ``(attack, norm, eps) > (?, ?, ?)`` would seek on ``attack`` alone.)"""
-        after = ("SELECT attack, norm, eps FROM robustness WHERE attack = ? AND norm = ? AND eps > ? "
-                 "ORDER BY eps LIMIT 1",
-                 "SELECT attack, norm, eps FROM robustness WHERE attack = ? AND norm > ? "
-                 "ORDER BY norm, eps LIMIT 1",
-                 "SELECT attack, norm, eps FROM robustness WHERE attack > ? ORDER BY attack, norm, eps LIMIT 1")
+        after = (
+            "SELECT attack, norm, eps FROM robustness WHERE attack = ? AND norm = ? AND eps > ? ORDER BY eps LIMIT 1",
+            "SELECT attack, norm, eps FROM robustness WHERE attack = ? AND norm > ? ORDER BY norm, eps LIMIT 1",
+            "SELECT attack, norm, eps FROM robustness WHERE attack > ? ORDER BY attack, norm, eps LIMIT 1",
+        )
         settings: list[tuple[str, str, float]] = []
         found = self._read("SELECT attack, norm, eps FROM robustness ORDER BY attack, norm, eps LIMIT 1")
         while found:
@@ -1140,10 +1273,16 @@ class Benchmark:
     def integrity_check(self) -> list[str]:
         """SQLite's own consistency check plus foreign keys; an empty list means sound."""
         problems = [text for (text,) in self._read("PRAGMA integrity_check") if text != "ok"]
-        problems += [f"{table} row without its result (rowid {rowid})"
-                     for table, rowid, *_ in self._read("PRAGMA foreign_key_check")]
-        problems += [f"result {result_id} has no architecture/curves document" for (result_id,) in self._read(
-            f"SELECT results.id FROM results LEFT {_PAYLOAD_JOIN} WHERE payloads.result_id IS NULL")]
+        problems += [
+            f"{table} row without its result (rowid {rowid})"
+            for table, rowid, *_ in self._read("PRAGMA foreign_key_check")
+        ]
+        problems += [
+            f"result {result_id} has no architecture/curves document"
+            for (result_id,) in self._read(
+                f"SELECT results.id FROM results LEFT {_PAYLOAD_JOIN} WHERE payloads.result_id IS NULL"
+            )
+        ]
         return problems
 
     def __len__(self) -> int:
@@ -1154,16 +1293,24 @@ class Benchmark:
     def _arrow_schema(self):
         import pyarrow as pa
 
-        robust = pa.list_(pa.struct([("attack", pa.string()), ("norm", pa.string()),
-                                     ("eps", pa.float64()), ("accuracy", pa.float64())]))
-        types = {"budget": pa.int64(), "seed": pa.int64(), "params": pa.int64(), "macs": pa.int64(),
-                 **{key: pa.float64() for key in ("train_acc", "val_acc", "test_acc", "latency_ms",
-                                                  "train_seconds")}}
+        robust = pa.list_(
+            pa.struct(
+                [("attack", pa.string()), ("norm", pa.string()), ("eps", pa.float64()), ("accuracy", pa.float64())]
+            )
+        )
+        types = {
+            "budget": pa.int64(),
+            "seed": pa.int64(),
+            "params": pa.int64(),
+            "macs": pa.int64(),
+            **{key: pa.float64() for key in ("train_acc", "val_acc", "test_acc", "latency_ms", "train_seconds")},
+        }
         fields = [pa.field(key, types.get(key, pa.string())) for key in _SCALARS]
         fields += [pa.field(key, pa.string()) for key in ("arch", "curves", "provenance")]
         fields.append(pa.field("robust", robust))
-        return pa.schema(fields, metadata={"nasbench.schema_version": str(SCHEMA_VERSION),
-                                           "nasbench.format": "benchmark-rows"})
+        return pa.schema(
+            fields, metadata={"nasbench.schema_version": str(SCHEMA_VERSION), "nasbench.format": "benchmark-rows"}
+        )
 
     def export_parquet(self, path: str | os.PathLike) -> int:
         """Write every row (JSON columns as JSON text) to a Parquet file; the row count.
@@ -1186,8 +1333,11 @@ class Benchmark:
             with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
                 last_id = 0
                 while True:  # in chunks: memory stays flat on large benchmarks
-                    records = self._read(f"SELECT {_ROW_SELECT} FROM results {_PAYLOAD_JOIN} "
-                                         "WHERE results.id > ? ORDER BY results.id LIMIT 10000", (last_id,))
+                    records = self._read(
+                        f"SELECT {_ROW_SELECT} FROM results {_PAYLOAD_JOIN} "
+                        "WHERE results.id > ? ORDER BY results.id LIMIT 10000",
+                        (last_id,),
+                    )
                     if not records:
                         break
                     last_id = records[-1][0]
@@ -1221,8 +1371,7 @@ class Benchmark:
         needed = set(_SCALARS) | {"arch", "curves", "provenance", "robust"}
         missing = sorted(needed - set(table.column_names))
         if missing:
-            raise BenchmarkError(f"{source} is not a nasbench benchmark export: missing column(s) "
-                                 f"{', '.join(missing)}")
+            raise BenchmarkError(f"{source} is not a nasbench benchmark export: missing column(s) {', '.join(missing)}")
         # Rows already stored only contribute robust accuracies they lack: skip
         # decoding and validating the rest of them (re-importing is then cheap).
         stored = {tuple(key) for key in self._read("SELECT arch_hash, dataset, budget, seed FROM results")}
@@ -1240,12 +1389,14 @@ class Benchmark:
         added = self.record_many(rows, source=str(source))
         merges = [(key, items) for key, new, items in zip(keys, is_new, robust) if not new and items]
         for start in range(0, len(merges), IMPORT_CHUNK):
-            chunk = [(key, _validate_robust(items, f"{source}: row {key}")) for key, items in
-                     merges[start:start + IMPORT_CHUNK]]
+            chunk = [
+                (key, _validate_robust(items, f"{source}: row {key}"))
+                for key, items in merges[start : start + IMPORT_CHUNK]
+            ]
             with self._transaction() as conn:
                 for key, items in chunk:
-                    found = conn.execute("SELECT id FROM results WHERE arch_hash = ? AND dataset = ? "
-                                         "AND budget = ? AND seed = ?", key).fetchone()
+                    found = conn.execute(
+                        "SELECT id FROM results WHERE arch_hash = ? AND dataset = ? AND budget = ? AND seed = ?", key
+                    ).fetchone()
                     self._insert_robust(conn, found[0], items, replace=False)
         return added
-

@@ -21,18 +21,17 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nasbench.config import TrainConfig
-from nasbench.errors import DoubtfulInput, UserError
 from nasbench.data import Dataset, Split
-
+from nasbench.errors import DoubtfulInput, UserError
 
 # Datasets whose classes change under a horizontal flip (digits read left to right).
 MIRROR_SENSITIVE = ("digits", "mnist", "svhn")
@@ -88,18 +87,22 @@ def collapse_reason(result: TrainResult, num_classes: int, label_smoothing: floa
     accuracy, split = (result.test_acc, "test") if result.test_acc is not None else (result.val_acc, "val")
     margin = min(CHANCE_MARGIN, chance / 2)
     if accuracy is not None and math.isfinite(accuracy) and accuracy <= chance + margin:
-        return (f"{split} accuracy {accuracy:.1%} is within {margin:.1%} of chance "
-                f"({chance:.1%} for {num_classes} classes)")
+        return (
+            f"{split} accuracy {accuracy:.1%} is within {margin:.1%} of chance ({chance:.1%} for {num_classes} classes)"
+        )
     uniform = math.log(num_classes)
     # cross-entropy with smoothed targets cannot go below the targets' own entropy
     on_target = 1.0 - label_smoothing + label_smoothing / num_classes
     off_target = label_smoothing / num_classes
-    floor = -on_target * math.log(on_target) - (num_classes - 1) * (off_target * math.log(off_target)
-                                                                   if off_target > 0 else 0.0)
+    floor = -on_target * math.log(on_target) - (num_classes - 1) * (
+        off_target * math.log(off_target) if off_target > 0 else 0.0
+    )
     loss = result.history[-1].get("train_loss")
     if loss is not None and math.isfinite(loss) and abs(loss - uniform) <= LOSS_TOLERANCE * (uniform - floor):
-        return (f"final training loss {loss:.3f} is stuck at ln {num_classes} = {uniform:.3f}, "
-                f"the loss of a uniform guess ({split} accuracy {accuracy:.1%})")
+        return (
+            f"final training loss {loss:.3f} is stuck at ln {num_classes} = {uniform:.3f}, "
+            f"the loss of a uniform guess ({split} accuracy {accuracy:.1%})"
+        )
     return None
 
 
@@ -132,11 +135,14 @@ class Placement:
     channels_last: bool = False
 
     @classmethod
-    def resolve(cls, device: torch.device, amp: str = "auto", channels_last: str = "auto") -> "Placement":
+    def resolve(cls, device: torch.device, amp: str = "auto", channels_last: str = "auto") -> Placement:
         """``"auto"`` switches are on for CUDA, off elsewhere."""
         on_cuda = device.type == "cuda"
-        return cls(device, amp == "on" or (amp == "auto" and on_cuda),
-                   channels_last == "on" or (channels_last == "auto" and on_cuda))
+        return cls(
+            device,
+            amp == "on" or (amp == "auto" and on_cuda),
+            channels_last == "on" or (channels_last == "auto" and on_cuda),
+        )
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -158,7 +164,7 @@ def predict(model: nn.Module, x: torch.Tensor, placement: Placement, batch_size:
     predictions = []
     with placement.autocast():
         for start in range(0, len(x), batch_size):
-            predictions.append(model(placement.batch(x[start:start + batch_size])).argmax(dim=1))
+            predictions.append(model(placement.batch(x[start : start + batch_size])).argmax(dim=1))
     model.train(was_training)
     if not predictions:
         return torch.empty(0, dtype=torch.long, device=placement.device)
@@ -176,8 +182,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on biases and norm parameters (standard practice since Goyal et al. 2017).
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # fused: one kernel for all parameters instead of a loop of small ones (about 12% of a
     # LeNet-5 step on the CPU, more on a GPU)
     if cfg.optimizer == "sgd":
@@ -188,8 +193,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
     # OneCycleLR needs at least one step up and one step down; shorter runs keep the LR constant.
     if cfg.schedule == "onecycle" and total_steps >= 3:
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
-                                                   pct_start=max(0.25, 2 / total_steps))
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=max(0.25, 2 / total_steps)
+        )
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
@@ -197,8 +203,9 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_step
 
 def warn_about_augmentation(dataset: str, augment: list[str]) -> None:
     if "flip" in augment and dataset.partition(":")[0] in MIRROR_SENSITIVE:
-        warnings.warn(f"--augment flip on {dataset}: a mirrored digit is not the same digit", DoubtfulInput,
-                      stacklevel=3)
+        warnings.warn(
+            f"--augment flip on {dataset}: a mirrored digit is not the same digit", DoubtfulInput, stacklevel=3
+        )
 
 
 def make_augmentation(names: list[str], num_classes: int, image_size: tuple[int, int]) -> Callable | None:
@@ -219,8 +226,7 @@ def make_augmentation(names: list[str], num_classes: int, image_size: tuple[int,
     if "erase" in names:
         per_image.append(v2.RandomErasing(p=0.5, scale=(0.02, 0.2)))
     compose = v2.Compose(per_image) if per_image else None
-    mixers = [m(num_classes=num_classes) for name, m in (("mixup", v2.MixUp), ("cutmix", v2.CutMix))
-              if name in names]
+    mixers = [m(num_classes=num_classes) for name, m in (("mixup", v2.MixUp), ("cutmix", v2.CutMix)) if name in names]
     mix = v2.RandomChoice(mixers) if mixers else None
 
     def augment(x: torch.Tensor, y: torch.Tensor):
@@ -264,9 +270,15 @@ def make_perturbation(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) 
     return perturb
 
 
-def train_model(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
-                on_epoch: Callable[[dict], None] | None = None, evaluate_test: bool = True,
-                seed: int = 0, augment: list[str] | None = None) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    on_epoch: Callable[[dict], None] | None = None,
+    evaluate_test: bool = True,
+    seed: int = 0,
+    augment: list[str] | None = None,
+) -> TrainResult:
     """Train ``model`` on ``dataset.train``; validation accuracy after every epoch.
 
     ``on_epoch`` receives ``{"epoch", "train_loss", "train_acc", "val_acc",

@@ -31,10 +31,11 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Objective name -> (result key, direction). "latency" is reported in milliseconds.
 OBJECTIVES: dict[str, tuple[str, str]] = {
@@ -76,12 +77,12 @@ class TrialContext:
     """Everything a trial needs besides its architecture; plain data, shipped once to the
     Ray object store with ``tune.with_parameters``."""
 
-    dataset: str                              # as the user gave it: the store's key
+    dataset: str  # as the user gave it: the store's key
     data_dir: str
     val_fraction: float
     seed: int
     space: str
-    train: dict[str, Any]                     # a TrainConfig dump; epochs is the budget
+    train: dict[str, Any]  # a TrainConfig dump; epochs is the budget
     objectives: tuple[str, ...] = ("val_acc",)
     robust: RobustConfig | None = None
     corruption: CorruptionConfig | None = None
@@ -89,12 +90,12 @@ class TrialContext:
     # scheduler checks the trial, and the cheaper attack measured there
     rung_epochs: tuple[int, ...] = ()
     rung_robust: RobustConfig | None = None
-    save_weights: bool = True                 # report the trained weights as a Tune checkpoint
+    save_weights: bool = True  # report the trained weights as a Tune checkpoint
     augment: tuple[str, ...] = ()
     # A stand-in for training, ``(arch_dict, context, report) -> final metrics``, where
     # ``report(metrics)`` reports one intermediate epoch (so schedulers can stop it);
     # used by the orchestration benchmark (trials that sleep) and to inject faults.
-    evaluate: Callable[[dict, "TrialContext", Callable[[dict], None]], dict] | None = None
+    evaluate: Callable[[dict, TrialContext, Callable[[dict], None]], dict] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # ``dataset`` with an npz:/imagefolder: path made absolute on the driver: a worker's
     # working folder need not be the driver's, and checkpoints record where the data is
@@ -134,8 +135,7 @@ def run_trial(config: dict, context: TrialContext) -> None:
     evaluate_trial(config["arch"], config["arch_hash"], int(config["trial_number"]), context, _report)
 
 
-def evaluate_trial(arch: dict, arch_hash: str, number: int, context: TrialContext,
-                   report: Callable[..., None]) -> None:
+def evaluate_trial(arch: dict, arch_hash: str, number: int, context: TrialContext, report: Callable[..., None]) -> None:
     """Train and measure one architecture, telling ``report(metrics, checkpoint_dir=None)``
     each epoch and then the final result: ``ok`` with the weights' folder, or ``failed``
     with the reason. Any callable works outside Ray (a test, the Python API)."""
@@ -160,10 +160,10 @@ def evaluate_trial(arch: dict, arch_hash: str, number: int, context: TrialContex
             shutil.rmtree(weights, ignore_errors=True)
 
 
-def _evaluate(arch: dict, arch_hash: str, context: TrialContext, report, base: dict,
-              weights_dir: str | None) -> dict:
+def _evaluate(arch: dict, arch_hash: str, context: TrialContext, report, base: dict, weights_dir: str | None) -> dict:
     """The trial's final metrics; raises on failure."""
     if context.evaluate is not None:  # a stand-in evaluation (benchmarks, fault injection)
+
         def report_epoch(metrics: dict) -> None:
             report({**base, **metrics})
 
@@ -173,8 +173,7 @@ def _evaluate(arch: dict, arch_hash: str, context: TrialContext, report, base: d
     return _train(arch, arch_hash, context, report, base, weights_dir)
 
 
-def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base: dict,
-           weights_dir: str | None) -> dict:
+def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base: dict, weights_dir: str | None) -> dict:
     import torch
 
     from nasbench.config import TrainConfig
@@ -184,8 +183,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
 
     if context.train.get("threads"):  # here, not per trial: stand-in trials never import torch
         torch.set_num_threads(int(context.train["threads"]))
-    dataset = _dataset(context.dataset_path or context.dataset, context.data_dir, context.seed,
-                       context.val_fraction)
+    dataset = _dataset(context.dataset_path or context.dataset, context.data_dir, context.seed, context.val_fraction)
     arch = arch_from_dict(arch_dict)
     validate(arch, dataset.input_shape)  # raises InvalidArchitecture with the reason
     torch.manual_seed(context.seed)
@@ -195,15 +193,23 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
 
     def on_epoch(metrics: dict) -> None:
         if not all(_finite(metrics.get(k)) for k in ("train_loss", "val_acc")):
-            raise FloatingPointError(f"training diverged at epoch {metrics.get('epoch')} "
-                                     f"(train loss {metrics.get('train_loss')})")
+            raise FloatingPointError(
+                f"training diverged at epoch {metrics.get('epoch')} (train loss {metrics.get('train_loss')})"
+            )
         if metrics["epoch"] < cfg.epochs:  # the last epoch comes with the final result
             from nasbench.strategies.fidelity import rung_metrics
 
             report({**base, **metrics, **rung_metrics(context, model, network, dataset, metrics["epoch"])})
 
-    result = train_model(model, dataset, cfg, on_epoch=on_epoch, evaluate_test=True,
-                         seed=context.seed, augment=list(context.augment) or None)
+    result = train_model(
+        model,
+        dataset,
+        cfg,
+        on_epoch=on_epoch,
+        evaluate_test=True,
+        seed=context.seed,
+        augment=list(context.augment) or None,
+    )
     result.raise_if_collapsed()  # ended at chance: a failed trial with the reason, like any other failure
     model = result.model
     totals = describe(network, dataset.input_shape, dataset.num_classes).totals
@@ -272,8 +278,14 @@ def _robust(model, dataset, robust: RobustConfig, seed: int) -> list[dict]:
     index = torch.randperm(len(dataset.val), generator=torch.Generator().manual_seed(seed))[:n]
     x, y = dataset.val.x[index].cpu(), dataset.val.y[index].cpu()
     report = evaluate(model, x, y, robust.spec(), [robust.eps], checks=False, keep_examples=0, seed=seed)
-    return [{"attack": robust.attack, "norm": "Linf", "eps": float(robust.eps),
-             "accuracy": float(report.robust_accuracy(robust.eps))}]
+    return [
+        {
+            "attack": robust.attack,
+            "norm": "Linf",
+            "eps": float(robust.eps),
+            "accuracy": float(report.robust_accuracy(robust.eps)),
+        }
+    ]
 
 
 def _corruption(model, dataset, corruption: CorruptionConfig, seed: int) -> list[dict]:
@@ -286,24 +298,37 @@ def _corruption(model, dataset, corruption: CorruptionConfig, seed: int) -> list
 
     n = min(corruption.samples, len(dataset.val))
     index = torch.randperm(len(dataset.val), generator=torch.Generator().manual_seed(seed))[:n]
-    accuracies = subset_accuracies(model, dataset.val.x[index].cpu(), dataset.val.y[index].cpu(),
-                                   list(corruption.subset), seed=seed)
-    rows = [{"attack": name, "norm": "corruption", "eps": float(severity), "accuracy": float(accuracy)}
-            for (name, severity), accuracy in accuracies.items()]
-    return rows + [{"attack": "mean", "norm": "corruption", "eps": 0.0,
-                    "accuracy": sum(accuracies.values()) / len(accuracies)}]
+    accuracies = subset_accuracies(
+        model, dataset.val.x[index].cpu(), dataset.val.y[index].cpu(), list(corruption.subset), seed=seed
+    )
+    rows = [
+        {"attack": name, "norm": "corruption", "eps": float(severity), "accuracy": float(accuracy)}
+        for (name, severity), accuracy in accuracies.items()
+    ]
+    return rows + [
+        {"attack": "mean", "norm": "corruption", "eps": 0.0, "accuracy": sum(accuracies.values()) / len(accuracies)}
+    ]
 
 
-def _save_checkpoint(directory: str, context: TrialContext, model, arch: dict, arch_hash: str, dataset,
-                     metrics: dict) -> None:
+def _save_checkpoint(
+    directory: str, context: TrialContext, model, arch: dict, arch_hash: str, dataset, metrics: dict
+) -> None:
     from nasbench.checkpoint import dataset_meta, save_checkpoint
 
     # The store key: an attack on this checkpoint adds its robust accuracies to the trial's
     # benchmark row (the driver adds the trial's MLflow run id when it files the weights).
-    meta = {"input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
-            "mean": list(dataset.mean), "std": list(dataset.std), **dataset_meta(dataset),
-            "dataset": context.dataset, "arch_hash": arch_hash, "budget": context.budget, "seed": context.seed,
-            "metrics": {k: v for k, v in metrics.items() if _finite(v)}}
+    meta = {
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+        "mean": list(dataset.mean),
+        "std": list(dataset.std),
+        **dataset_meta(dataset),
+        "dataset": context.dataset,
+        "arch_hash": arch_hash,
+        "budget": context.budget,
+        "seed": context.seed,
+        "metrics": {k: v for k, v in metrics.items() if _finite(v)},
+    }
     save_checkpoint(directory, model, arch, meta)
 
 

@@ -1,7 +1,7 @@
 """Regenerate the README's CLI reference from the real ``--help`` of every command.
 
-    .venv/bin/python scripts/cli_reference.py          # rewrite README.md in place
-    .venv/bin/python scripts/cli_reference.py --check  # exit 1 if README.md is out of date
+.venv/bin/python scripts/cli_reference.py          # rewrite README.md in place
+.venv/bin/python scripts/cli_reference.py --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def reference() -> str:
     for name, command in _subparsers(parser).choices.items():
         sections.append(_section(f"nasbench {name}", command, "###"))
         actions = _subparsers(command)  # nested actions, such as bench's query, top, pareto ...
-        for action, sub in (actions.choices.items() if actions else ()):
+        for action, sub in actions.choices.items() if actions else ():
             sections.append(_section(f"nasbench {name} {action}", sub, "####"))
     return "\n\n".join(sections)
 

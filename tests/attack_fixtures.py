@@ -53,7 +53,7 @@ def one_thread():
         yield
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_digits_tensors():
     """scikit-learn's UCI digits as ((x_train, y_train), (x_test, y_test)), x in [0, 1], shape (N, 1, 8, 8)."""
     from sklearn.datasets import load_digits
@@ -66,8 +66,9 @@ def load_digits_tensors():
     return (x[:1400], y[:1400]), (x[1400:], y[1400:])
 
 
-def train_cnn(epochs: int = 6, adversarial: str | None = None, eps: float = 0.0, seed: int = 0,
-              steps: int | None = None) -> SmallCNN:
+def train_cnn(
+    epochs: int = 6, adversarial: str | None = None, eps: float = 0.0, seed: int = 0, steps: int | None = None
+) -> SmallCNN:
     """Train SmallCNN on digits; with ``adversarial`` every batch is replaced by its adversarial version."""
     (x, y), _ = load_digits_tensors()
     with single_thread():
@@ -93,7 +94,7 @@ def _train(x, y, epochs, adversarial, eps, seed, steps) -> SmallCNN:
     return model.eval()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached_cnn(seed: int = 0) -> SmallCNN:
     return train_cnn(seed=seed)
 

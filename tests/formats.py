@@ -41,12 +41,13 @@ def write_cifar10(root: Path, per_batch: int = 10, seed: int = 0) -> dict[str, s
     sums = {}
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
-        batch = {"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
-                 "labels": rng.integers(0, 10, size=per_batch).tolist()}
+        batch = {
+            "data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+            "labels": rng.integers(0, 10, size=per_batch).tolist(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch))
         sums[name] = md5(folder / name)
-    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                            "ship", "truck"]}
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     sums["batches.meta"] = md5(folder / "batches.meta")
     return sums
@@ -61,8 +62,13 @@ def write_svhn(root: Path, n: int = 12, seed: int = 0) -> dict[str, str]:
     sums = {}
     for split in ("train", "test"):
         path = root / f"{split}_32x32.mat"
-        savemat(path, {"X": rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8),
-                       "y": rng.integers(1, 11, size=(n, 1)).astype(np.uint8)})
+        savemat(
+            path,
+            {
+                "X": rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8),
+                "y": rng.integers(1, 11, size=(n, 1)).astype(np.uint8),
+            },
+        )
         sums[split] = md5(path)
     return sums
 
@@ -88,8 +94,7 @@ def digit_images(size: int = 8, n: int | None = None) -> tuple[np.ndarray, np.nd
     bunch = load_digits()
     images = (bunch.images[:n] / 16 * 255).round().astype(np.uint8)
     if size != 8:
-        images = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-                           for image in images])
+        images = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR)) for image in images])
     return images, bunch.target[:n].astype(np.int64)
 
 

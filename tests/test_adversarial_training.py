@@ -3,8 +3,8 @@
 import pytest
 import torch
 import torchattacks
-
 from attack_fixtures import SmallCNN, cached_cnn, load_digits_tensors, one_thread, train_cnn  # noqa: F401
+
 from attacks import AttackConfigError, adversarial_batch
 from attacks.adversarial_training import warmup_eps
 

@@ -29,17 +29,25 @@ def make_checkpoint(directory, digits, *, filters=8, seed=0, epochs=3, meta_extr
     torch.manual_seed(seed)
     model = wrap_normalized(build_model(arch, digits.input_shape, digits.num_classes), digits)
     result = train_model(model, digits, TrainConfig(epochs=epochs, device="cpu"), seed=seed)
-    meta = {"dataset": "digits", "input_shape": list(digits.input_shape), "num_classes": digits.num_classes,
-            "mean": list(digits.mean), "std": list(digits.std), "test_acc": result.test_acc,
-            "arch_hash": arch_hash(arch), "budget": epochs, "seed": seed, **(meta_extra or {})}
+    meta = {
+        "dataset": "digits",
+        "input_shape": list(digits.input_shape),
+        "num_classes": digits.num_classes,
+        "mean": list(digits.mean),
+        "std": list(digits.std),
+        "test_acc": result.test_acc,
+        "arch_hash": arch_hash(arch),
+        "budget": epochs,
+        "seed": seed,
+        **(meta_extra or {}),
+    }
     save_checkpoint(directory, result.model, arch_to_dict(arch), meta)
     return directory, arch_hash(arch), result
 
 
 @pytest.fixture(scope="module")
 def checkpoint(digits, tmp_path_factory):
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "found", digits,
-                           meta_extra={"mlflow_run_id": None})
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "found", digits, meta_extra={"mlflow_run_id": None})
 
 
 def _predict(model, x):
@@ -57,12 +65,37 @@ def test_attack_checkpoint_writes_bundle_store_and_mlflow(checkpoint, digits, tm
     arch = json.loads((directory / "arch.json").read_text())
     experiment.mkdir(parents=True)
     with Benchmark(experiment / "benchmark.db") as bench:
-        bench.record({"arch_hash": arch_hash, "dataset": "digits", "budget": 3, "seed": 0, "space": "macro",
-                      "arch": arch, "status": "ok", "val_acc": trained.val_acc})
+        bench.record(
+            {
+                "arch_hash": arch_hash,
+                "dataset": "digits",
+                "budget": 3,
+                "seed": 0,
+                "space": "macro",
+                "arch": arch,
+                "status": "ok",
+                "val_acc": trained.val_acc,
+            }
+        )
     assert arch_from_dict(arch) is not None
 
-    code = main(["attack", "--model", str(directory), "--attacks", "fgsm,pgd:steps=5", "--eps", "0,0.1,0.3",
-                 "--n", "64", "--experiment", "e1", "--experiments-dir", str(tmp_path / "experiments")])
+    code = main(
+        [
+            "attack",
+            "--model",
+            str(directory),
+            "--attacks",
+            "fgsm,pgd:steps=5",
+            "--eps",
+            "0,0.1,0.3",
+            "--n",
+            "64",
+            "--experiment",
+            "e1",
+            "--experiments-dir",
+            str(tmp_path / "experiments"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     bundles = list((experiment / "evaluations").iterdir())
@@ -136,8 +169,25 @@ def test_two_models_give_a_transfer_matrix(checkpoint, digits, tmp_path, capsys)
     first, _, _ = checkpoint
     second, _, _ = make_checkpoint(tmp_path / "wide", digits, filters=12, seed=1, epochs=2)
     root = tmp_path / "experiments"
-    code = main(["attack", "--model", f"{first},{second}", "--attacks", "fgsm,pgd:steps=5", "--eps", "0,0.1,0.3",
-                 "--n", "48", "--no-checks", "--no-tracking", "--experiment", "pair", "--experiments-dir", str(root)])
+    code = main(
+        [
+            "attack",
+            "--model",
+            f"{first},{second}",
+            "--attacks",
+            "fgsm,pgd:steps=5",
+            "--eps",
+            "0,0.1,0.3",
+            "--n",
+            "48",
+            "--no-checks",
+            "--no-tracking",
+            "--experiment",
+            "pair",
+            "--experiments-dir",
+            str(root),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     evaluations = root / "pair" / "evaluations"
@@ -156,8 +206,25 @@ def test_two_models_give_a_transfer_matrix(checkpoint, digits, tmp_path, capsys)
 
 def test_classic_model_is_trained_once_and_reused(digits, tmp_path, capsys):
     root = tmp_path / "experiments"
-    argv = ["attack", "--model", "lenet5", "--epochs", "1", "--attacks", "fgsm", "--eps", "0,0.2", "--n", "32",
-            "--no-checks", "--no-tracking", "--experiment", "classic", "--experiments-dir", str(root)]
+    argv = [
+        "attack",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "1",
+        "--attacks",
+        "fgsm",
+        "--eps",
+        "0,0.2",
+        "--n",
+        "32",
+        "--no-checks",
+        "--no-tracking",
+        "--experiment",
+        "classic",
+        "--experiments-dir",
+        str(root),
+    ]
     assert main(argv) == 0
     first = capsys.readouterr()
     assert "epoch   1/1" in first.err
@@ -170,12 +237,15 @@ def test_classic_model_is_trained_once_and_reused(digits, tmp_path, capsys):
     assert record["model"]["kind"] == "classic" and record["model"]["spec"] == {"kind": "classic", "name": "lenet5"}
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--attacks", "pgd,nosuchattack"], "unknown attack 'nosuchattack'"),
-    (["--eps", "0,2"], "out of range"),
-    (["--eps", "0,abc"], "not a number"),
-    (["--n", "0"], "invalid n"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--attacks", "pgd,nosuchattack"], "unknown attack 'nosuchattack'"),
+        (["--eps", "0,2"], "out of range"),
+        (["--eps", "0,abc"], "not a number"),
+        (["--n", "0"], "invalid n"),
+    ],
+)
 def test_bad_attack_options_exit_2_with_one_line(extra, message, checkpoint, tmp_path, capsys):
     directory, _, _ = checkpoint
     code = main(["attack", "--model", str(directory), "--no-tracking", "--experiments-dir", str(tmp_path), *extra])
@@ -209,9 +279,17 @@ def test_evaluate_models_python_api(checkpoint, digits, tmp_path):
     model, arch, meta = load_checkpoint(directory)
     calls = []
     evaluations = evaluate_models(
-        {"mine": (model, ModelInfo(label="mine", spec=arch, source=str(directory), meta=meta))}, digits,
-        "fgsm", [0.0, 0.2], n=40, targeted=False, seed=3, out_dir=tmp_path, checks=False,
-        progress=lambda label, done, total, what: calls.append((label, done, total)))
+        {"mine": (model, ModelInfo(label="mine", spec=arch, source=str(directory), meta=meta))},
+        digits,
+        "fgsm",
+        [0.0, 0.2],
+        n=40,
+        targeted=False,
+        seed=3,
+        out_dir=tmp_path,
+        checks=False,
+        progress=lambda label, done, total, what: calls.append((label, done, total)),
+    )
     (evaluation,) = evaluations
     assert evaluation.report.n == 40 and evaluation.record["seed"] == 3
     assert calls and calls[-1][0] == "mine" and calls[-1][1] == calls[-1][2]  # the bar ends full
@@ -229,8 +307,12 @@ def test_a_store_the_search_recorded_and_that_is_gone_is_not_created_anew(tmp_pa
     experiment = tmp_path / "experiments" / "gone"
     experiment.mkdir(parents=True)
     (experiment / "config.yaml").write_text(f"dataset: digits\ntracking_uri: {recorded}\n")
-    assert main(["attack", "--model", "lenet5", "--experiment", "gone", "--experiments-dir",
-                 str(tmp_path / "experiments")]) == 2
+    assert (
+        main(
+            ["attack", "--model", "lenet5", "--experiment", "gone", "--experiments-dir", str(tmp_path / "experiments")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"was tracked to {recorded}, and that store does not exist" in err and err.count("\n") == 1
     assert not (tmp_path / "elsewhere.db").exists() and not (experiment / "mlflow.db").exists()

@@ -6,9 +6,9 @@ import matplotlib.image
 import pytest
 import torch
 import torchattacks
+from attack_fixtures import cached_cnn, digits, one_thread, trained_cnn  # noqa: F401
 from safetensors.torch import load_file
 
-from attack_fixtures import cached_cnn, digits, one_thread, trained_cnn  # noqa: F401
 from attacks import AttackConfigError, AttackSpec, evaluate, iterative_attack, save_example_grid, transfer_matrix
 
 EPS = [0.0, 0.05, 0.1, 0.2, 0.3]
@@ -21,8 +21,15 @@ def sweep():
 
     x, y = load_digits_tensors()[1]
     calls = []
-    report = evaluate(cached_cnn(), x[:200], y[:200], "pgd,fgsm", EPS, batch_size=64,
-                      progress=lambda done, total, text: calls.append((done, total, text)))
+    report = evaluate(
+        cached_cnn(),
+        x[:200],
+        y[:200],
+        "pgd,fgsm",
+        EPS,
+        batch_size=64,
+        progress=lambda done, total, text: calls.append((done, total, text)),
+    )
     return report, calls, (x[:200], y[:200])
 
 
@@ -85,9 +92,17 @@ def test_early_stop_loop_is_at_least_as_strong_as_torchattacks(trained_cnn, digi
     torch.manual_seed(1)
     theirs = reference(x, y)
     torch.manual_seed(1)
-    ours = iterative_attack(trained_cnn, x, y, norm=spec.norm, eps=eps, alpha=alpha,
-                            steps=1 if name == "fgsm" else 10,
-                            random_start=name in ("pgd", "pgdl2"), decay=1.0 if name == "mifgsm" else None)
+    ours = iterative_attack(
+        trained_cnn,
+        x,
+        y,
+        norm=spec.norm,
+        eps=eps,
+        alpha=alpha,
+        steps=1 if name == "fgsm" else 10,
+        random_start=name in ("pgd", "pgdl2"),
+        decay=1.0 if name == "mifgsm" else None,
+    )
     with torch.no_grad():
         broken_theirs = trained_cnn(theirs).argmax(1) != y
         broken_ours = trained_cnn(ours).argmax(1) != y

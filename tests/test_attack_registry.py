@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 import torchattacks
-
 from attack_fixtures import SmallCNN, one_thread  # noqa: F401
+
 from attacks import ATTACKS, AttackConfigError, AttackSpec, build_attack, list_attacks, parse_attacks, parse_eps
 from attacks.registry import autoattack_configuration, parse_eps_list
 
@@ -22,15 +22,18 @@ def test_parse_eps_fractions_decimals_and_lists():
     assert parse_eps("2.5", norm="L2") == 2.5
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("-1/255", ">= 0"),
-    ("2", "[0, 1]"),
-    ("300/255", "[0, 1]"),
-    ("abc", "not a number"),
-    ("1/0", "divides by zero"),
-    ("nan", "not a number"),
-    ("", "no eps"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("-1/255", ">= 0"),
+        ("2", "[0, 1]"),
+        ("300/255", "[0, 1]"),
+        ("abc", "not a number"),
+        ("1/0", "divides by zero"),
+        ("nan", "not a number"),
+        ("", "no eps"),
+    ],
+)
 def test_parse_eps_rejects_bad_values_with_one_line(text, fragment):
     with pytest.raises(AttackConfigError) as err:
         parse_eps(text)
@@ -75,20 +78,23 @@ def test_unknown_attack_names_the_valid_choices():
         assert name in message
 
 
-@pytest.mark.parametrize("text, overrides, fragment", [
-    ("pgd:steps=0", {}, "steps"),
-    ("pgd:steps=2.5", {}, "whole number"),
-    ("pgd", {"steps": -3}, "steps"),
-    ("fgsm", {"steps": 10}, "takes the parameter 'steps'"),
-    ("pgd:restarts=0", {}, "restarts"),
-    ("pgd:norm=L2", {}, "does not support norm"),
-    ("pgd:eps=2", {}, "[0, 1]"),
-    ("pgd:beta=3", {}, "unknown option 'beta'"),
-    ("square:queries=0", {}, "queries"),
-    ("pgd:steps", {}, "key=value"),
-    ("deepfool", {"targeted": True}, "targeted"),
-    ("pgd,pgd", {}, "twice"),
-])
+@pytest.mark.parametrize(
+    "text, overrides, fragment",
+    [
+        ("pgd:steps=0", {}, "steps"),
+        ("pgd:steps=2.5", {}, "whole number"),
+        ("pgd", {"steps": -3}, "steps"),
+        ("fgsm", {"steps": 10}, "takes the parameter 'steps'"),
+        ("pgd:restarts=0", {}, "restarts"),
+        ("pgd:norm=L2", {}, "does not support norm"),
+        ("pgd:eps=2", {}, "[0, 1]"),
+        ("pgd:beta=3", {}, "unknown option 'beta'"),
+        ("square:queries=0", {}, "queries"),
+        ("pgd:steps", {}, "key=value"),
+        ("deepfool", {"targeted": True}, "targeted"),
+        ("pgd,pgd", {}, "twice"),
+    ],
+)
 def test_bad_parameters_raise_one_clear_line(text, overrides, fragment):
     with pytest.raises(AttackConfigError) as err:
         parse_attacks(text, **overrides)
@@ -137,5 +143,14 @@ def test_autoattack_runs_the_original_100_iterations_not_torchattacks_10():
 
 def test_spec_to_dict_lists_every_parameter():
     d = AttackSpec("square", norm="l2", eps=0.5).to_dict()
-    assert d == {"name": "square", "norm": "L2", "eps": 0.5, "steps": None, "restarts": 1, "targeted": False,
-                 "loss": "margin", "p_init": 0.8, "queries": 5000}
+    assert d == {
+        "name": "square",
+        "norm": "L2",
+        "eps": 0.5,
+        "steps": None,
+        "restarts": 1,
+        "targeted": False,
+        "loss": "margin",
+        "p_init": 0.8,
+        "queries": 5000,
+    }

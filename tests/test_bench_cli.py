@@ -15,11 +15,24 @@ A, B, C = "a1" * 8, "b2" * 8, "c3" * 8
 def row(arch_hash, seed=0, val_acc=0.9, params=1000, **overrides):
     """A finished run; pass metric overrides (e.g. val_acc=None) for failed ones."""
     base = {
-        "arch_hash": arch_hash, "dataset": "digits", "budget": 5, "seed": seed, "space": "macro",
-        "arch": {"layers": [{"filters": 8}]}, "status": "ok", "reason": None,
+        "arch_hash": arch_hash,
+        "dataset": "digits",
+        "budget": 5,
+        "seed": seed,
+        "space": "macro",
+        "arch": {"layers": [{"filters": 8}]},
+        "status": "ok",
+        "reason": None,
         "curves": [{"epoch": 1, "val_acc": val_acc - 0.1}, {"epoch": 2, "val_acc": val_acc}],
-        "train_acc": val_acc, "val_acc": val_acc, "test_acc": val_acc - 0.02, "params": params,
-        "macs": params * 40, "latency_ms": 0.25, "device": "cpu", "train_seconds": 2.0, "mlflow_run_id": None,
+        "train_acc": val_acc,
+        "val_acc": val_acc,
+        "test_acc": val_acc - 0.02,
+        "params": params,
+        "macs": params * 40,
+        "latency_ms": 0.25,
+        "device": "cpu",
+        "train_seconds": 2.0,
+        "mlflow_run_id": None,
         "robust": [{"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": round(1 - val_acc, 4)}],
         "provenance": {"torch": "2.13.0"},
     }
@@ -27,8 +40,16 @@ def row(arch_hash, seed=0, val_acc=0.9, params=1000, **overrides):
 
 
 def failed(arch_hash, seed):
-    return {**row(arch_hash, seed), "status": "failed", "reason": "diverged", "val_acc": None,
-            "train_acc": None, "test_acc": None, "curves": [], "robust": []}
+    return {
+        **row(arch_hash, seed),
+        "status": "failed",
+        "reason": "diverged",
+        "val_acc": None,
+        "train_acc": None,
+        "test_acc": None,
+        "curves": [],
+        "robust": [],
+    }
 
 
 @pytest.fixture
@@ -72,8 +93,11 @@ def test_top_json_table_filters_and_reduce(db, capsys):
     small = run_json(capsys, "top", "--db", str(db), "--where", "params<=20000", "--where", "seed=0")
     assert [r["arch_hash"] for r in small] == [A, C]
     means = run_json(capsys, "top", "--db", str(db), "--reduce", "mean")
-    assert [(r["arch_hash"], round(r["val_acc"], 6), r["n_seeds"]) for r in means] == \
-        [(B, 0.95, 1), (A, 0.85, 2), (C, 0.7, 1)]
+    assert [(r["arch_hash"], round(r["val_acc"], 6), r["n_seeds"]) for r in means] == [
+        (B, 0.95, 1),
+        (A, 0.85, 2),
+        (C, 0.7, 1),
+    ]
     robust = run_json(capsys, "top", "--db", str(db), "-k", "1", "--by", "robust:pgd:Linf:0.1")
     assert robust[0]["arch_hash"] == C and robust[0]["robust:pgd:Linf:0.1"] == 0.3
 
@@ -118,8 +142,7 @@ def test_export_then_import_twice_adds_nothing_twice(db, capsys, tmp_path):
     assert run_json(capsys, "export", "--db", str(db), str(out)) == {"output": str(out), "rows": 5}
     merged = tmp_path / "merged.db"
     assert main(["bench", "import", "--db", str(merged), str(out)]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"imported 5 new run(s) from {out}",
-                                                    f"{merged} now holds 5 run(s)"]
+    assert capsys.readouterr().out.splitlines() == [f"imported 5 new run(s) from {out}", f"{merged} now holds 5 run(s)"]
     again = run_json(capsys, "import", "--db", str(merged), str(out), str(out))
     assert [item["added"] for item in again["imports"]] == [0, 0] and again["rows"] == 5
     assert run_json(capsys, "top", "--db", str(merged), "-k", "1")[0]["arch_hash"] == B
@@ -158,7 +181,11 @@ def test_missing_db_flag_is_a_usage_error(capsys):
 
 def test_parse_where():
     assert parse_where(["budget=10", "params<=1e5", "space=macro,cell", "device != cpu"]) == {
-        "budget": 10, "params": ("<=", 100000.0), "space": ["macro", "cell"], "device": ("!=", "cpu")}
+        "budget": 10,
+        "params": ("<=", 100000.0),
+        "space": ["macro", "cell"],
+        "device": ("!=", "cpu"),
+    }
     with pytest.raises(UserError, match="filtered twice"):
         parse_where(["seed=1", "seed=2"])
 

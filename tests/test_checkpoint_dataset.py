@@ -16,8 +16,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from formats import digit_images
+
 from nasbench.checkpoint import load_checkpoint
 from nasbench.cli import main
 from nasbench.data import load_dataset
@@ -35,8 +35,22 @@ def trained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(home)
         for name in ("inverted8", "digits16"):
-            assert main(["train", "--model", "lenet5", "--dataset", f"npz:{name}.npz", "--epochs", "6",
-                         "--out", f"ck-{name}"]) == 0
+            assert (
+                main(
+                    [
+                        "train",
+                        "--model",
+                        "lenet5",
+                        "--dataset",
+                        f"npz:{name}.npz",
+                        "--epochs",
+                        "6",
+                        "--out",
+                        f"ck-{name}",
+                    ]
+                )
+                == 0
+            )
     return home
 
 
@@ -55,14 +69,15 @@ def test_a_checkpoint_records_its_dataset_with_absolute_paths(trained):
     assert meta["data"] == {"dataset": f"npz:{trained / 'inverted8.npz'}", "data_dir": None}
 
 
-def test_attack_without_dataset_uses_the_checkpoints_own_from_another_folder(trained, tmp_path, monkeypatch,
-                                                                          capsys):
+def test_attack_without_dataset_uses_the_checkpoints_own_from_another_folder(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # nowhere near the data
     assert _attack("--model", str(trained / "ck-inverted8"), "--experiment", "own", root=tmp_path / "x") == 0
     err = capsys.readouterr().err
     assert "warning" not in err
-    assert f"data npz:{trained / 'inverted8.npz'}: " in err and f"(the data {trained / 'ck-inverted8'} was trained on)" \
-        in err
+    assert (
+        f"data npz:{trained / 'inverted8.npz'}: " in err
+        and f"(the data {trained / 'ck-inverted8'} was trained on)" in err
+    )
     record = _evaluation(tmp_path / "x", "own")
     assert record["dataset"] == f"npz:{trained / 'inverted8.npz'}"
     # the clean accuracy is the model's on that file's own test points
@@ -76,17 +91,31 @@ def test_attack_without_dataset_uses_the_checkpoints_own_from_another_folder(tra
 
 
 def test_another_dataset_given_on_purpose_gets_one_warning_line(trained, tmp_path, capsys):
-    assert _attack("--model", str(trained / "ck-inverted8"), "--dataset", "digits", "--experiment", "other",
-                   root=tmp_path) == 0
+    assert (
+        _attack("--model", str(trained / "ck-inverted8"), "--dataset", "digits", "--experiment", "other", root=tmp_path)
+        == 0
+    )
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert warnings == [f"nasbench: warning: evaluating on digits as asked, not on the data the model was trained "
-                        f"on: npz:{trained / 'inverted8.npz'} ({trained / 'ck-inverted8'})"]
+    assert warnings == [
+        f"nasbench: warning: evaluating on digits as asked, not on the data the model was trained "
+        f"on: npz:{trained / 'inverted8.npz'} ({trained / 'ck-inverted8'})"
+    ]
     record = _evaluation(tmp_path, "other")
     assert record["dataset"] == "digits"
     assert record["report"]["clean_accuracy"] < 0.5  # reversed grey levels: what the warning is for
     # the same file under another spelling of its path is the checkpoint's own data: no warning
-    assert _attack("--model", str(trained / "ck-inverted8"), "--dataset", f"npz:{trained}/./inverted8.npz",
-                   "--experiment", "same", root=tmp_path) == 0
+    assert (
+        _attack(
+            "--model",
+            str(trained / "ck-inverted8"),
+            "--dataset",
+            f"npz:{trained}/./inverted8.npz",
+            "--experiment",
+            "same",
+            root=tmp_path,
+        )
+        == 0
+    )
     assert "warning" not in capsys.readouterr().err
 
 
@@ -103,11 +132,22 @@ def test_a_recorded_dataset_that_is_gone_is_one_line_and_exit_2(trained, tmp_pat
     assert err.strip().splitlines() == [
         f"nasbench attack: error: {tmp_path / 'ck'} was trained on npz:{tmp_path / 'digits16.npz'}, which cannot be "
         f"loaded now (npz: no such file {tmp_path / 'digits16.npz'}); give --dataset (and --data-dir) where that "
-        "data is now"]
+        "data is now"
+    ]
     assert not moved.exists()  # nothing created for a command that did nothing
     # where it is now, given on purpose: a warning, and the evaluation runs
-    assert _attack("--model", str(tmp_path / "ck"), "--dataset", f"npz:{tmp_path / 'elsewhere.npz'}",
-                   "--experiment", "found", root=moved) == 0
+    assert (
+        _attack(
+            "--model",
+            str(tmp_path / "ck"),
+            "--dataset",
+            f"npz:{tmp_path / 'elsewhere.npz'}",
+            "--experiment",
+            "found",
+            root=moved,
+        )
+        == 0
+    )
     assert capsys.readouterr().err.count("nasbench: warning: evaluating on npz:") == 1
 
 
@@ -116,17 +156,31 @@ def test_checkpoints_of_different_datasets_need_dataset_to_share_an_evaluation(t
     assert _attack("--model", both, "--experiment", "mixed", root=tmp_path / "x") == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert (f"the models were trained on different datasets (npz:{trained / 'inverted8.npz'} "
-            f"({trained / 'ck-inverted8'}); npz:{trained / 'digits16.npz'} ({trained / 'ck-digits16'}))") in err
+    assert (
+        f"the models were trained on different datasets (npz:{trained / 'inverted8.npz'} "
+        f"({trained / 'ck-inverted8'}); npz:{trained / 'digits16.npz'} ({trained / 'ck-digits16'}))"
+    ) in err
     assert "give --dataset, or attack them separately" in err
     assert not (tmp_path / "x").exists()
     # given one on purpose, the checkpoint that cannot take its images is the one line
-    assert _attack("--model", both, "--dataset", f"npz:{trained / 'inverted8.npz'}", "--experiment", "mixed",
-                   root=tmp_path / "x") == 2
+    assert (
+        _attack(
+            "--model",
+            both,
+            "--dataset",
+            f"npz:{trained / 'inverted8.npz'}",
+            "--experiment",
+            "mixed",
+            root=tmp_path / "x",
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("nasbench: warning:") == 1 and err.count("error") == 1
-    assert (f"model {trained / 'ck-digits16'} takes 1x16x16 inputs but npz:{trained / 'inverted8.npz'} images are "
-            f"1x8x8 (it was trained on npz:{trained / 'digits16.npz'})") in err
+    assert (
+        f"model {trained / 'ck-digits16'} takes 1x16x16 inputs but npz:{trained / 'inverted8.npz'} images are "
+        f"1x8x8 (it was trained on npz:{trained / 'digits16.npz'})"
+    ) in err
     assert not (tmp_path / "x").exists()
 
 
@@ -134,8 +188,18 @@ def test_a_failed_attack_leaves_no_empty_experiment_folder_and_keeps_what_was_re
     from nasbench.commands.attack import removed_if_left_empty
 
     # a checkpoint that cannot take the images given: it fails after the checkpoints load
-    assert _attack("--model", str(trained / "ck-digits16"), "--dataset", "digits", "--experiment", "e",
-                   root=tmp_path / "experiments") == 2
+    assert (
+        _attack(
+            "--model",
+            str(trained / "ck-digits16"),
+            "--dataset",
+            "digits",
+            "--experiment",
+            "e",
+            root=tmp_path / "experiments",
+        )
+        == 2
+    )
     capsys.readouterr()
     assert not (tmp_path / "experiments").exists()
     # an experiment that already holds something keeps it, and its folders
@@ -143,8 +207,18 @@ def test_a_failed_attack_leaves_no_empty_experiment_folder_and_keeps_what_was_re
     kept.mkdir(parents=True)
     (kept / "evaluation.json").write_text("{}")
     (tmp_path / "experiments" / "e" / "empty-before").mkdir()
-    assert _attack("--model", str(trained / "ck-digits16"), "--dataset", "digits", "--experiment", "e",
-                   root=tmp_path / "experiments") == 2
+    assert (
+        _attack(
+            "--model",
+            str(trained / "ck-digits16"),
+            "--dataset",
+            "digits",
+            "--experiment",
+            "e",
+            root=tmp_path / "experiments",
+        )
+        == 2
+    )
     assert (kept / "evaluation.json").read_text() == "{}" and (tmp_path / "experiments" / "e" / "empty-before").is_dir()
     # a failure after the folder was made removes the folders it made, never a file
     target = tmp_path / "new" / "exp"
@@ -171,7 +245,8 @@ def test_describe_shows_the_checkpoints_dataset_and_warns_about_another(trained,
     assert json.loads(captured.out)["input_shape"] == [1, 8, 8]
     assert captured.err.strip().splitlines() == [
         f"nasbench: warning: describing for digits inputs as asked, not for the data the checkpoint was trained on: "
-        f"npz:{trained / 'digits16.npz'} ({checkpoint})"]
+        f"npz:{trained / 'digits16.npz'} ({checkpoint})"
+    ]
     assert main(["describe", "--model", checkpoint, "--dataset", "digits", "--input", "1x8x8"]) == 2
     assert "give --input or --dataset, not both" in capsys.readouterr().err
 
@@ -209,8 +284,9 @@ def test_a_logged_model_is_attacked_on_the_dataset_its_checkpoint_recorded(train
     run = client.create_run(client.create_experiment("trained-by-hand"))
     model, arch, meta = load_checkpoint(trained / "ck-digits16")
     example = load_dataset(meta["data"]["dataset"]).val.x[:2]
-    uri = log_model(TrackingConfig(store, "trained-by-hand"), run.info.run_id, model, example, None, arch=arch,
-                    meta=meta)
+    uri = log_model(
+        TrackingConfig(store, "trained-by-hand"), run.info.run_id, model, example, None, arch=arch, meta=meta
+    )
     capsys.readouterr()
     assert _attack("--model", uri, "--tracking-uri", store, "--experiment", "logged", root=tmp_path / "x") == 0
     err = capsys.readouterr().err
@@ -218,16 +294,35 @@ def test_a_logged_model_is_attacked_on_the_dataset_its_checkpoint_recorded(train
     assert _evaluation(tmp_path / "x", "logged")["dataset"] == f"npz:{trained / 'digits16.npz'}"
 
 
-def test_a_searchs_exported_checkpoint_records_its_dataset_and_is_attacked_on_it(trained, tmp_path,
-                                                                                  monkeypatch, ray_runtime):
+def test_a_searchs_exported_checkpoint_records_its_dataset_and_is_attacked_on_it(
+    trained, tmp_path, monkeypatch, ray_runtime
+):
     """A search on an npz given by a relative path: its trials load the data by its absolute
     path (a worker's folder need not be the driver's), and the exported best model is then
     attacked on that data from another folder, with no --dataset."""
     monkeypatch.chdir(trained)
     experiments = tmp_path / "experiments"
-    assert main(["search", "--dataset", "npz:inverted8.npz", "--trials", "1", "--epochs", "1",
-                 "--experiment", "npz", "--experiments-dir", str(experiments), "--export-top", "1",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--dataset",
+                "npz:inverted8.npz",
+                "--trials",
+                "1",
+                "--epochs",
+                "1",
+                "--experiment",
+                "npz",
+                "--experiments-dir",
+                str(experiments),
+                "--export-top",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (best,) = (experiments / "npz" / "best").iterdir()
     meta = json.loads((best / "meta.json").read_text())
     assert meta["dataset"] == "npz:inverted8.npz"
@@ -237,8 +332,9 @@ def test_a_searchs_exported_checkpoint_records_its_dataset_and_is_attacked_on_it
     assert _evaluation(tmp_path / "attacks", "best")["dataset"] == f"npz:{trained / 'inverted8.npz'}"
 
 
-@pytest.mark.parametrize("colour, expected", [(False, [0.0, 0.05, 0.1, 0.2, 0.3]),
-                                              (True, [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255])])
+@pytest.mark.parametrize(
+    "colour, expected", [(False, [0.0, 0.05, 0.1, 0.2, 0.3]), (True, [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255])]
+)
 def test_the_default_eps_sweep_follows_the_images_channels_not_the_datasets_name(tmp_path, colour, expected):
     """A user's greyscale digits get the MNIST-style radii that reach zero robust
     accuracy; colour images the CIFAR-style sweep."""
@@ -250,7 +346,27 @@ def test_the_default_eps_sweep_follows_the_images_channels_not_the_datasets_name
         images, labels = digit_images(n=300)
         np.savez(tmp_path / "grey.npz", x=images, y=labels)
         dataset = f"npz:{tmp_path / 'grey.npz'}"
-    assert main(["attack", "--model", "lenet5", "--dataset", dataset, "--epochs", "1", "--attacks", "fgsm",
-                 "--n", "20", "--no-checks", "--no-tracking", "--experiments-dir", str(tmp_path / "ex")]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--model",
+                "lenet5",
+                "--dataset",
+                dataset,
+                "--epochs",
+                "1",
+                "--attacks",
+                "fgsm",
+                "--n",
+                "20",
+                "--no-checks",
+                "--no-tracking",
+                "--experiments-dir",
+                str(tmp_path / "ex"),
+            ]
+        )
+        == 0
+    )
     results = _evaluation(tmp_path / "ex", "default")["report"]["results"]
     assert sorted({r["eps"] for r in results}) == pytest.approx(expected)

@@ -56,16 +56,19 @@ def test_unknown_option_is_one_line_exit_2(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--epochs", "0"], "invalid epochs"),
-    (["train", "--lr", "-1"], "invalid lr"),
-    (["train", "--optimizer", "adagrad"], "invalid optimizer"),
-    (["train", "--eps", "2"], "less than or equal to 1"),
-    (["train", "--augment", "rotate"], "invalid augment"),
-    (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
-    (["train", "--dataset", "imagenet", "--epochs", "1"], "unknown dataset 'imagenet'"),
-    (["train", "--model", "missing.json"], "cannot read architecture missing.json"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--epochs", "0"], "invalid epochs"),
+        (["train", "--lr", "-1"], "invalid lr"),
+        (["train", "--optimizer", "adagrad"], "invalid optimizer"),
+        (["train", "--eps", "2"], "less than or equal to 1"),
+        (["train", "--augment", "rotate"], "invalid augment"),
+        (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+        (["train", "--dataset", "imagenet", "--epochs", "1"], "unknown dataset 'imagenet'"),
+        (["train", "--model", "missing.json"], "cannot read architecture missing.json"),
+    ],
+)
 def test_bad_values_are_one_line_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -84,16 +87,19 @@ def test_yaml_config_and_flag_override(tmp_path, capsys):
     assert "invalid lr" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command, text, message", [
-    ("train", "epochs: [1, 2\n", "not valid YAML at line"),
-    ("train", "- just\n- a list\n", "must be a mapping"),
-    ("train", "epochs: 2\nwarp_speed: 9\n", "unknown option 'warp_speed'"),
-    ("train", "epochs: many\n", "invalid epochs"),
-    # commands whose flags are plain argparse take the same files
-    ("describe", "modle: lenet5\n", "unknown option 'modle'"),
-    ("describe", "model: lenet5\ninput: 1x8x8\njson: 3\n", "expected true or false"),
-    ("describe", "input: 1x8x8\n", "required: --model"),
-])
+@pytest.mark.parametrize(
+    "command, text, message",
+    [
+        ("train", "epochs: [1, 2\n", "not valid YAML at line"),
+        ("train", "- just\n- a list\n", "must be a mapping"),
+        ("train", "epochs: 2\nwarp_speed: 9\n", "unknown option 'warp_speed'"),
+        ("train", "epochs: many\n", "invalid epochs"),
+        # commands whose flags are plain argparse take the same files
+        ("describe", "modle: lenet5\n", "unknown option 'modle'"),
+        ("describe", "model: lenet5\ninput: 1x8x8\njson: 3\n", "expected true or false"),
+        ("describe", "input: 1x8x8\n", "required: --model"),
+    ],
+)
 def test_bad_config_files(command, text, message, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text(text)

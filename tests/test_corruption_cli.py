@@ -26,11 +26,35 @@ def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digit
     experiment = root / "c1"
     experiment.mkdir(parents=True)
     with Benchmark(experiment / "benchmark.db") as bench:  # a search result: its row gets the numbers
-        bench.record({"arch_hash": arch_hash, "dataset": "digits", "budget": 3, "seed": 0, "space": "macro",
-                      "arch": json.loads((directory / "arch.json").read_text()), "status": "ok",
-                      "val_acc": trained.val_acc})
-    code = main(["attack", "--model", str(directory), "--corruptions", "fog,contrast,jpeg", "--severities", "1,5",
-                 "--n", "64", "--experiment", "c1", "--experiments-dir", str(root)])
+        bench.record(
+            {
+                "arch_hash": arch_hash,
+                "dataset": "digits",
+                "budget": 3,
+                "seed": 0,
+                "space": "macro",
+                "arch": json.loads((directory / "arch.json").read_text()),
+                "status": "ok",
+                "val_acc": trained.val_acc,
+            }
+        )
+    code = main(
+        [
+            "attack",
+            "--model",
+            str(directory),
+            "--corruptions",
+            "fog,contrast,jpeg",
+            "--severities",
+            "1,5",
+            "--n",
+            "64",
+            "--experiment",
+            "c1",
+            "--experiments-dir",
+            str(root),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     record = json.loads(next((experiment / "evaluations").glob("*/evaluation.json")).read_text())
@@ -42,8 +66,16 @@ def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digit
     # the numbers are the model's on the recorded points
     model, _, _ = load_checkpoint(directory)
     index = torch.tensor(record["indices"])
-    again = evaluate_corruptions(model, digits.test.x[index], digits.test.y[index], "fog,contrast,jpeg", [1, 5],
-                                 seed=0, batch_size=256, device="cpu")
+    again = evaluate_corruptions(
+        model,
+        digits.test.x[index],
+        digits.test.y[index],
+        "fog,contrast,jpeg",
+        [1, 5],
+        seed=0,
+        batch_size=256,
+        device="cpu",
+    )
     assert corruptions["accuracy"]["contrast"]["5"] == pytest.approx(again.accuracy["contrast"][5])
     assert corruptions["mean_accuracy"] == pytest.approx(again.mean_accuracy)
     assert corruptions["clean_accuracy"] == pytest.approx(record["report"]["clean_accuracy"])
@@ -79,8 +111,9 @@ def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digit
 
     # the report: the heatmap, the table and the summary column
     out = tmp_path / "report.html"
-    assert main(["report", "--experiment", "c1", "--experiments-dir", str(root), "--out", str(out),
-                 "--no-tracking"]) == 0
+    assert (
+        main(["report", "--experiment", "c1", "--experiments-dir", str(root), "--out", str(out), "--no-tracking"]) == 0
+    )
     summary = json.loads(out.with_suffix(".json").read_text())
     assert "corruptions" in summary["figures"]
     assert summary["models"][0]["corruption"]["mean_acc"] == pytest.approx(corruptions["mean_accuracy"])
@@ -92,13 +125,36 @@ def test_corruptions_beside_attacks_with_a_named_baseline(found, digits, tmp_pat
     first, _, _ = found
     second, _, _ = make_checkpoint(tmp_path / "wide", digits, filters=12, seed=1, epochs=2)
     root = tmp_path / "experiments"
-    code = main(["attack", "--model", f"{first},{second}", "--attacks", "fgsm", "--eps", "0,0.1",
-                 "--corruptions", "gaussian_noise,defocus_blur", "--severities", "2,4", "--n", "48", "--no-checks",
-                 "--no-tracking", "--experiment", "pair", "--experiments-dir", str(root)])
+    code = main(
+        [
+            "attack",
+            "--model",
+            f"{first},{second}",
+            "--attacks",
+            "fgsm",
+            "--eps",
+            "0,0.1",
+            "--corruptions",
+            "gaussian_noise,defocus_blur",
+            "--severities",
+            "2,4",
+            "--n",
+            "48",
+            "--no-checks",
+            "--no-tracking",
+            "--experiment",
+            "pair",
+            "--experiments-dir",
+            str(root),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    records = {r.parent.name: json.loads(r.read_text()) for r in (root / "pair" / "evaluations").glob("*/*.json")
-               if r.name == "evaluation.json"}
+    records = {
+        r.parent.name: json.loads(r.read_text())
+        for r in (root / "pair" / "evaluations").glob("*/*.json")
+        if r.name == "evaluation.json"
+    }
     assert len(records) == 2
     baseline = json.loads((root / "pair" / "evaluations" / "transfer.json").read_text())["sources"][0]
     assert baseline in records  # the first model, named in every model's errors
@@ -113,17 +169,21 @@ def test_corruptions_beside_attacks_with_a_named_baseline(found, digits, tmp_pat
             assert errors["ce"][name] == (pytest.approx(mine / theirs) if theirs else None)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--corruptions", "fog,rain"], "unknown corruption 'rain'"),
-    (["--corruptions", "fog", "--severities", "0,6"], "outside 1-5"),
-    (["--attacks", "none"], "--attacks none leaves nothing to evaluate"),
-    (["--corruptions", "fog", "--corruption-baseline", "alexnet"], "corruption baseline 'alexnet'"),
-    (["--severities", "1,2"], "--severities and --corruption-baseline need --corruptions"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--corruptions", "fog,rain"], "unknown corruption 'rain'"),
+        (["--corruptions", "fog", "--severities", "0,6"], "outside 1-5"),
+        (["--attacks", "none"], "--attacks none leaves nothing to evaluate"),
+        (["--corruptions", "fog", "--corruption-baseline", "alexnet"], "corruption baseline 'alexnet'"),
+        (["--severities", "1,2"], "--severities and --corruption-baseline need --corruptions"),
+    ],
+)
 def test_bad_corruption_input_is_one_line_and_exit_2(found, tmp_path, capsys, extra, message):
     directory, _, _ = found
-    code = main(["attack", "--model", str(directory), "--n", "16", "--no-tracking", "--experiments-dir",
-                 str(tmp_path), *extra])
+    code = main(
+        ["attack", "--model", str(directory), "--n", "16", "--no-tracking", "--experiments-dir", str(tmp_path), *extra]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     # one error line, no traceback (a baseline is checked once the models and their labels are loaded,
     # after the data line)
@@ -152,8 +212,19 @@ def test_the_search_objective_measures_the_stated_subset_on_validation_images(fo
 
 
 def test_a_bad_search_subset_is_one_line_and_exit_2(tmp_path, capsys):
-    code = main(["search", "--objectives", "val_acc,corruption_acc", "--corruption-subset", "fog:3,rain:2",
-                 "--experiments-dir", str(tmp_path), "--trials", "1"])
+    code = main(
+        [
+            "search",
+            "--objectives",
+            "val_acc,corruption_acc",
+            "--corruption-subset",
+            "fog:3,rain:2",
+            "--experiments-dir",
+            str(tmp_path),
+            "--trials",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "rain" in err[0], err
     assert not list(tmp_path.iterdir())

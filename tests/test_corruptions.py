@@ -48,9 +48,23 @@ def digit_images() -> torch.Tensor:
 
 
 def test_registry_holds_the_papers_fifteen_in_four_families():
-    assert NAMES == ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-                     "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform",
-                     "pixelate", "jpeg_compression"]
+    assert NAMES == [
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "defocus_blur",
+        "glass_blur",
+        "motion_blur",
+        "zoom_blur",
+        "snow",
+        "frost",
+        "fog",
+        "brightness",
+        "contrast",
+        "elastic_transform",
+        "pixelate",
+        "jpeg_compression",
+    ]
     families = [info.family for info in C.CORRUPTIONS.values()]
     assert families.count("noise") == 3 and families.count("blur") == 4
     assert families.count("weather") == 3 and families.count("digital") == 5
@@ -145,9 +159,9 @@ def _reference_clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
     h = img.shape[0]
     ch = int(np.ceil(h / zoom_factor))
     top = (h - ch) // 2
-    img = ndi.zoom(img[top:top + ch, top:top + ch], (zoom_factor, zoom_factor, 1), order=1)
+    img = ndi.zoom(img[top : top + ch, top : top + ch], (zoom_factor, zoom_factor, 1), order=1)
     trim_top = (img.shape[0] - h) // 2
-    return img[trim_top:trim_top + h, trim_top:trim_top + h]
+    return img[trim_top : trim_top + h, trim_top : trim_top + h]
 
 
 @pytest.mark.parametrize("zoom", [1.06, 1.25, 1.75, 2.25])
@@ -203,7 +217,7 @@ def test_glass_blur_wavefronts_give_the_reference_loop_permutation():
 def test_motion_blur_kernel_is_imagemagicks():
     kernel = C.motion_blur_kernel(6, 1.0)
     assert len(kernel) == 13  # 2 * ceil(radius) + 1
-    expected = torch.exp(-torch.arange(13.0, dtype=torch.float64) ** 2 / 2)
+    expected = torch.exp(-(torch.arange(13.0, dtype=torch.float64) ** 2) / 2)
     assert torch.allclose(kernel, expected / expected.sum())
     # at angle 0 a pixel averages itself and the 12 to its right (one-sided kernel): left of a
     # vertical edge, the pixel next to it gets every weight but its own
@@ -266,10 +280,22 @@ def test_evaluation_is_deterministic_and_the_search_subset_agrees(digits_report)
 
 
 def test_corruption_errors_follow_the_papers_definitions(digits_report):
-    report = CorruptionReport(n=10, seed=0, clean_accuracy=0.9, corruptions=["fog", "contrast"], severities=[1, 2],
-                              accuracy={"fog": {1: 0.8, 2: 0.6}, "contrast": {1: 0.9, 2: 0.9}})
-    base = CorruptionReport(n=10, seed=0, clean_accuracy=0.8, corruptions=["fog", "contrast"], severities=[1, 2],
-                            accuracy={"fog": {1: 0.6, 2: 0.4}, "contrast": {1: 0.8, 2: 0.8}})
+    report = CorruptionReport(
+        n=10,
+        seed=0,
+        clean_accuracy=0.9,
+        corruptions=["fog", "contrast"],
+        severities=[1, 2],
+        accuracy={"fog": {1: 0.8, 2: 0.6}, "contrast": {1: 0.9, 2: 0.9}},
+    )
+    base = CorruptionReport(
+        n=10,
+        seed=0,
+        clean_accuracy=0.8,
+        corruptions=["fog", "contrast"],
+        severities=[1, 2],
+        accuracy={"fog": {1: 0.6, 2: 0.4}, "contrast": {1: 0.8, 2: 0.8}},
+    )
     errors = corruption_errors(report, base, "base")
     assert errors["ce"]["fog"] == pytest.approx((0.2 + 0.4) / (0.4 + 0.6))
     assert errors["ce"]["contrast"] == pytest.approx(0.2 / 0.4)
@@ -298,7 +324,14 @@ def test_motion_blur_reads_imagemagicks_taps_at_any_angle():
         a = math.radians(angle)
         for row in range(7):
             for col in range(9):
-                value = sum(float(kernel[i]) * x[n, :, min(max(row + math.ceil(i * math.sin(a) - 0.5), 0), 6),
-                                                   min(max(col + math.ceil(i * math.cos(a) - 0.5), 0), 8)]
-                            for i in range(len(kernel)))
+                value = sum(
+                    float(kernel[i])
+                    * x[
+                        n,
+                        :,
+                        min(max(row + math.ceil(i * math.sin(a) - 0.5), 0), 6),
+                        min(max(col + math.ceil(i * math.cos(a) - 0.5), 0), 8),
+                    ]
+                    for i in range(len(kernel))
+                )
                 assert torch.allclose(got[n, :, row, col], value, atol=1e-9)

@@ -6,10 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from formats import (
+    digit_images,
+    write_cifar10,
+    write_digits_npz,
+    write_greyscale_folder,
+    write_image_folder,
+    write_mnist,
+    write_svhn,
+)
 from torchvision import datasets
 
-from formats import (digit_images, write_cifar10, write_digits_npz, write_greyscale_folder, write_image_folder,
-                     write_mnist, write_svhn)
 from nasbench.cli import main
 from nasbench.data import load_dataset
 from nasbench.errors import UserError
@@ -21,7 +28,7 @@ def test_digits_is_the_embedded_default(digits):
     assert len(digits.train) + len(digits.val) + len(digits.test) == 1797
     for split in (digits.train, digits.val, digits.test):
         assert split.x.dtype == torch.float32 and split.y.dtype == torch.int64
-        assert 0.0 <= split.x.min() and split.x.max() <= 1.0
+        assert split.x.min() >= 0.0 and split.x.max() <= 1.0
     # 17 grey levels 0..16 scaled to [0, 1]
     assert len(torch.unique(digits.train.x)) == 17
 
@@ -75,25 +82,31 @@ def test_cifar10_pickle_batches_load_only_with_known_checksums(tmp_path, monkeyp
     # Unknown files are never unpickled: torchvision checks MD5 against its list first.
     with pytest.raises(UserError, match="cifar10 .*not found or corrupted"):
         load_dataset("cifar10", data_dir=tmp_path)
-    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", sums[f"data_batch_{i}"]]
-                                                          for i in range(1, 6)])
+    monkeypatch.setattr(
+        datasets.CIFAR10, "train_list", [[f"data_batch_{i}", sums[f"data_batch_{i}"]] for i in range(1, 6)]
+    )
     monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", sums["test_batch"]]])
-    monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
-                                                   "md5": sums["batches.meta"]})
+    monkeypatch.setattr(
+        datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": sums["batches.meta"]}
+    )
     data = load_dataset("cifar10", data_dir=tmp_path)
     assert data.input_shape == (3, 32, 32)
     assert len(data.train) + len(data.val) == 50 and len(data.test) == 10
     assert data.class_names[0] == "airplane"
-    assert 0 <= data.train.x.min() and data.train.x.max() <= 1
+    assert data.train.x.min() >= 0 and data.train.x.max() <= 1
 
 
 def test_svhn_mat_files(tmp_path, monkeypatch):
     sums = write_svhn(tmp_path)
-    monkeypatch.setattr(datasets.SVHN, "split_list", {
-        "train": ["", "train_32x32.mat", sums["train"]],
-        "test": ["", "test_32x32.mat", sums["test"]],
-        "extra": ["", "extra_32x32.mat", ""],
-    })
+    monkeypatch.setattr(
+        datasets.SVHN,
+        "split_list",
+        {
+            "train": ["", "train_32x32.mat", sums["train"]],
+            "test": ["", "test_32x32.mat", sums["test"]],
+            "extra": ["", "extra_32x32.mat", ""],
+        },
+    )
     data = load_dataset("svhn", data_dir=tmp_path)
     assert data.input_shape == (3, 32, 32)
     assert data.test.y.min() >= 0 and data.test.y.max() <= 9  # label 10 means digit 0
@@ -124,8 +137,13 @@ def test_image_folder_with_mixed_sizes_is_refused(tmp_path):
 def test_npz_train_and_test(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "own.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (30, 10, 10, 3), dtype=np.uint8), y_train=np.arange(30) % 3,
-             x_test=rng.integers(0, 256, (9, 10, 10, 3), dtype=np.uint8), y_test=np.arange(9) % 3)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (30, 10, 10, 3), dtype=np.uint8),
+        y_train=np.arange(30) % 3,
+        x_test=rng.integers(0, 256, (9, 10, 10, 3), dtype=np.uint8),
+        y_test=np.arange(9) % 3,
+    )
     data = load_dataset(f"npz:{path}")
     assert data.input_shape == (3, 10, 10) and data.num_classes == 3 and len(data.test) == 9
 
@@ -209,14 +227,24 @@ def test_integer_images_in_0_to_255_are_read_as_8_bit_grey_levels(dtype, tmp_pat
     assert (tmp_path / "ck" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("x, message", [
-    (np.arange(4 * 64, dtype=np.uint16).reshape(4, 8, 8) * 16,
-     "'x': integer images must lie in 0..255, these go from 0 to 4080; scale them to 0..255, or to floats in [0, 1]"),
-    (np.full((4, 8, 8), -1, dtype=np.int16), "integer images must lie in 0..255, these go from -1 to -1"),
-    (np.linspace(0, 255, 256, dtype=np.float32).reshape(4, 8, 8),
-     "float images must lie in [0, 1], these go from 0 to 255; integer images in 0..255 are accepted too"),
-    (np.ones((4, 8, 8), dtype=bool), "images of type bool are not accepted; give integers in 0..255 or floats in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (
+            np.arange(4 * 64, dtype=np.uint16).reshape(4, 8, 8) * 16,
+            "'x': integer images must lie in 0..255, these go from 0 to 4080; scale them to 0..255, or to floats in [0, 1]",
+        ),
+        (np.full((4, 8, 8), -1, dtype=np.int16), "integer images must lie in 0..255, these go from -1 to -1"),
+        (
+            np.linspace(0, 255, 256, dtype=np.float32).reshape(4, 8, 8),
+            "float images must lie in [0, 1], these go from 0 to 255; integer images in 0..255 are accepted too",
+        ),
+        (
+            np.ones((4, 8, 8), dtype=bool),
+            "images of type bool are not accepted; give integers in 0..255 or floats in [0, 1]",
+        ),
+    ],
+)
 def test_pixels_outside_what_is_accepted_say_what_is(x, message, tmp_path, capsys):
     np.savez(tmp_path / "odd.npz", x=x, y=np.arange(4))
     assert _train(f"npz:{tmp_path / 'odd.npz'}", tmp_path / "ck") == 2
@@ -229,15 +257,19 @@ def test_labels_that_are_not_0_to_k_minus_1_are_warned_about_with_what_they_are(
     dataset = f"npz:{tmp_path / 'from_one.npz'}"
     assert _train(dataset, tmp_path / "ck") == 0
     err = capsys.readouterr().err
-    assert (f"nasbench: warning: {dataset}: the labels are 1..10, so the model gets 11 classes (0..10), 1 of them "
-            "without a single example; relabel to 0..9 unless that is meant\n") in err
+    assert (
+        f"nasbench: warning: {dataset}: the labels are 1..10, so the model gets 11 classes (0..10), 1 of them "
+        "without a single example; relabel to 0..9 unless that is meant\n"
+    ) in err
     assert err.count("the labels are") == 1
     assert json.loads((tmp_path / "ck" / "meta.json").read_text())["num_classes"] == 11
     # gaps are named too; labels 0..K-1 say nothing
     np.savez(tmp_path / "gaps.npz", x=images, y=labels * 2)
     assert main(["describe", "--model", "lenet5", "--dataset", f"npz:{tmp_path / 'gaps.npz'}"]) == 0
-    assert "the labels are 0, 2, 4, 6, 8, 10, 12, 14, ..., so the model gets 19 classes (0..18), 9 of them" in \
-        capsys.readouterr().err
+    assert (
+        "the labels are 0, 2, 4, 6, 8, 10, 12, 14, ..., so the model gets 19 classes (0..18), 9 of them"
+        in capsys.readouterr().err
+    )
     assert _train(f"npz:{write_digits_npz(tmp_path / 'fine.npz', n=80)}", tmp_path / "ck2") == 0
     assert "the labels are" not in capsys.readouterr().err
 

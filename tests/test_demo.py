@@ -28,8 +28,11 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
     roles = [run.data.tags.get("nasbench.role") for run in runs]
     assert roles.count("search") == 1 and roles.count("trial") == trials
     parent = next(run for run in runs if run.data.tags.get("nasbench.role") == "search")
-    assert all(run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-               for run in runs if run.data.tags.get("nasbench.role") == "trial")
+    assert all(
+        run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        for run in runs
+        if run.data.tags.get("nasbench.role") == "trial"
+    )
     assert roles.count("evaluation") >= models
 
     # found architectures and the classic baselines were attacked on the same points
@@ -37,8 +40,9 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
     assert len(evaluations) == models
     kinds = set()
     trial_runs = {run.info.run_id for run in runs if run.data.tags.get("nasbench.role") == "trial"}
-    attack_links = {run.data.tags.get("nasbench.model_run_id") for run in runs
-                    if run.data.tags.get("nasbench.role") == "evaluation"}
+    attack_links = {
+        run.data.tags.get("nasbench.model_run_id") for run in runs if run.data.tags.get("nasbench.role") == "evaluation"
+    }
     for path in evaluations:
         record = json.loads(path.read_text())
         kinds.add(record["model"]["kind"])
@@ -70,9 +74,27 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
 
 
 def test_small_demo_end_to_end(ray_runtime, tmp_path, capsys, monkeypatch):
-    argv = ["demo", "--experiments-dir", str(tmp_path), "--experiment", "small", "--trials", "2",
-            "--epochs", "1", "--top", "2", "--baselines", "lenet5", "--attacks", "fgsm,pgd",
-            "--eps", "0,0.1,0.3", "--n", "40"]
+    argv = [
+        "demo",
+        "--experiments-dir",
+        str(tmp_path),
+        "--experiment",
+        "small",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--top",
+        "2",
+        "--baselines",
+        "lenet5",
+        "--attacks",
+        "fgsm,pgd",
+        "--eps",
+        "0,0.1,0.3",
+        "--n",
+        "40",
+    ]
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/nasbench", *argv])  # as the console script runs it
     assert main(argv) == 0
     # both trials are attacked: the Pareto front, filled up by validation accuracy
@@ -86,14 +108,17 @@ def test_the_default_demo(ray_runtime, tmp_path, capsys):
     check_demo_outputs(tmp_path / "default", trials=12, models=4, capsys=capsys)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--attacks", "pgd,bogus"], "unknown attack 'bogus'"),
-    (["--eps", "0,5"], "eps 5 is out of range"),
-    (["--baselines", "lenet6"], "unknown model 'lenet6'"),
-    (["--trials", "1"], "invalid trials"),
-    (["--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N"),
-    (["--corruptions", "fog,rain"], "unknown corruption 'rain'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--attacks", "pgd,bogus"], "unknown attack 'bogus'"),
+        (["--eps", "0,5"], "eps 5 is out of range"),
+        (["--baselines", "lenet6"], "unknown model 'lenet6'"),
+        (["--trials", "1"], "invalid trials"),
+        (["--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N"),
+        (["--corruptions", "fog,rain"], "unknown corruption 'rain'"),
+    ],
+)
 def test_bad_demo_options_stop_before_any_work(argv, message, tmp_path, capsys):
     assert main(["demo", "--experiments-dir", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err

@@ -3,13 +3,12 @@ device checks. CI has no GPU, so the same code runs here with the switches turne
 
 import pytest
 import torch
+from test_cli import exit_code
 
-from nasbench.cli import main
 from nasbench.config import TrainConfig
 from nasbench.errors import UserError
 from nasbench.models import build_from_spec, wrap_normalized
 from nasbench.train import Placement, predict, select_device, train_model
-from test_cli import exit_code
 
 
 def test_auto_means_on_for_cuda_and_off_for_the_cpu():
@@ -18,8 +17,9 @@ def test_auto_means_on_for_cuda_and_off_for_the_cpu():
     cpu = Placement.resolve(torch.device("cpu"))
     assert not cpu.amp and not cpu.channels_last and cpu.memory_format is torch.contiguous_format
     assert Placement.resolve(torch.device("cuda"), amp="off", channels_last="off") == Placement(torch.device("cuda"))
-    assert Placement.resolve(torch.device("cpu"), amp="on", channels_last="on") == Placement(torch.device("cpu"),
-                                                                                            True, True)
+    assert Placement.resolve(torch.device("cpu"), amp="on", channels_last="on") == Placement(
+        torch.device("cpu"), True, True
+    )
 
 
 def test_autocast_computes_in_bfloat16_and_batches_are_channels_last():
@@ -56,12 +56,15 @@ def test_a_gpu_that_is_not_there_is_a_user_error(monkeypatch):
     assert select_device("cpu") == torch.device("cpu")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--device", "cuda"], "device 'cuda': no CUDA device is available here"),
-    (["train", "--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N (got 'tpu')"),
-    (["train", "--amp", "maybe"], "argument --amp: invalid choice: 'maybe'"),
-    (["attack", "--device", "cuda:0", "--no-tracking"], "no CUDA device is available here"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--device", "cuda"], "device 'cuda': no CUDA device is available here"),
+        (["train", "--device", "tpu"], "invalid device: must be auto, cpu, cuda or cuda:N (got 'tpu')"),
+        (["train", "--amp", "maybe"], "argument --amp: invalid choice: 'maybe'"),
+        (["attack", "--device", "cuda:0", "--no-tracking"], "no CUDA device is available here"),
+    ],
+)
 def test_device_options_are_checked_before_any_work(args, message, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)

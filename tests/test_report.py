@@ -71,18 +71,50 @@ def experiment(digits, tmp_path_factory):
     second, _, _ = make_checkpoint(root / "wide", digits, filters=16, seed=1, epochs=2)
     arch = json.loads((first / "arch.json").read_text())
     with Benchmark(experiment_dir / "benchmark.db") as bench:  # the search's results: Pareto context
-        bench.record({"arch_hash": arch_hash, "dataset": "digits", "budget": 3, "seed": 0, "space": "macro",
-                      "arch": arch, "status": "ok", "val_acc": trained.val_acc, "params": 1500})
+        bench.record(
+            {
+                "arch_hash": arch_hash,
+                "dataset": "digits",
+                "budget": 3,
+                "seed": 0,
+                "space": "macro",
+                "arch": arch,
+                "status": "ok",
+                "val_acc": trained.val_acc,
+                "params": 1500,
+            }
+        )
         for i in range(3):
-            bench.record({"arch_hash": f"other{i}", "dataset": "digits", "budget": 3, "seed": 0, "space": "macro",
-                          "arch": arch, "status": "ok", "val_acc": 0.7 + 0.1 * i, "params": 2000 * (i + 1)})
+            bench.record(
+                {
+                    "arch_hash": f"other{i}",
+                    "dataset": "digits",
+                    "budget": 3,
+                    "seed": 0,
+                    "space": "macro",
+                    "arch": arch,
+                    "status": "ok",
+                    "val_acc": 0.7 + 0.1 * i,
+                    "params": 2000 * (i + 1),
+                }
+            )
     models = {}
     for path in (first, second):
         model, info = load_model(str(path), digits, experiment_dir=experiment_dir)
         models[info.label] = (model, info)
     tracking = TrackingConfig(default_tracking_uri(experiment_dir), "exp")
-    evaluations = evaluate_models(models, digits, ATTACKS, EPS, n=48, targeted=False, seed=0,
-                                  out_dir=experiment_dir, tracking=tracking, command="nasbench attack (test)")
+    evaluations = evaluate_models(
+        models,
+        digits,
+        ATTACKS,
+        EPS,
+        n=48,
+        targeted=False,
+        seed=0,
+        out_dir=experiment_dir,
+        tracking=tracking,
+        command="nasbench attack (test)",
+    )
     assert load_checkpoint(first)[2]["arch_hash"] == arch_hash
     return experiment_dir, evaluations, tracking
 
@@ -120,7 +152,7 @@ def test_html_report_has_every_section_decodable_images_and_matching_json(experi
         assert model["params"] == evaluation.record["model"]["params"]
         # The table shows exactly these numbers.
         row_start = page.cells.index(model["label"])
-        row = page.cells[row_start:row_start + 7 + len(EPS) + 1]
+        row = page.cells[row_start : row_start + 7 + len(EPS) + 1]
         assert row[2] == (f"⚠ {model['failed_checks']} FAILED" if model["failed_checks"] else "none failed")
         assert f"{100 * model['clean_acc']:.1f}%" == row[6]
         for eps, cell in zip(EPS, row[7:]):
@@ -132,8 +164,11 @@ def test_html_report_has_every_section_decodable_images_and_matching_json(experi
     for source, row in transfer["robust_accuracy"].items():
         for value in row.values():
             assert f"{100 * value:.1f}%" in page.cells
-    assert {c["name"] for c in summary["checks"]} >= {"monotone-in-eps", "reaches-chance",
-                                                       "iterative-beats-single-step"}
+    assert {c["name"] for c in summary["checks"]} >= {
+        "monotone-in-eps",
+        "reaches-chance",
+        "iterative-beats-single-step",
+    }
     assert len(summary["pareto"]["store"]["rows"]) == 4
     assert summary["pareto"]["front"]  # someone is always on the front
     threat = summary["threat_model"]
@@ -148,8 +183,10 @@ def test_html_report_has_every_section_decodable_images_and_matching_json(experi
     client = MlflowClient(tracking.tracking_uri)
     run = client.get_run(result.mlflow_run_id)
     assert set(run.data.tags["nasbench.covers_runs"].split(",")) == {e.mlflow_run_id for e in evaluations}
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "report")} == {"report/report.html",
-                                                                                  "report/report.json"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "report")} == {
+        "report/report.html",
+        "report/report.json",
+    }
 
 
 def _copy_experiment(experiment_dir, to, edit=None):
@@ -187,7 +224,7 @@ def test_failed_checks_are_shown_at_the_top(experiment, failing):
     text = result.path.read_text()
     alert = text.index('class="alert"')
     assert alert < text.index('id="threat-model"')  # before everything else
-    banner = text[alert:text.index('id="threat-model"')]
+    banner = text[alert : text.index('id="threat-model"')]
     assert f"{already + 1} sanity check(s) FAILED" in banner
     assert f"{evaluations[0].label}: {check['name']}" in banner and "rises from 10% to 40%" in banner
     assert len(re.findall(r'<td class="fail">FAIL</td>', text)) == already + 1
@@ -219,8 +256,18 @@ def test_report_cli_and_bad_input(experiment, tmp_path, capsys):
     experiment_dir, evaluations, _ = experiment
     root = str(experiment_dir.parent)
     out = tmp_path / "cli.html"
-    argv = ["report", "--experiment", "exp", "--experiments-dir", root, "--out", str(out), "--no-tracking",
-            "--models", evaluations[0].label]
+    argv = [
+        "report",
+        "--experiment",
+        "exp",
+        "--experiments-dir",
+        root,
+        "--out",
+        str(out),
+        "--no-tracking",
+        "--models",
+        evaluations[0].label,
+    ]
     assert main(argv) == 0
     assert out.is_file() and str(out) in capsys.readouterr().out
     summary = json.loads(out.with_suffix(".json").read_text())
@@ -284,8 +331,11 @@ def _cascaded(page_html: str, selector: str) -> list[dict[str, str]]:
     for order, rule in enumerate(tinycss2.parse_stylesheet(style, skip_whitespace=True, skip_comments=True)):
         if rule.type != "qualified-rule":
             continue
-        declarations = {d.lower_name: tinycss2.serialize(d.value).strip()
-                        for d in tinycss2.parse_declaration_list(rule.content, True, True) if d.type == "declaration"}
+        declarations = {
+            d.lower_name: tinycss2.serialize(d.value).strip()
+            for d in tinycss2.parse_declaration_list(rule.content, True, True)
+            if d.type == "declaration"
+        }
         for compiled in cssselect2.compile_selector_list(rule.prelude):
             matcher.add_selector(compiled, (order, declarations))
     root = cssselect2.ElementWrapper.from_xml_root(_ElementTreeBuilder().tree(page_html))
@@ -300,10 +350,12 @@ def _cascaded(page_html: str, selector: str) -> list[dict[str, str]]:
 
 def _contrast(first: str, second: str) -> float:
     """WCAG contrast ratio of two CSS colours."""
+
     def luminance(colour):
         parsed = parse_color(colour)
-        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-                  for c in (parsed.red, parsed.green, parsed.blue)]
+        linear = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (parsed.red, parsed.green, parsed.blue)
+        ]
         return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
     high, low = sorted((luminance(first), luminance(second)), reverse=True)
@@ -324,8 +376,7 @@ def test_fail_verdicts_are_readable(failing):
     assert {v.get("white-space") for v in _cascaded(page, "pre")} == {"pre-wrap"}  # commands wrap
 
 
-def test_reproducibility_names_the_report_command_the_transfer_and_a_dirty_tree(experiment, tmp_path,
-                                                                             monkeypatch):
+def test_reproducibility_names_the_report_command_the_transfer_and_a_dirty_tree(experiment, tmp_path, monkeypatch):
     import subprocess
 
     from nasbench.store import collect_provenance
@@ -401,7 +452,7 @@ def test_one_order_one_colour_and_plain_words(experiment, tmp_path):
         assert grid["attacks"] and set(grid["attacks"]) <= made_by
         assert all(attack in text for attack in grid["attacks"])
     assert "eps (pixel scale 0–1)" in text
-    assert "<th class=\"num\">points broken (so far)</th>" in text and ">broken<" not in text
+    assert '<th class="num">points broken (so far)</th>' in text and ">broken<" not in text
 
 
 def test_norms_list_every_attack_that_ran(experiment, tmp_path):
@@ -410,8 +461,9 @@ def test_norms_list_every_attack_that_ran(experiment, tmp_path):
 
     experiment_dir, _, _ = experiment
     deepfool = {"name": "deepfool", "norm": "L2", "eps": None, "steps": 50, "restarts": 1, "targeted": False}
-    copy = _copy_experiment(experiment_dir, tmp_path / "exp",
-                            lambda record: record["report"]["threat_model"]["attacks"].append(deepfool))
+    copy = _copy_experiment(
+        experiment_dir, tmp_path / "exp", lambda record: record["report"]["threat_model"]["attacks"].append(deepfool)
+    )
     assert collect_summary(copy)["threat_model"]["norms"] == ["Linf", "L2"]
 
 
@@ -419,8 +471,18 @@ def test_an_out_that_cannot_be_written_is_a_user_error(experiment, tmp_path, cap
     experiment_dir, _, _ = experiment
     blocker = tmp_path / "afile"
     blocker.write_text("a file where the report's folder should be")
-    code = main(["report", "--experiment", "exp", "--experiments-dir", str(experiment_dir.parent), "--no-tracking",
-                 "--out", str(blocker / "report.html")])
+    code = main(
+        [
+            "report",
+            "--experiment",
+            "exp",
+            "--experiments-dir",
+            str(experiment_dir.parent),
+            "--no-tracking",
+            "--out",
+            str(blocker / "report.html"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "cannot write the report to" in err and "internal error" not in err

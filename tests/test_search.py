@@ -19,14 +19,20 @@ from nasbench.errors import UserError
 from nasbench.progress import ProgressState
 from nasbench.search import SearchConfig, run_search
 
-
 # the stand-in trials defined here run inside the Ray workers: ship them by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def config(tmp_path, **values):
-    defaults = dict(experiments_dir=tmp_path / "experiments", epochs=1, trials=4, concurrency=2,
-                    batch_size=64, progress=False, export_top=2)
+    defaults = dict(
+        experiments_dir=tmp_path / "experiments",
+        epochs=1,
+        trials=4,
+        concurrency=2,
+        batch_size=64,
+        progress=False,
+        export_top=2,
+    )
     return SearchConfig(**{**defaults, **values})
 
 
@@ -34,8 +40,11 @@ def fake_metrics(arch, context, report):
     """A stand-in trial: deterministic numbers from the architecture, no training."""
     layers = arch["layers"]
     width = sum(layer["filters"] for layer in layers)
-    return {"val_acc": round(1.0 - 1.0 / (1 + width / 50), 6), "params": 100 * width,
-            "macs": 1000 * width + len(layers)}
+    return {
+        "val_acc": round(1.0 - 1.0 / (1 + width / 50), 6),
+        "params": 100 * width,
+        "macs": 1000 * width + len(layers),
+    }
 
 
 def stand_in_curves(arch, context, report):
@@ -44,8 +53,12 @@ def stand_in_curves(arch, context, report):
     width = sum(layer["filters"] for layer in arch["layers"])
     for epoch in range(1, context.budget + 1):
         report({"epoch": epoch, "val_acc": epoch / 10, "train_acc": epoch / 20, "train_loss": 1 / epoch})
-    return {"val_acc": context.budget / 10, "train_acc": context.budget / 20, "params": 100 * width,
-            "macs": 1000 * width}
+    return {
+        "val_acc": context.budget / 10,
+        "train_acc": context.budget / 20,
+        "params": 100 * width,
+        "macs": 1000 * width,
+    }
 
 
 def mlflow_runs(summary, tracking_uri):
@@ -53,8 +66,9 @@ def mlflow_runs(summary, tracking_uri):
 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(summary.mlflow_run_id)
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{summary.mlflow_run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{summary.mlflow_run_id}'"
+    )
     return client, parent, children
 
 
@@ -63,8 +77,9 @@ def trained(ray_runtime, tracking_uri, tmp_path_factory):
     """One real search: 4 architectures trained for one epoch on digits, its checkpoints kept
     by Ray Tune in a storage of their own (as on a cluster: a folder every node mounts)."""
     tmp_path = tmp_path_factory.mktemp("trained")
-    return tmp_path, run_search(config(tmp_path, experiment="first", tracking_uri=tracking_uri,
-                                       checkpoint_storage=str(tmp_path / "shared")))
+    return tmp_path, run_search(
+        config(tmp_path, experiment="first", tracking_uri=tracking_uri, checkpoint_storage=str(tmp_path / "shared"))
+    )
 
 
 def test_search_trains_records_and_exports(trained, tracking_uri):
@@ -80,8 +95,12 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
     assert not summary.interrupted
 
     # Optuna: four COMPLETE trials whose values are the store's val_acc
-    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(summary.experiment_dir / "optuna.journal"))))
+    study = optuna.load_study(
+        study_name="search",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(summary.experiment_dir / "optuna.journal"))
+        ),
+    )
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     store = Benchmark(summary.experiment_dir / "benchmark.db")
     for trial in study.trials:
@@ -124,8 +143,9 @@ def test_search_trains_records_and_exports(trained, tracking_uri):
     assert len(list((tmp_path / "shared").rglob("model.safetensors"))) == 4
     assert not (summary.experiment_dir / "ray").exists()
     for trial in study.trials:
-        meta = json.loads((summary.experiment_dir / "checkpoints" / trial.user_attrs["arch_hash"][:16]
-                           / "meta.json").read_text())
+        meta = json.loads(
+            (summary.experiment_dir / "checkpoints" / trial.user_attrs["arch_hash"][:16] / "meta.json").read_text()
+        )
         assert meta["mlflow_run_id"] == by_number[trial.number].info.run_id
 
     # the best architectures are exported (arch JSON + safetensors), each one logged as an
@@ -157,8 +177,16 @@ def test_the_same_search_on_the_same_store_trains_nothing(trained, tracking_uri)
     from nasbench.store import Benchmark
 
     tmp_path, summary = trained
-    again = run_search(config(tmp_path, experiment="second", store=summary.experiment_dir / "benchmark.db",
-                              export_top=0, tracking_uri=tracking_uri), evaluate=refuse_to_train)
+    again = run_search(
+        config(
+            tmp_path,
+            experiment="second",
+            store=summary.experiment_dir / "benchmark.db",
+            export_top=0,
+            tracking_uri=tracking_uri,
+        ),
+        evaluate=refuse_to_train,
+    )
     assert (again.finished, again.complete, again.deduplicated) == (4, 4, 4)
     assert len(Benchmark(summary.experiment_dir / "benchmark.db")) == 4
     assert [r["val_acc"] for r in again.best] == [r["val_acc"] for r in summary.best]
@@ -169,12 +197,13 @@ def test_the_same_search_on_the_same_store_trains_nothing(trained, tracking_uri)
     assert all([i.dataset.name for i in r.inputs.dataset_inputs] == ["digits"] for r in children)
 
 
-def test_trial_curves_have_one_point_per_epoch_and_the_final_metrics_at_the_last(ray_runtime, tracking_uri,
-                                                                                 tmp_path):
+def test_trial_curves_have_one_point_per_epoch_and_the_final_metrics_at_the_last(ray_runtime, tracking_uri, tmp_path):
     """The final metrics join the curves at the last epoch's step: no step-0 point before
     them (the UI would draw final, epoch 1, epoch 2, ...), and no second point at the end."""
-    summary = run_search(config(tmp_path, experiment="curves", trials=2, epochs=3, export_top=0,
-                                tracking_uri=tracking_uri), evaluate=stand_in_curves)
+    summary = run_search(
+        config(tmp_path, experiment="curves", trials=2, epochs=3, export_top=0, tracking_uri=tracking_uri),
+        evaluate=stand_in_curves,
+    )
     assert summary.complete == 2
     client, _, children = mlflow_runs(summary, tracking_uri)
     for run in children:
@@ -187,8 +216,17 @@ def test_trial_curves_have_one_point_per_epoch_and_the_final_metrics_at_the_last
 
 def test_replay_answers_from_a_recorded_benchmark(trained, tracking_uri):
     tmp_path, summary = trained
-    replay = run_search(config(tmp_path, experiment="replay", trials=4, export_top=0, tracking_uri=tracking_uri,
-                               replay=summary.experiment_dir / "benchmark.db"), evaluate=refuse_to_train)
+    replay = run_search(
+        config(
+            tmp_path,
+            experiment="replay",
+            trials=4,
+            export_top=0,
+            tracking_uri=tracking_uri,
+            replay=summary.experiment_dir / "benchmark.db",
+        ),
+        evaluate=refuse_to_train,
+    )
     # same seed, same sampler: the same architectures, answered from the recording
     assert replay.complete == 4 and replay.failed == 0 and replay.deduplicated == 0
     assert [r["val_acc"] for r in replay.best] == [r["val_acc"] for r in summary.best]
@@ -206,11 +244,37 @@ def test_cell_subspace_search_replays_the_shipped_benchmark(ray_runtime, trackin
     recorded = tmp_path / "cell_digits.db"
     with Benchmark(recorded) as bench:
         bench.import_parquet(Path(__file__).parent / "fixtures" / "cell_digits.parquet")
-    code = main(["search", "--space", "cell", "--space-option", "channels=8", "--space-option", "cells_per_stage=1",
-                 "--space-option", "ops=[skip_connect,nor_conv_1x1,nor_conv_3x3]", "--replay", str(recorded),
-                 "--epochs", "2", "--trials", "6", "--seed", "3", "--experiments-dir", str(tmp_path / "exp"),
-                 "--experiment", "replayed", "--tracking-uri", tracking_uri, "--export-top", "0",
-                 "--no-register-models", "--no-progress"])
+    code = main(
+        [
+            "search",
+            "--space",
+            "cell",
+            "--space-option",
+            "channels=8",
+            "--space-option",
+            "cells_per_stage=1",
+            "--space-option",
+            "ops=[skip_connect,nor_conv_1x1,nor_conv_3x3]",
+            "--replay",
+            str(recorded),
+            "--epochs",
+            "2",
+            "--trials",
+            "6",
+            "--seed",
+            "3",
+            "--experiments-dir",
+            str(tmp_path / "exp"),
+            "--experiment",
+            "replayed",
+            "--tracking-uri",
+            tracking_uri,
+            "--export-top",
+            "0",
+            "--no-register-models",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     log = [json.loads(line) for line in (tmp_path / "exp" / "replayed" / "search.log").read_text().splitlines()]
     trials = [entry for entry in log if "trial" in entry]
@@ -222,8 +286,20 @@ def test_cell_subspace_search_replays_the_shipped_benchmark(ray_runtime, trackin
 
 
 def test_unknown_space_option_is_refused_before_the_experiment_exists(tmp_path, capsys):
-    code = main(["search", "--space", "cell", "--space-option", "width=8", "--experiments-dir", str(tmp_path),
-                 "--experiment", "typo", "--no-progress"])
+    code = main(
+        [
+            "search",
+            "--space",
+            "cell",
+            "--space-option",
+            "width=8",
+            "--experiments-dir",
+            str(tmp_path),
+            "--experiment",
+            "typo",
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "unknown option(s) width; the cell space takes cells_per_stage, channels, ops" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
@@ -234,13 +310,22 @@ def refuse_to_train(arch, context, report):
     raise AssertionError("this trial should not have been evaluated")
 
 
-def test_multi_objective_search_with_robust_accuracy_returns_the_pareto_front(ray_runtime, tracking_uri,
-                                                                              tmp_path):
+def test_multi_objective_search_with_robust_accuracy_returns_the_pareto_front(ray_runtime, tracking_uri, tmp_path):
     from nasbench.store import Benchmark
 
-    summary = run_search(config(tmp_path, experiment="pareto", trials=4, objectives=["val_acc", "robust_acc"],
-                                sampler="nsga2", robust_attack="fgsm", robust_eps=0.3, robust_samples=64,
-                                tracking_uri=tracking_uri))
+    summary = run_search(
+        config(
+            tmp_path,
+            experiment="pareto",
+            trials=4,
+            objectives=["val_acc", "robust_acc"],
+            sampler="nsga2",
+            robust_attack="fgsm",
+            robust_eps=0.3,
+            robust_samples=64,
+            tracking_uri=tracking_uri,
+        )
+    )
     assert summary.pareto and summary.complete == 4
     lines = [json.loads(line) for line in (summary.experiment_dir / "search.log").read_text().splitlines()]
     points = {(e["val_acc"], e["robust_acc"]) for e in lines if e.get("status") == "ok"}
@@ -256,8 +341,9 @@ def test_multi_objective_search_with_robust_accuracy_returns_the_pareto_front(ra
     store = Benchmark(summary.experiment_dir / "benchmark.db")
     for row in summary.best:
         stored = store.lookup(row["arch_hash"], "digits", 1, 0)
-        assert stored["robust"] == [{"attack": "fgsm", "norm": "Linf", "eps": 0.3,
-                                     "accuracy": pytest.approx(row["robust_acc"])}]
+        assert stored["robust"] == [
+            {"attack": "fgsm", "norm": "Linf", "eps": 0.3, "accuracy": pytest.approx(row["robust_acc"])}
+        ]
         # a one-epoch model under FGSM at 0.3 loses accuracy
         assert 0.0 <= row["robust_acc"] < row["val_acc"]
 
@@ -291,9 +377,11 @@ def test_a_console_passed_to_the_search_draws_its_progress(ray_runtime, tracking
     assert restored._console is None and restored.state.total == 3
 
     out = io.StringIO()
-    summary = run_search(config(tmp_path, experiment="console", trials=3, export_top=0, progress=True,
-                                tracking_uri=tracking_uri),
-                         evaluate=fake_metrics, console=Console(file=out, width=200))
+    summary = run_search(
+        config(tmp_path, experiment="console", trials=3, export_top=0, progress=True, tracking_uri=tracking_uri),
+        evaluate=fake_metrics,
+        console=Console(file=out, width=200),
+    )
     assert summary.complete == 3
     assert "3/3 done" in out.getvalue() and "0 failed" in out.getvalue()
 
@@ -368,8 +456,13 @@ def test_a_trial_is_pure_compute_and_imports_no_mlflow(tmp_path):
 
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
     arch = get_space("macro", (1, 8, 8)).sample(trial)
-    out = subprocess.run([sys.executable, "-c", TRIAL_ALONE, json.dumps(arch_to_dict(arch)), arch_hash(arch)],
-                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", TRIAL_ALONE, json.dumps(arch_to_dict(arch)), arch_hash(arch)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["imported"] == []
     first, final = seen["reports"]

@@ -41,9 +41,24 @@ def start_head(env: dict, port: int) -> subprocess.Popen:
     """The README's two head commands (plus --block, so the test can stop just this head)."""
     subprocess.run([str(RAY), "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
     head = subprocess.Popen(
-        [str(RAY), "start", "--head", "--port", str(port), "--block",
-         "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--block",
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         assert head.poll() is None, head.stdout.read().decode()[-2000:]
@@ -63,13 +78,35 @@ def stop_head(head: subprocess.Popen) -> None:
         head.wait()
 
 
-def search(env: dict, experiments: Path, name: str, *extra: str, trials: int = 2,
-           timeout: int = 600) -> subprocess.CompletedProcess:
+def search(
+    env: dict, experiments: Path, name: str, *extra: str, trials: int = 2, timeout: int = 600
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nasbench.cli", "search", "--experiment", name,
-         "--experiments-dir", str(experiments), "--trials", str(trials), "--concurrency", "2",
-         "--epochs", "1", "--export-top", "1", "--no-progress", *extra],
-        capture_output=True, text=True, timeout=timeout, env=env)
+        [
+            sys.executable,
+            "-m",
+            "nasbench.cli",
+            "search",
+            "--experiment",
+            name,
+            "--experiments-dir",
+            str(experiments),
+            "--trials",
+            str(trials),
+            "--concurrency",
+            "2",
+            "--epochs",
+            "1",
+            "--export-top",
+            "1",
+            "--no-progress",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -102,8 +139,7 @@ def test_a_cluster_started_as_the_readme_says(tmp_path):
         assert (next((experiments / "cluster" / "best").iterdir()) / "model.safetensors").is_file()
 
         # a machine without the token: one line that says what to do, no retry flood
-        stranger = search(user_env(tmp_path / "stranger"), experiments, "stranger", "--address", address,
-                          timeout=120)
+        stranger = search(user_env(tmp_path / "stranger"), experiments, "stranger", "--address", address, timeout=120)
         line = one_error_line(stranger)
         assert "requires its authentication token" in line and "auth_token" in line
 

@@ -57,15 +57,16 @@ def robust_rows(all_rows):
     return [row for row in all_rows if row["budget"] == ROBUST_BUDGET]
 
 
-def test_fixture_is_small_and_holds_every_class_of_the_subspace_for_every_seed(bench, all_rows, rows,
-                                                                              robust_rows):
+def test_fixture_is_small_and_holds_every_class_of_the_subspace_for_every_seed(bench, all_rows, rows, robust_rows):
     assert FIXTURE.stat().st_size < 1_000_000
     assert len(bench) == SUBSPACE_CLASSES * (len(SEEDS) + 1)
     assert len(all_rows) == len(bench)  # all finished
     assert len(rows) == SUBSPACE_CLASSES * len(SEEDS)
     assert {row["seed"] for row in robust_rows} == {ROBUST_SEED} and len(robust_rows) == SUBSPACE_CLASSES
-    classes = {arch_hash(CellArch(ops, cells_per_stage=1, channels=8))
-               for ops in itertools.product(SUBSPACE_OPS, repeat=len(EDGES))}
+    classes = {
+        arch_hash(CellArch(ops, cells_per_stage=1, channels=8))
+        for ops in itertools.product(SUBSPACE_OPS, repeat=len(EDGES))
+    }
     assert len(classes) == SUBSPACE_CLASSES
     for seed in SEEDS:
         assert {row["arch_hash"] for row in rows if row["seed"] == seed} == classes
@@ -211,8 +212,9 @@ def test_hypervolume_replay_runs_the_search_schedulers_on_the_record(bench):
 def test_build_records_robust_accuracy_per_epoch(tmp_path):
     db = tmp_path / "robust.db"
     quiet = lambda *args, **kwargs: None  # noqa: E731
-    assert builder.build(db, ops=("none", "skip_connect"), epochs=2, channels=4, limit=1, log=quiet,
-                         robust_eps=0.1) == 1
+    assert (
+        builder.build(db, ops=("none", "skip_connect"), epochs=2, channels=4, limit=1, log=quiet, robust_eps=0.1) == 1
+    )
     with Benchmark(db) as store:
         (row,) = store.top(k=10, by="val_acc")
     assert all(0.0 <= entry["robust_acc"] <= 1.0 for entry in row["curves"])
@@ -220,8 +222,12 @@ def test_build_records_robust_accuracy_per_epoch(tmp_path):
     fgsm = next(r["accuracy"] for r in row["robust"] if r["attack"] == "fgsm")
     assert fgsm == pytest.approx(row["curves"][-1]["robust_acc"], abs=1e-6)
     # two shards share the classes: shard 1 of 2 trains every other class of the fixed order
-    assert builder.build(tmp_path / "shard.db", ops=("none", "skip_connect"), epochs=1, channels=4, limit=8,
-                         log=quiet, shard=(1, 2)) == 4
+    assert (
+        builder.build(
+            tmp_path / "shard.db", ops=("none", "skip_connect"), epochs=1, channels=4, limit=8, log=quiet, shard=(1, 2)
+        )
+        == 4
+    )
     with Benchmark(tmp_path / "shard.db") as store:
         assert len(store) == 4 and row["arch_hash"] not in {r["arch_hash"] for r in store.top(k=10, by="val_acc")}
 

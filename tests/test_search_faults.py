@@ -14,21 +14,28 @@ from ray import cloudpickle
 
 from nasbench.search import SearchConfig, run_search, study_progress
 
-
 # the stand-in trials defined here run inside the Ray workers: ship them by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def config(tmp_path, **values):
-    defaults = dict(experiments_dir=tmp_path / "experiments", epochs=1, trials=6, concurrency=2,
-                    batch_size=64, progress=False, export_top=0)
+    defaults = dict(
+        experiments_dir=tmp_path / "experiments",
+        epochs=1,
+        trials=6,
+        concurrency=2,
+        batch_size=64,
+        progress=False,
+        export_top=0,
+    )
     return SearchConfig(**{**defaults, **values})
 
 
 def load_study(summary_or_dir):
     directory = getattr(summary_or_dir, "experiment_dir", summary_or_dir)
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal")))
+        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))
+    )
     return optuna.load_study(study_name="search", storage=storage)
 
 
@@ -69,9 +76,11 @@ def learning_curves(arch, context, report):
 def test_failing_and_crashing_trials_are_recorded_and_the_search_goes_on(ray_runtime, tracking_uri, tmp_path):
     from nasbench.store import Benchmark
 
-    summary = run_search(config(tmp_path, experiment="faults", trials=8, tracking_uri=tracking_uri),
-                         evaluate=failing_trials,
-                         extra={"crash_marker": str(tmp_path / "crashed")})
+    summary = run_search(
+        config(tmp_path, experiment="faults", trials=8, tracking_uri=tracking_uri),
+        evaluate=failing_trials,
+        extra={"crash_marker": str(tmp_path / "crashed")},
+    )
     assert (tmp_path / "crashed").exists()
     study = load_study(summary)
     states = [t.state.name for t in study.trials]
@@ -116,9 +125,19 @@ def test_plain_optuna_search_reports_early_stopped_trials_as_complete_ours_as_pr
 def test_asha_stopped_trials_are_pruned_in_optuna_store_and_mlflow(ray_runtime, tracking_uri, tmp_path):
     from nasbench.store import Benchmark
 
-    summary = run_search(config(tmp_path, experiment="asha", trials=10, epochs=4, scheduler="asha",
-                                grace_period=1, reduction_factor=2, tracking_uri=tracking_uri),
-                         evaluate=learning_curves)
+    summary = run_search(
+        config(
+            tmp_path,
+            experiment="asha",
+            trials=10,
+            epochs=4,
+            scheduler="asha",
+            grace_period=1,
+            reduction_factor=2,
+            tracking_uri=tracking_uri,
+        ),
+        evaluate=learning_curves,
+    )
     study = load_study(summary)
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -146,10 +165,29 @@ def test_kill_9_then_resume_finishes_exactly_the_requested_trials(ray_runtime, t
 
     experiments = tmp_path / "experiments"
     address = ray_runtime.get_runtime_context().gcs_address
-    command = [sys.executable, "-m", "nasbench.cli", "search", "--experiment", "crash",
-               "--experiments-dir", str(experiments), "--trials", "6", "--concurrency", "2",
-               "--epochs", "2", "--batch-size", "64", "--export-top", "0", "--no-progress",
-               "--address", address]
+    command = [
+        sys.executable,
+        "-m",
+        "nasbench.cli",
+        "search",
+        "--experiment",
+        "crash",
+        "--experiments-dir",
+        str(experiments),
+        "--trials",
+        "6",
+        "--concurrency",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--export-top",
+        "0",
+        "--no-progress",
+        "--address",
+        address,
+    ]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     log = experiments / "crash" / "search.log"
     deadline = time.monotonic() + 300
@@ -198,8 +236,7 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
     from nasbench.tracking import TrackingConfig, trial_run
     from search_spaces import arch_hash, arch_to_dict, get_space
 
-    first = run_search(config(tmp_path, experiment="crash", trials=3, tracking_uri=tracking_uri),
-                       evaluate=slow_trials)
+    first = run_search(config(tmp_path, experiment="crash", trials=3, tracking_uri=tracking_uri), evaluate=slow_trials)
     assert first.finished == 3
     directory = first.experiment_dir
     study = optuna.load_study(study_name=STUDY_NAME, storage=optuna_storage(directory))
@@ -211,8 +248,15 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
     sampled_params = dict(sampled.params)
     cfg = TrackingConfig(tracking_uri, directory.name)
     with pytest.raises(KeyboardInterrupt):
-        with trial_run(cfg, first.mlflow_run_id, str(sampled.number), arch=arch_to_dict(arch),
-                       arch_hash=arch_hash(arch), train_config={"epochs": 1}, dataset="digits") as run:
+        with trial_run(
+            cfg,
+            first.mlflow_run_id,
+            str(sampled.number),
+            arch=arch_to_dict(arch),
+            arch_hash=arch_hash(arch),
+            train_config={"epochs": 1},
+            dataset="digits",
+        ) as run:
             raise KeyboardInterrupt  # the worker dies: its run is left KILLED, not FINISHED
     half = study.ask()  # the driver died while sampling this one: one parameter drawn
     layers = half.suggest_int("num_layers", space.min_layers, space.max_layers)
@@ -222,8 +266,9 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
     unhashed_params = dict(unhashed.params)
     assert study_progress(study)["running"] == [3, 4, 5]
 
-    resumed = run_search(config(tmp_path, experiment="crash", trials=7, resume=True, tracking_uri=tracking_uri),
-                         evaluate=slow_trials)
+    resumed = run_search(
+        config(tmp_path, experiment="crash", trials=7, resume=True, tracking_uri=tracking_uri), evaluate=slow_trials
+    )
     assert resumed.finished == 7 and resumed.complete == 7 and not resumed.interrupted
     study = load_study(directory)
     assert [t.number for t in study.trials] == list(range(7))
@@ -252,19 +297,36 @@ def quick_trials(arch, context, report):
     return {"val_acc": 0.5, "epoch": context.budget}
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--store", "{store}"], "is not a SQLite database (left untouched)"),
-    (["--gpus-per-trial", "1000"], "each trial asks for 1000 GPU(s) (--gpus-per-trial), but the Ray cluster has"),
-    (["--tracking-uri", "bogus://x"], "invalid tracking-uri: MLflow cannot track to bogus://"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--store", "{store}"], "is not a SQLite database (left untouched)"),
+        (["--gpus-per-trial", "1000"], "each trial asks for 1000 GPU(s) (--gpus-per-trial), but the Ray cluster has"),
+        (["--tracking-uri", "bogus://x"], "invalid tracking-uri: MLflow cannot track to bogus://"),
+    ],
+)
 def test_bad_search_inputs_stop_before_the_experiment_exists(argv, message, ray_runtime, tmp_path, capsys):
     from nasbench.cli import main
 
     not_a_store = tmp_path / "store.json"
     not_a_store.write_text("{}")
     argv = [arg.format(store=not_a_store) for arg in argv]
-    assert main(["search", "--experiments-dir", str(tmp_path / "experiments"), "--experiment", "bad",
-                 "--trials", "1", "--no-progress", *argv]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "--experiments-dir",
+                str(tmp_path / "experiments"),
+                "--experiment",
+                "bad",
+                "--trials",
+                "1",
+                "--no-progress",
+                *argv,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "experiments" / "bad").exists()  # the corrected command needs no --resume
@@ -285,8 +347,17 @@ def test_corrupt_journal_or_mlflow_store_on_resume_is_one_line_and_kept(ray_runt
 
     run_search(config(tmp_path, experiment="kept", trials=2), evaluate=quick_trials)
     directory = tmp_path / "experiments" / "kept"
-    resume = ["search", "--experiments-dir", str(tmp_path / "experiments"), "--experiment", "kept", "--resume",
-              "--trials", "3", "--no-progress"]
+    resume = [
+        "search",
+        "--experiments-dir",
+        str(tmp_path / "experiments"),
+        "--experiment",
+        "kept",
+        "--resume",
+        "--trials",
+        "3",
+        "--no-progress",
+    ]
 
     journal = directory / "optuna.journal"
     good_journal = journal.read_bytes()
@@ -346,8 +417,11 @@ def test_a_killed_driver_with_finished_but_unwritten_trials_resumes_with_exact_c
     experiments = tmp_path / "experiments"
     directory = experiments / "unwritten"
     address = ray_runtime.get_runtime_context().gcs_address
-    driver = subprocess.Popen([sys.executable, "-c", STALLED_DRIVER, str(experiments), address],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", STALLED_DRIVER, str(experiments), address],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     outbox = directory / "results.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
@@ -390,8 +464,9 @@ def test_a_trial_in_the_outbox_but_still_running_in_optuna_is_told_not_rerun(ray
     from nasbench.trial_writer import Outbox
     from search_spaces import arch_hash, arch_to_dict, get_space
 
-    first = run_search(config(tmp_path, experiment="between", trials=2, tracking_uri=tracking_uri),
-                       evaluate=slow_trials)
+    first = run_search(
+        config(tmp_path, experiment="between", trials=2, tracking_uri=tracking_uri), evaluate=slow_trials
+    )
     directory = first.experiment_dir
     study = optuna.load_study(study_name=STUDY_NAME, storage=optuna_storage(directory))
     trial = study.ask()
@@ -399,12 +474,24 @@ def test_a_trial_in_the_outbox_but_still_running_in_optuna_is_told_not_rerun(ray
     trial.set_user_attr("arch", arch_to_dict(arch))
     trial.set_user_attr("arch_hash", arch_hash(arch))
     Outbox(directory / "results.jsonl").add(
-        {"trial": trial.number, "arch": arch_to_dict(arch), "arch_hash": arch_hash(arch), "rerun": False,
-         "status": "ok", "reason": None, "values": [0.625], "metrics": {"epoch": 1, "val_acc": 0.625},
-         "curves": [{"epoch": 1, "val_acc": 0.625}], "robust": None})
+        {
+            "trial": trial.number,
+            "arch": arch_to_dict(arch),
+            "arch_hash": arch_hash(arch),
+            "rerun": False,
+            "status": "ok",
+            "reason": None,
+            "values": [0.625],
+            "metrics": {"epoch": 1, "val_acc": 0.625},
+            "curves": [{"epoch": 1, "val_acc": 0.625}],
+            "robust": None,
+        }
+    )
 
-    resumed = run_search(config(tmp_path, experiment="between", trials=3, resume=True, tracking_uri=tracking_uri),
-                         evaluate=refuse_to_train)
+    resumed = run_search(
+        config(tmp_path, experiment="between", trials=3, resume=True, tracking_uri=tracking_uri),
+        evaluate=refuse_to_train,
+    )
     assert (resumed.finished, resumed.complete) == (3, 3)
     told = load_study(directory).trials[2]
     assert (told.state.name, told.value, told.user_attrs["status"]) == ("COMPLETE", 0.625, "ok")

@@ -18,8 +18,8 @@ from nasbench.store import (
     Benchmark,
     BenchmarkError,
     InvalidRow,
-    parse_objective,
     pareto_front,
+    parse_objective,
 )
 
 
@@ -27,13 +27,26 @@ def make_row(arch_hash="a" * 16, seed=0, val_acc=0.9, **overrides):
     """A complete, plausible row: 3 epochs on digits with one PGD result."""
     acc = 0.5 if val_acc is None else val_acc
     row = {
-        "arch_hash": arch_hash, "dataset": "digits", "budget": 3, "seed": seed, "space": "macro",
+        "arch_hash": arch_hash,
+        "dataset": "digits",
+        "budget": 3,
+        "seed": seed,
+        "space": "macro",
         "arch": {"layers": [{"filters": 8, "kernel": 3}], "hash": arch_hash},
-        "status": "ok", "reason": None,
-        "curves": [{"epoch": e, "train_loss": 1.0 / e, "train_acc": acc - 0.1 * (3 - e),
-                    "val_acc": acc - 0.1 * (3 - e)} for e in (1, 2, 3)],
-        "train_acc": min(1.0, acc + 0.02), "val_acc": val_acc, "test_acc": acc - 0.01,
-        "params": 1000, "macs": 50_000, "latency_ms": 1.5, "device": "cpu", "train_seconds": 4.0,
+        "status": "ok",
+        "reason": None,
+        "curves": [
+            {"epoch": e, "train_loss": 1.0 / e, "train_acc": acc - 0.1 * (3 - e), "val_acc": acc - 0.1 * (3 - e)}
+            for e in (1, 2, 3)
+        ],
+        "train_acc": min(1.0, acc + 0.02),
+        "val_acc": val_acc,
+        "test_acc": acc - 0.01,
+        "params": 1000,
+        "macs": 50_000,
+        "latency_ms": 1.5,
+        "device": "cpu",
+        "train_seconds": 4.0,
         "mlflow_run_id": f"run-{arch_hash[:4]}-{seed}",
         "robust": [{"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": acc / 2}],
     }
@@ -48,6 +61,7 @@ def bench(tmp_path):
 
 
 # ------------------------------------------------------------------ record, lookup
+
 
 def test_record_then_lookup_round_trips_every_field(bench):
     row = make_row(provenance={"torch": "2.13.0", "git_commit": "abc"}, created_at="2026-01-01T00:00:00+00:00")
@@ -67,7 +81,9 @@ def test_duplicate_key_is_not_inserted_and_first_result_kept(bench):
     assert stored["robust"] == [{"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": 0.45}]
     assert len(bench) == 1
     # A different seed, budget or dataset is a different row.
-    assert bench.record(make_row(seed=1)) and bench.record(make_row(budget=6)) and bench.record(make_row(dataset="mnist"))
+    assert (
+        bench.record(make_row(seed=1)) and bench.record(make_row(budget=6)) and bench.record(make_row(dataset="mnist"))
+    )
     assert len(bench) == 4
 
 
@@ -87,8 +103,9 @@ def test_provenance_is_filled_in_with_versions_and_git_commit(tmp_path, monkeypa
     git = ["git", "-c", "user.name=n", "-c", "user.email=n@example.org", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run([*git, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     monkeypatch.chdir(repo)
     with Benchmark(tmp_path / "b.db") as bench:
         bench.record(make_row())
@@ -96,28 +113,32 @@ def test_provenance_is_filled_in_with_versions_and_git_commit(tmp_path, monkeypa
     assert provenance["git_commit"] == commit
     assert provenance["python"] == platform.python_version()
     from importlib.metadata import version
+
     for package in ("torch", "torchvision", "ray", "optuna", "mlflow", "torchattacks"):
         assert provenance[package] == version(package)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"status": "done"}, "status must be one of ok, failed, pruned"),
-    ({"status": "failed"}, "needs a reason"),
-    ({"status": "pruned", "reason": "  "}, "needs a reason"),
-    ({"val_acc": 1.5}, "val_acc must be a fraction in [0, 1]"),
-    ({"val_acc": float("nan")}, "val_acc must be a fraction"),
-    ({"params": -1}, "params must be a whole number"),
-    ({"params": 10.5}, "params must be a whole number"),
-    ({"budget": "3"}, "budget must be a whole number"),
-    ({"seed": True}, "seed must be an integer"),
-    ({"space": "zoo"}, "space must be one of macro, cell, classic"),
-    ({"arch": "conv3x3"}, "arch must be a dict"),
-    ({"curves": [{"val_acc": 0.5}]}, "curves[0] needs an integer 'epoch'"),
-    ({"robust": [{"attack": "pgd", "norm": "Linf", "eps": 0.1}]}, "robust[0] is missing accuracy"),
-    ({"robust": [{"attack": "pgd", "norm": "Linf", "eps": -1, "accuracy": 0.1}]}, "eps must be"),
-    ({"val_accuracy": 0.5}, "unknown key(s) val_accuracy"),
-    ({"arch": {"f": object()}}, "arch is not JSON-serialisable"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"status": "done"}, "status must be one of ok, failed, pruned"),
+        ({"status": "failed"}, "needs a reason"),
+        ({"status": "pruned", "reason": "  "}, "needs a reason"),
+        ({"val_acc": 1.5}, "val_acc must be a fraction in [0, 1]"),
+        ({"val_acc": float("nan")}, "val_acc must be a fraction"),
+        ({"params": -1}, "params must be a whole number"),
+        ({"params": 10.5}, "params must be a whole number"),
+        ({"budget": "3"}, "budget must be a whole number"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"space": "zoo"}, "space must be one of macro, cell, classic"),
+        ({"arch": "conv3x3"}, "arch must be a dict"),
+        ({"curves": [{"val_acc": 0.5}]}, "curves[0] needs an integer 'epoch'"),
+        ({"robust": [{"attack": "pgd", "norm": "Linf", "eps": 0.1}]}, "robust[0] is missing accuracy"),
+        ({"robust": [{"attack": "pgd", "norm": "Linf", "eps": -1, "accuracy": 0.1}]}, "eps must be"),
+        ({"val_accuracy": 0.5}, "unknown key(s) val_accuracy"),
+        ({"arch": {"f": object()}}, "arch is not JSON-serialisable"),
+    ],
+)
 def test_bad_rows_are_rejected_with_a_clear_message(bench, change, message):
     with pytest.raises(InvalidRow) as caught:
         bench.record(make_row(**change))
@@ -136,32 +157,54 @@ def test_missing_keys_are_named(bench):
 
 
 def test_failed_and_pruned_rows_keep_their_reason_and_null_metrics(bench):
-    failed = make_row(status="failed", reason="CUDA out of memory", val_acc=None, train_acc=None,
-                      test_acc=None, curves=[], robust=[])
+    failed = make_row(
+        status="failed", reason="CUDA out of memory", val_acc=None, train_acc=None, test_acc=None, curves=[], robust=[]
+    )
     assert bench.record(failed)
     stored = bench.lookup("a" * 16, "digits", 3, 0)
-    assert (stored["status"], stored["reason"], stored["val_acc"], stored["curves"]) == \
-        ("failed", "CUDA out of memory", None, [])
+    assert (stored["status"], stored["reason"], stored["val_acc"], stored["curves"]) == (
+        "failed",
+        "CUDA out of memory",
+        None,
+        [],
+    )
 
 
 def test_record_robustness_upserts_per_setting(bench):
     bench.record(make_row(robust=[]))
-    bench.record_robustness("a" * 16, "digits", 3, 0, [
-        {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.5},
-        {"attack": "fgsm", "norm": "Linf", "eps": 0.1, "accuracy": 0.6}])
-    bench.record_robustness("a" * 16, "digits", 3, 0, [
-        {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.25},  # same setting: replaced
-        {"attack": "pgd", "norm": "L2", "eps": 0.5, "accuracy": 0.7}])
-    robust = {(r["attack"], r["norm"], round(r["eps"], 6)): r["accuracy"]
-              for r in bench.lookup("a" * 16, "digits", 3, 0)["robust"]}
-    assert robust == {("pgd", "Linf", round(8 / 255, 6)): 0.25, ("fgsm", "Linf", 0.1): 0.6,
-                      ("pgd", "L2", 0.5): 0.7}
+    bench.record_robustness(
+        "a" * 16,
+        "digits",
+        3,
+        0,
+        [
+            {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.5},
+            {"attack": "fgsm", "norm": "Linf", "eps": 0.1, "accuracy": 0.6},
+        ],
+    )
+    bench.record_robustness(
+        "a" * 16,
+        "digits",
+        3,
+        0,
+        [
+            {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.25},  # same setting: replaced
+            {"attack": "pgd", "norm": "L2", "eps": 0.5, "accuracy": 0.7},
+        ],
+    )
+    robust = {
+        (r["attack"], r["norm"], round(r["eps"], 6)): r["accuracy"]
+        for r in bench.lookup("a" * 16, "digits", 3, 0)["robust"]
+    }
+    assert robust == {("pgd", "Linf", round(8 / 255, 6)): 0.25, ("fgsm", "Linf", 0.1): 0.6, ("pgd", "L2", 0.5): 0.7}
     with pytest.raises(BenchmarkError, match="no benchmark row"):
-        bench.record_robustness("b" * 16, "digits", 3, 0, [{"attack": "pgd", "norm": "Linf", "eps": 0.1,
-                                                            "accuracy": 0.1}])
+        bench.record_robustness(
+            "b" * 16, "digits", 3, 0, [{"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": 0.1}]
+        )
 
 
 # ------------------------------------------------------------------------- query
+
 
 def test_query_reduces_seeds_metric_by_metric(bench):
     h = "c" * 16
@@ -177,8 +220,9 @@ def test_query_reduces_seeds_metric_by_metric(bench):
     # Curves are reduced epoch by epoch: epoch 1 val_acc was val_acc - 0.2 for each seed.
     assert [entry["epoch"] for entry in mean["curves"]] == [1, 2, 3]
     assert mean["curves"][0]["val_acc"] == pytest.approx((0.6 + 0.7 + 0.4) / 3)
-    assert mean["robust"] == [{"attack": "pgd", "norm": "Linf", "eps": 0.1,
-                               "accuracy": pytest.approx((0.4 + 0.45 + 0.3) / 3), "n": 3}]
+    assert mean["robust"] == [
+        {"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": pytest.approx((0.4 + 0.45 + 0.3) / 3), "n": 3}
+    ]
     assert bench.query(h, dataset="digits", epochs=3, reduce="median")["val_acc"] == 0.8
     assert bench.query(h, dataset="digits", epochs=3, reduce="max")["val_acc"] == 0.9
     assert bench.query(h, dataset="digits", epochs=3, seed=1)["val_acc"] == 0.9
@@ -201,14 +245,26 @@ def test_query_without_budget_gives_one_summary_per_dataset_and_budget(bench):
 
 # -------------------------------------------------------------------- top, pareto
 
+
 @pytest.fixture
 def ranked(bench):
     """Five architectures with known accuracy, size and robustness, two seeds for 'a'."""
-    specs = {"a": (0.90, 500, 0.40), "b": (0.95, 4000, 0.10), "c": (0.85, 200, 0.50),
-             "d": (0.80, 300, 0.30), "e": (0.92, 600, 0.20)}
+    specs = {
+        "a": (0.90, 500, 0.40),
+        "b": (0.95, 4000, 0.10),
+        "c": (0.85, 200, 0.50),
+        "d": (0.80, 300, 0.30),
+        "e": (0.92, 600, 0.20),
+    }
     for name, (acc, params, robust) in specs.items():
-        bench.record(make_row(name * 16, val_acc=acc, params=params,
-                              robust=[{"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": robust}]))
+        bench.record(
+            make_row(
+                name * 16,
+                val_acc=acc,
+                params=params,
+                robust=[{"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": robust}],
+            )
+        )
     bench.record(make_row("a" * 16, seed=1, val_acc=0.70, params=500, robust=[]))
     bench.record(make_row("f" * 16, status="pruned", reason="ASHA", val_acc=0.99, robust=[]))
     bench.record(make_row("g" * 16, val_acc=0.97, params=100, space="cell", budget=12, robust=[]))
@@ -266,8 +322,7 @@ def test_pareto_front_of_accuracy_and_size(ranked):
 def test_pareto_front_matches_brute_force_on_random_points():
     rng = np.random.default_rng(0)
     points = rng.integers(0, 12, size=(400, 3)).astype(float)  # many ties and duplicates
-    expected = [i for i, p in enumerate(points)
-                if not any(np.all(q <= p) and np.any(q < p) for q in points)]
+    expected = [i for i, p in enumerate(points) if not any(np.all(q <= p) and np.any(q < p) for q in points)]
     assert sorted(pareto_front(points)) == expected
     assert pareto_front([]) == []
 
@@ -296,10 +351,22 @@ def test_stats_counts_every_distinct_robustness_setting(bench):
     def setting(attack, norm, eps):
         return {"attack": attack, "norm": norm, "eps": eps, "accuracy": 0.3}
 
-    bench.record(make_row(robust=[setting("pgd", "Linf", 0.1), setting("pgd", "Linf", 0.3),
-                                  setting("pgd", "L2", 0.5), setting("fgsm", "Linf", 0.1)]))
-    bench.record(make_row(arch_hash="b" * 16, robust=[setting("pgd", "Linf", 0.1), setting("square", "Linf", 0.1),
-                                                      setting("pgd", "Linf", 0.2)]))
+    bench.record(
+        make_row(
+            robust=[
+                setting("pgd", "Linf", 0.1),
+                setting("pgd", "Linf", 0.3),
+                setting("pgd", "L2", 0.5),
+                setting("fgsm", "Linf", 0.1),
+            ]
+        )
+    )
+    bench.record(
+        make_row(
+            arch_hash="b" * 16,
+            robust=[setting("pgd", "Linf", 0.1), setting("square", "Linf", 0.1), setting("pgd", "Linf", 0.2)],
+        )
+    )
     expected = sorted(bench._read("SELECT DISTINCT attack, norm, eps FROM robustness"))
     assert bench._robust_settings() == expected and len(expected) == 6
     assert bench.stats()["robust_settings"] == 6 and bench.stats()["robust_results"] == 7
@@ -307,20 +374,29 @@ def test_stats_counts_every_distinct_robustness_setting(bench):
 
 def test_top_reads_the_best_rows_from_an_index(ranked):
     """Milliseconds on 10^5 rows come from indexes; benchmarks/store_query.py measures them."""
-    for by, kwargs in (("val_acc", {}), ("params", {"dataset": "digits"}), ("test_acc:min", {}),
-                       ("robust:pgd:Linf:0.1", {})):
+    for by, kwargs in (
+        ("val_acc", {}),
+        ("params", {"dataset": "digits"}),
+        ("test_acc:min", {}),
+        ("robust:pgd:Linf:0.1", {}),
+    ):
         plan = ranked.explain_top(by, **kwargs)
         assert re.search(r"USING (COVERING )?INDEX (results_ok_|robustness_by_setting)", plan), plan
         assert "TEMP B-TREE" not in plan, plan
     conn = sqlite3.connect(ranked.path)
-    plan = " ".join(str(row[-1]) for row in conn.execute(
-        "EXPLAIN QUERY PLAN SELECT val_acc FROM results WHERE arch_hash = 'a' AND dataset = 'digits' "
-        "AND budget = 3 AND seed = 0"))
+    plan = " ".join(
+        str(row[-1])
+        for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT val_acc FROM results WHERE arch_hash = 'a' AND dataset = 'digits' "
+            "AND budget = 3 AND seed = 0"
+        )
+    )
     assert "INDEX sqlite_autoindex_results_1 (arch_hash=? AND dataset=? AND budget=? AND seed=?)" in plan, plan
     conn.close()
 
 
 # ------------------------------------------------------------------------ parquet
+
 
 def test_export_import_round_trip_and_importing_twice_adds_nothing(ranked, tmp_path):
     assert ranked.export_parquet(tmp_path / "bench.parquet") == 8
@@ -337,9 +413,16 @@ def test_import_merges_overlapping_benchmarks(tmp_path):
     with Benchmark(tmp_path / "site_a.db") as site_a, Benchmark(tmp_path / "site_b.db") as site_b:
         site_a.record(make_row("a" * 16))
         site_a.record(make_row("b" * 16))
-        site_b.record(make_row("b" * 16, val_acc=0.1, robust=[
-            {"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": 0.01},   # stays as in site_a
-            {"attack": "square", "norm": "Linf", "eps": 0.1, "accuracy": 0.3}]))  # added to site_a's row
+        site_b.record(
+            make_row(
+                "b" * 16,
+                val_acc=0.1,
+                robust=[
+                    {"attack": "pgd", "norm": "Linf", "eps": 0.1, "accuracy": 0.01},  # stays as in site_a
+                    {"attack": "square", "norm": "Linf", "eps": 0.1, "accuracy": 0.3},
+                ],
+            )
+        )  # added to site_a's row
         site_b.record(make_row("c" * 16))
         site_b.export_parquet(tmp_path / "b.parquet")
         assert site_a.import_parquet(tmp_path / "b.parquet") == 1
@@ -365,8 +448,9 @@ def test_import_rejects_files_that_are_not_exports(bench, tmp_path):
     table = pq.read_table(tmp_path / "good.parquet")
     statuses = table.column("status").to_pylist()
     statuses[1] = "exploded"
-    pq.write_table(table.set_column(table.schema.get_field_index("status"), "status", pa.array(statuses)),
-                   tmp_path / "bad.parquet")
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("status"), "status", pa.array(statuses)), tmp_path / "bad.parquet"
+    )
     with Benchmark(tmp_path / "fresh.db") as fresh:
         with pytest.raises(BenchmarkError, match="row 1: .*status must be one of"):
             fresh.import_parquet(tmp_path / "bad.parquet")
@@ -374,6 +458,7 @@ def test_import_rejects_files_that_are_not_exports(bench, tmp_path):
 
 
 # ---------------------------------------------------------------- files and schema
+
 
 def test_new_file_is_wal_and_versioned_and_reopens_with_its_rows(tmp_path):
     path = tmp_path / "bench.db"
@@ -469,8 +554,10 @@ def test_a_version_1_file_is_migrated_in_place_with_its_rows(tmp_path):
 
 
 def test_stats_groups_from_an_index_not_the_table(ranked):
-    plan = ranked._read("EXPLAIN QUERY PLAN SELECT dataset, status, space, budget, seed, COUNT(*), MAX(val_acc) "
-                        "FROM results GROUP BY dataset, status, space, budget, seed")
+    plan = ranked._read(
+        "EXPLAIN QUERY PLAN SELECT dataset, status, space, budget, seed, COUNT(*), MAX(val_acc) "
+        "FROM results GROUP BY dataset, status, space, budget, seed"
+    )
     details = " ".join(row[-1] for row in plan)
     assert "COVERING INDEX results_overview" in details and "TEMP B-TREE" not in details, details
 

@@ -26,13 +26,27 @@ ATTACKS = ("fgsm", "pgd", "square")
 def complete_row(arch_hash: str, seed: int = 0) -> dict:
     """A row whose completeness can be checked: EPOCHS curve points, one result per attack."""
     return {
-        "arch_hash": arch_hash, "dataset": "digits", "budget": EPOCHS, "seed": seed, "space": "macro",
+        "arch_hash": arch_hash,
+        "dataset": "digits",
+        "budget": EPOCHS,
+        "seed": seed,
+        "space": "macro",
         "arch": {"layers": [{"filters": 16, "kernel": 3}] * 4, "name": arch_hash},
-        "status": "ok", "reason": None,
-        "curves": [{"epoch": e, "train_loss": 1.0 / e, "val_acc": 0.5 + e / 100, "pad": "x" * 200}
-                   for e in range(1, EPOCHS + 1)],
-        "train_acc": 0.9, "val_acc": 0.7, "test_acc": 0.69, "params": 1234, "macs": 5678,
-        "latency_ms": 0.5, "device": "cpu", "train_seconds": 1.0, "mlflow_run_id": None,
+        "status": "ok",
+        "reason": None,
+        "curves": [
+            {"epoch": e, "train_loss": 1.0 / e, "val_acc": 0.5 + e / 100, "pad": "x" * 200}
+            for e in range(1, EPOCHS + 1)
+        ],
+        "train_acc": 0.9,
+        "val_acc": 0.7,
+        "test_acc": 0.69,
+        "params": 1234,
+        "macs": 5678,
+        "latency_ms": 0.5,
+        "device": "cpu",
+        "train_seconds": 1.0,
+        "mlflow_run_id": None,
         "robust": [{"attack": attack, "norm": "Linf", "eps": 0.1, "accuracy": 0.3} for attack in ATTACKS],
         "provenance": {"test": True},
     }
@@ -74,7 +88,9 @@ def assert_every_row_complete(path) -> int:
     incomplete = conn.execute(
         "SELECT COUNT(*) FROM results r LEFT JOIN payloads p ON p.result_id = r.id "
         "WHERE (SELECT COUNT(*) FROM robustness WHERE result_id = r.id) != ? "
-        "OR p.curves IS NULL OR json_array_length(p.curves) != ?", (len(ATTACKS), EPOCHS)).fetchone()[0]
+        "OR p.curves IS NULL OR json_array_length(p.curves) != ?",
+        (len(ATTACKS), EPOCHS),
+    ).fetchone()[0]
     conn.close()
     assert incomplete == 0
     return total

@@ -46,8 +46,9 @@ def run(study, space, trials, score=conv_score):
 
 def journal_study(path, sampler):
     storage = JournalStorage(JournalFileBackend(str(path)))
-    return optuna.create_study(storage=storage, study_name="s", sampler=sampler, load_if_exists=True,
-                               direction="maximize")
+    return optuna.create_study(
+        storage=storage, study_name="s", sampler=sampler, load_if_exists=True, direction="maximize"
+    )
 
 
 def test_both_samplers_are_registered_and_need_the_space(cell_space):
@@ -69,15 +70,16 @@ def test_both_samplers_are_registered_and_need_the_space(cell_space):
 
 def test_evolution_never_repeats_a_class_and_mutates_one_edge_of_a_recent_trial(cell_space):
     population = 5
-    study = optuna.create_study(direction="maximize",
-                                sampler=make_sampler("evolution", 1, False, space=cell_space,
-                                                     population_size=population, sample_size=2))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=make_sampler("evolution", 1, False, space=cell_space, population_size=population, sample_size=2),
+    )
     history = run(study, cell_space, 60)
     keys = [key for _, key in history]
     assert len(set(keys)) == len(keys)  # the store never has to answer a duplicate
     for number in range(population, len(history)):
         child = history[number][0]
-        recent = [params for params, _ in history[number - population:number]]
+        recent = [params for params, _ in history[number - population : number]]
         # a one-decision mutation of a member of the population (the aging window)
         assert any(sum(child[k] != parent[k] for k in child) == 1 for parent in recent), number
     # it climbs: the later half scores better than the random start
@@ -113,10 +115,12 @@ def test_a_trial_rerun_after_a_dead_driver_keeps_its_planned_decisions(tmp_path,
 
 def test_evolution_plans_the_macro_space_with_its_conditional_decisions():
     space = get_space("macro", (1, 8, 8), max_layers=4)
-    study = optuna.create_study(direction="maximize", sampler=make_sampler("evolution", 0, False, space=space,
-                                                                           population_size=4, sample_size=2))
-    history = run(study, space, 30, score=lambda arch: len(arch.layers) + sum(
-        layer.filters for layer in arch.layers) / 1000)
+    study = optuna.create_study(
+        direction="maximize", sampler=make_sampler("evolution", 0, False, space=space, population_size=4, sample_size=2)
+    )
+    history = run(
+        study, space, 30, score=lambda arch: len(arch.layers) + sum(layer.filters for layer in arch.layers) / 1000
+    )
     assert len({key for _, key in history}) == 30
     for trial in study.trials:  # what the trial sampled is what was planned for it
         assert trial.params == trial.system_attrs[PLAN_ATTR]["params"]
@@ -173,8 +177,11 @@ def test_rungs_follow_asha():
 
 def test_multi_objective_rung_keeps_the_front_not_the_best_val_acc():
     directions = {"val_acc": "max", "robust_acc": "max"}
-    at_rung = {"a": {"val_acc": 0.9, "robust_acc": 0.1}, "b": {"val_acc": 0.8, "robust_acc": 0.2},
-               "c": {"val_acc": 0.7, "robust_acc": 0.6}}
+    at_rung = {
+        "a": {"val_acc": 0.9, "robust_acc": 0.1},
+        "b": {"val_acc": 0.8, "robust_acc": 0.2},
+        "c": {"val_acc": 0.7, "robust_acc": 0.6},
+    }
     # keep 2 of 3: c has the worst val_acc (ASHA on val_acc would stop it) but the best
     # robust_acc; on the front it is an extreme, of infinite crowding distance, as is a
     assert promoted(at_rung, "c", directions, 2)
@@ -185,13 +192,16 @@ def test_multi_objective_rung_keeps_the_front_not_the_best_val_acc():
     with_d = {**at_rung, "d": {"val_acc": 0.95, "robust_acc": 0.05}}
     assert [promoted(with_d, t, directions, 2) for t in "abcd"] == [False, False, True, True]
     # a minimised objective is negated
-    assert promoted({"x": {"val_acc": 0.5, "params": 10}, "y": {"val_acc": 0.5, "params": 99}}, "x",
-                    {"val_acc": "max", "params": "min"}, 2)
+    assert promoted(
+        {"x": {"val_acc": 0.5, "params": 10}, "y": {"val_acc": 0.5, "params": 99}},
+        "x",
+        {"val_acc": "max", "params": "min"},
+        2,
+    )
 
 
 def test_multi_objective_rungs_stop_dominated_trials_in_arrival_order():
-    rungs = MultiObjectiveRungs({"val_acc": "max", "robust_acc": "max"}, max_t=9, grace_period=1,
-                                reduction_factor=3)
+    rungs = MultiObjectiveRungs({"val_acc": "max", "robust_acc": "max"}, max_t=9, grace_period=1, reduction_factor=3)
     assert rungs.on_result("t0", 1, {"val_acc": 0.5, "robust_acc": 0.5})  # alone at its rung
     assert not rungs.on_result("t1", 1, {"val_acc": 0.4, "robust_acc": 0.4})  # dominated by t0
     assert rungs.on_result("t2", 1, {"val_acc": 0.9, "robust_acc": 0.9})
@@ -213,7 +223,9 @@ def test_the_fidelity_ladder_is_in_the_config_and_the_trial_context():
     assert ladder["rung_robust"].attack == "fgsm" and ladder["rung_robust"].eps == asha.robust_eps
     assert ladder_epochs(SearchConfig(**mo, scheduler="hyperband")) == (1, 3)
     assert fidelity_ladder(SearchConfig(objectives=["val_acc", "params"], scheduler="asha", epochs=9)) == {
-        "rung_epochs": (1, 3), "rung_robust": None}
+        "rung_epochs": (1, 3),
+        "rung_robust": None,
+    }
     assert ladder_epochs(SearchConfig(scheduler="asha", epochs=9)) == ()  # one objective: Ray's ASHA
 
 
@@ -232,11 +244,38 @@ def test_cli_search_replays_the_recorded_cells_and_resumes(ray_runtime, tracking
     with Benchmark(recorded) as bench:
         bench.import_parquet(Path(__file__).parent / "fixtures" / "cell_digits.parquet")
     common = ["--experiments-dir", str(tmp_path / "exp"), "--experiment", name, "--no-progress"]
-    assert main(["search", "--space", "cell", "--space-option", "channels=8", "--space-option", "cells_per_stage=1",
-                 "--space-option", "ops=[skip_connect,nor_conv_1x1,nor_conv_3x3]", "--replay", str(recorded),
-                 "--epochs", "2", "--trials", "8", "--sampler", name, "--sampler-option", "batch_size=2"
-                 if name == "reinforce" else "sample_size=3", "--tracking-uri", tracking_uri,
-                 "--export-top", "0", "--no-register-models", *common]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                "cell",
+                "--space-option",
+                "channels=8",
+                "--space-option",
+                "cells_per_stage=1",
+                "--space-option",
+                "ops=[skip_connect,nor_conv_1x1,nor_conv_3x3]",
+                "--replay",
+                str(recorded),
+                "--epochs",
+                "2",
+                "--trials",
+                "8",
+                "--sampler",
+                name,
+                "--sampler-option",
+                "batch_size=2" if name == "reinforce" else "sample_size=3",
+                "--tracking-uri",
+                tracking_uri,
+                "--export-top",
+                "0",
+                "--no-register-models",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert main(["search", "--trials", "12", "--resume", *common]) == 0
     directory = tmp_path / "exp" / name
     log = [json.loads(line) for line in (directory / "search.log").read_text().splitlines()]
@@ -246,8 +285,12 @@ def test_cli_search_replays_the_recorded_cells_and_resumes(ray_runtime, tracking
         assert len({entry["arch_hash"] for entry in trials}) == 12
     import optuna
 
-    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))))
+    study = optuna.load_study(
+        study_name="search",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))
+        ),
+    )
     for trial in study.trials:  # every trial ran the architecture its sampler planned
         assert trial.params == trial.system_attrs[PLAN_ATTR]["params"]
         assert trial.user_attrs["arch_hash"] == trial.system_attrs[PLAN_ATTR]["key"]
@@ -263,19 +306,58 @@ def test_multi_objective_asha_prunes_on_both_objectives_measured_at_the_rung(ray
 
     from nasbench.cli import main
 
-    assert main(["search", "--space", "cell", "--space-option", "channels=4", "--space-option", "cells_per_stage=1",
-                 "--epochs", "3", "--trials", "6", "--concurrency", "1", "--objectives", "val_acc,robust_acc",
-                 "--scheduler", "asha", "--robust-attack", "pgd", "--robust-samples", "64", "--sampler", "evolution",
-                 "--experiments-dir", str(tmp_path), "--experiment", "mo", "--tracking-uri", tracking_uri,
-                 "--export-top", "0", "--no-register-models", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--space",
+                "cell",
+                "--space-option",
+                "channels=4",
+                "--space-option",
+                "cells_per_stage=1",
+                "--epochs",
+                "3",
+                "--trials",
+                "6",
+                "--concurrency",
+                "1",
+                "--objectives",
+                "val_acc,robust_acc",
+                "--scheduler",
+                "asha",
+                "--robust-attack",
+                "pgd",
+                "--robust-samples",
+                "64",
+                "--sampler",
+                "evolution",
+                "--experiments-dir",
+                str(tmp_path),
+                "--experiment",
+                "mo",
+                "--tracking-uri",
+                tracking_uri,
+                "--export-top",
+                "0",
+                "--no-register-models",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     log = [json.loads(line) for line in (tmp_path / "mo" / "search.log").read_text().splitlines()]
     ended = {entry["trial"]: entry for entry in log if entry.get("status") in ("ok", "pruned")}
     assert len(ended) == 6
     pruned = [entry for entry in ended.values() if entry["status"] == "pruned"]
     assert pruned and all(entry["epoch"] == 1 and 0.0 <= entry["robust_acc"] <= 1.0 for entry in pruned)
     assert any(entry["status"] == "ok" and entry["epoch"] == 3 for entry in ended.values())
-    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "mo" / "optuna.journal"))))
+    study = optuna.load_study(
+        study_name="search",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "mo" / "optuna.journal"))
+        ),
+    )
     states = {t.number: t.state for t in study.trials}
     assert {n for n, s in states.items() if s == optuna.trial.TrialState.PRUNED} == {e["trial"] for e in pruned}
     config = (tmp_path / "mo" / "config.yaml").read_text()

@@ -20,8 +20,8 @@ from nasbench.tracking import (
     TAG_PARENT_RUN,
     TAG_REASON,
     TAG_STATUS,
-    TrackingConfig,
     SearchRun,
+    TrackingConfig,
     dataset_digest,
     default_tracking_uri,
     describe_dataset,
@@ -38,8 +38,11 @@ from nasbench.tracking import (
     trial_run,
 )
 
-MACRO_ARCH = {"kind": "macro", "layers": [{"kernel_h": 3, "kernel_w": 5, "stride": 1, "filters": 16,
-                                           "skip": [0]}], "head": {"pool": "avg"}}
+MACRO_ARCH = {
+    "kind": "macro",
+    "layers": [{"kernel_h": 3, "kernel_w": 5, "stride": 1, "filters": 16, "skip": [0]}],
+    "head": {"pool": "avg"},
+}
 TRAIN = {"epochs": 3, "lr": 0.003, "optimizer": "adamw"}
 
 
@@ -94,11 +97,23 @@ def test_an_experiment_is_tracked_where_its_search_recorded(tmp_path):
 
 
 def test_flatten_gives_readable_param_names():
-    flat = flatten({"layers": [{"kernel_h": 3, "skip": [0, 2]}, {"kernel_h": 5, "skip": []}],
-                    "head": {"pool": "avg"}, "lr": 0.1, "augment": ["crop", "flip"]})
-    assert flat == {"layers.0.kernel_h": "3", "layers.0.skip": "[0, 2]", "layers.1.kernel_h": "5",
-                    "layers.1.skip": "[]", "head.pool": "avg", "lr": "0.1",
-                    "augment": '["crop", "flip"]'}
+    flat = flatten(
+        {
+            "layers": [{"kernel_h": 3, "skip": [0, 2]}, {"kernel_h": 5, "skip": []}],
+            "head": {"pool": "avg"},
+            "lr": 0.1,
+            "augment": ["crop", "flip"],
+        }
+    )
+    assert flat == {
+        "layers.0.kernel_h": "3",
+        "layers.0.skip": "[0, 2]",
+        "layers.1.kernel_h": "5",
+        "layers.1.skip": "[]",
+        "head.pool": "avg",
+        "lr": "0.1",
+        "augment": '["crop", "flip"]',
+    }
 
 
 def test_robust_metric_names_sort_by_eps_and_normalise_norms():
@@ -119,25 +134,26 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
     cfg = TrackingConfig(store_uri, "nesting")
     config = {"space": "macro", "sampler": {"name": "tpe", "seed": 0}, "trials": 3}
     search = SearchRun(cfg, config)
-    with trial_run(cfg, search.run_id, "0", arch=MACRO_ARCH, arch_hash="h0", train_config=TRAIN,
-                   dataset=digits) as ok:
+    with trial_run(cfg, search.run_id, "0", arch=MACRO_ARCH, arch_hash="h0", train_config=TRAIN, dataset=digits) as ok:
         for epoch in (1, 2, 3):
             ok.log_epoch(epoch, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.25 * epoch})
         # the final metrics at the last epoch; val_acc's curve already has that point
-        ok.log_metrics({"val_acc": 0.75, "params": 1234, "macs": 56789, "latency_ms": 0.42, "test_acc": None},
-                       step=3)
+        ok.log_metrics({"val_acc": 0.75, "params": 1234, "macs": 56789, "latency_ms": 0.42, "test_acc": None}, step=3)
         ok.set_status("ok")
-    with trial_run(cfg, search.run_id, "1", arch=MACRO_ARCH, arch_hash="h1", train_config=TRAIN,
-                   dataset=digits) as pruned:
+    with trial_run(
+        cfg, search.run_id, "1", arch=MACRO_ARCH, arch_hash="h1", train_config=TRAIN, dataset=digits
+    ) as pruned:
         pruned.log_epoch(1, {"val_acc": 0.1})
         pruned.set_status("pruned", "ASHA stopped it at epoch 1")
     with pytest.raises(RuntimeError, match="out of memory"):
-        with trial_run(cfg, search.run_id, "2", arch=MACRO_ARCH, arch_hash="h2", train_config=TRAIN,
-                       dataset=digits) as failed:
+        with trial_run(
+            cfg, search.run_id, "2", arch=MACRO_ARCH, arch_hash="h2", train_config=TRAIN, dataset=digits
+        ) as failed:
             raise RuntimeError("CUDA out of memory")
-    search.log_summary({"trials_done": 3, "best_val_acc": 0.75},
-                       [{"arch_hash": "h0", "val_acc": 0.75, "arch": MACRO_ARCH},
-                        {"arch_hash": "h1", "val_acc": 0.1, "params": 99}])
+    search.log_summary(
+        {"trials_done": 3, "best_val_acc": 0.75},
+        [{"arch_hash": "h0", "val_acc": 0.75, "arch": MACRO_ARCH}, {"arch_hash": "h1", "val_acc": 0.1, "params": 99}],
+    )
     search.end()
 
     client = client_for(store_uri)
@@ -151,12 +167,16 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
     assert [row[0] for row in table["data"]] == ["h0", "h1"]
     assert json.loads(table["data"][0][2]) == MACRO_ARCH
 
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'"
+    )
     by_hash = {run.data.tags[TAG_ARCH_HASH]: run for run in children}
     assert sorted(by_hash) == ["h0", "h1", "h2"]
     assert {h: (r.info.status, r.data.tags[TAG_STATUS]) for h, r in by_hash.items()} == {
-        "h0": ("FINISHED", "ok"), "h1": ("KILLED", "pruned"), "h2": ("FAILED", "failed")}
+        "h0": ("FINISHED", "ok"),
+        "h1": ("KILLED", "pruned"),
+        "h2": ("FAILED", "failed"),
+    }
     assert by_hash["h1"].data.tags[TAG_REASON] == "ASHA stopped it at epoch 1"
     assert TAG_REASON not in by_hash["h0"].data.tags  # no empty reason on a run that went well
     assert by_hash["h2"].data.tags[TAG_REASON] == "RuntimeError: CUDA out of memory"
@@ -170,7 +190,10 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
     assert "test_acc" not in run.data.metrics and "epoch" not in run.data.metrics
     history = client.get_metric_history(run.info.run_id, "val_acc")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
-        (1, 0.25), (2, 0.5), (3, 0.75)]  # no step-0 copy of the final value
+        (1, 0.25),
+        (2, 0.5),
+        (3, 0.75),
+    ]  # no step-0 copy of the final value
     assert [m.step for m in client.get_metric_history(run.info.run_id, "params")] == [3]
     assert read_artifact_json(client, run.info.run_id, "arch.json", tmp_path) == MACRO_ARCH
     [dataset_input] = run.inputs.dataset_inputs
@@ -191,8 +214,9 @@ def test_a_dataset_description_logs_the_same_input_as_the_loaded_dataset(store_u
     search = SearchRun(cfg, {"trials": 2})
     runs = {}
     for trial_id, dataset in (("0", digits), ("1", described)):
-        with trial_run(cfg, search.run_id, trial_id, arch=MACRO_ARCH, arch_hash=f"d{trial_id}",
-                       train_config=TRAIN, dataset=dataset) as recorder:
+        with trial_run(
+            cfg, search.run_id, trial_id, arch=MACRO_ARCH, arch_hash=f"d{trial_id}", train_config=TRAIN, dataset=dataset
+        ) as recorder:
             pass
         runs[trial_id] = client_for(store_uri).get_run(recorder.run_id)
     search.end()
@@ -213,11 +237,18 @@ def test_epoch_metrics_are_buffered_and_written_in_batches(store_uri, digits):
     cfg = TrackingConfig(store_uri, "batching")
     search = SearchRun(cfg, {"trials": 1})
     client = client_for(store_uri)
-    with trial_run(cfg, search.run_id, "0", arch=MACRO_ARCH, arch_hash="h", train_config=TRAIN,
-                   dataset=digits, flush_seconds=math.inf) as recorder:
+    with trial_run(
+        cfg,
+        search.run_id,
+        "0",
+        arch=MACRO_ARCH,
+        arch_hash="h",
+        train_config=TRAIN,
+        dataset=digits,
+        flush_seconds=math.inf,
+    ) as recorder:
         for epoch in range(1, 26):
-            recorder.log_epoch(epoch, {"train_loss": 1 / epoch, "train_acc": 0.01 * epoch,
-                                       "val_acc": 0.02 * epoch})
+            recorder.log_epoch(epoch, {"train_loss": 1 / epoch, "train_acc": 0.01 * epoch, "val_acc": 0.02 * epoch})
         assert client.get_metric_history(recorder.run_id, "val_acc") == []  # nothing written yet
         batches_before_exit = recorder._writer.batches_written
     history = client.get_metric_history(recorder.run_id, "val_acc")
@@ -231,8 +262,9 @@ def test_epoch_metrics_are_buffered_and_written_in_batches(store_uri, digits):
 def test_resumed_search_reuses_its_parent_and_trial_runs(store_uri, digits):
     cfg = TrackingConfig(store_uri, "resume")
     search = SearchRun(cfg, {"trials": 2})
-    with trial_run(cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN,
-                   dataset=digits) as first:
+    with trial_run(
+        cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN, dataset=digits
+    ) as first:
         first.log_epoch(1, {"val_acc": 0.5})
         first.set_status("pruned", "the search was interrupted")
     search.end("KILLED")
@@ -241,14 +273,14 @@ def test_resumed_search_reuses_its_parent_and_trial_runs(store_uri, digits):
     client = client_for(store_uri)
     assert resumed.run_id == search.run_id
     assert client.get_run(search.run_id).info.status == "RUNNING"
-    with trial_run(cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN,
-                   dataset=digits) as again:
+    with trial_run(
+        cfg, search.run_id, "7", arch=MACRO_ARCH, arch_hash="h7", train_config=TRAIN, dataset=digits
+    ) as again:
         again.log_epoch(2, {"val_acc": 0.6})
     resumed.end()
 
     assert again.run_id == first.run_id
-    children = client.search_runs([resumed.experiment_id],
-                                  filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")
+    children = client.search_runs([resumed.experiment_id], filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")
     assert len(children) == 1
     assert children[0].info.status == "FINISHED" and children[0].data.tags[TAG_STATUS] == "ok"
     assert TAG_REASON not in children[0].data.tags  # the first attempt's reason went with it
@@ -271,17 +303,30 @@ def test_the_search_driver_writer_streams_runs_and_rows_and_marks_them_written(s
     search = SearchRun(cfg, {"trials": 3})
     outbox = Outbox(tmp_path / "results.jsonl")
     identity = {"dataset": "digits", "budget": 2, "seed": 0, "space": "macro"}
-    writer = TrialWriter(tracking=cfg, parent_run_id=search.run_id, dataset="digits", train_config=TRAIN,
-                         store_path=str(tmp_path / "bench.db"), store_journal=None,
-                         checkpoints_dir=tmp_path / "checkpoints", outbox=outbox, identity=identity)
+    writer = TrialWriter(
+        tracking=cfg,
+        parent_run_id=search.run_id,
+        dataset="digits",
+        train_config=TRAIN,
+        store_path=str(tmp_path / "bench.db"),
+        store_journal=None,
+        checkpoints_dir=tmp_path / "checkpoints",
+        outbox=outbox,
+        identity=identity,
+    )
     for number in (0, 1, 2):
         writer.start(number, MACRO_ARCH, f"h{number}", rerun=False)
         writer.epoch(number, {"epoch": 1, "val_acc": 0.5 + number / 10, "train_loss": 1.0})
     for number, status in ((0, "ok"), (1, "failed")):
-        record = {"trial": number, "arch": MACRO_ARCH, "arch_hash": f"h{number}", "status": status,
-                  "reason": "MemoryError: out of memory" if status == "failed" else None,
-                  "metrics": {"epoch": 2, "val_acc": 0.7, "params": 1234} if status == "ok" else {},
-                  "curves": [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.7}] if status == "ok" else []}
+        record = {
+            "trial": number,
+            "arch": MACRO_ARCH,
+            "arch_hash": f"h{number}",
+            "status": status,
+            "reason": "MemoryError: out of memory" if status == "failed" else None,
+            "metrics": {"epoch": 2, "val_acc": 0.7, "params": 1234} if status == "ok" else {},
+            "curves": [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.7}] if status == "ok" else [],
+        }
         outbox.add(record)
         writer.finish(record)
     writer.close(interrupted=True)
@@ -293,10 +338,17 @@ def test_the_search_driver_writer_streams_runs_and_rows_and_marks_them_written(s
     reopened.mark_written([5])
     assert reopened.pending() == [] and outbox.path.read_text().endswith('{"written": 5}\n')
     client = client_for(store_uri)
-    runs = {r.data.tags["nasbench.trial_id"]: r for r in client.search_runs(
-        [search.experiment_id], filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'")}
+    runs = {
+        r.data.tags["nasbench.trial_id"]: r
+        for r in client.search_runs(
+            [search.experiment_id], filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}'"
+        )
+    }
     assert {k: (r.info.status, r.data.tags[TAG_STATUS]) for k, r in runs.items()} == {
-        "0": ("FINISHED", "ok"), "1": ("FAILED", "failed"), "2": ("KILLED", "interrupted")}
+        "0": ("FINISHED", "ok"),
+        "1": ("FAILED", "failed"),
+        "2": ("KILLED", "interrupted"),
+    }
     assert runs["1"].data.tags[TAG_REASON] == "MemoryError: out of memory"
     history = client.get_metric_history(runs["0"].info.run_id, "val_acc")
     assert sorted((m.step, m.value) for m in history) == [(1, 0.5), (2, 0.7)]
@@ -317,13 +369,16 @@ def test_evaluation_run_links_its_model_run_and_logs_the_worst_case(store_uri, t
     cfg = TrackingConfig(store_uri, "evaluations")
     report = tmp_path / "report.md"
     report.write_text("# robustness\n")
-    with evaluation_run(cfg, model_run_id="abc123", name="attack pgd",
-                        params={"attacks": ["pgd", "fgsm"], "steps": 10}) as recorder:
-        logged = recorder.log_robustness([
-            {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.41},
-            {"attack": "fgsm", "norm": "linf", "eps": 8 / 255, "accuracy": 0.63},
-            {"attack": "pgd", "norm": "linf", "eps": 16 / 255, "accuracy": 0.12},
-        ])
+    with evaluation_run(
+        cfg, model_run_id="abc123", name="attack pgd", params={"attacks": ["pgd", "fgsm"], "steps": 10}
+    ) as recorder:
+        logged = recorder.log_robustness(
+            [
+                {"attack": "pgd", "norm": "Linf", "eps": 8 / 255, "accuracy": 0.41},
+                {"attack": "fgsm", "norm": "linf", "eps": 8 / 255, "accuracy": 0.63},
+                {"attack": "pgd", "norm": "linf", "eps": 16 / 255, "accuracy": 0.12},
+            ]
+        )
         recorder.log_metrics({"clean_acc": 0.97})
         recorder.log_artifact(report)
     client = client_for(store_uri)
@@ -335,8 +390,7 @@ def test_evaluation_run_links_its_model_run_and_logs_the_worst_case(store_uri, t
     assert run.data.metrics["robust_acc.worst.linf.eps_0.0627"] == 0.12
     assert run.data.params["steps"] == "10"
     assert [f.path for f in client.list_artifacts(recorder.run_id)] == ["report.md"]
-    linked = client.search_runs([run.info.experiment_id],
-                                filter_string=f"tags.`{TAG_MODEL_RUN}` = 'abc123'")
+    linked = client.search_runs([run.info.experiment_id], filter_string=f"tags.`{TAG_MODEL_RUN}` = 'abc123'")
     assert [r.info.run_id for r in linked] == [recorder.run_id]
 
 
@@ -350,13 +404,21 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
     spec = {"kind": "classic", "name": "lenet5"}
     model = wrap_normalized(build_from_spec(spec, digits.input_shape, digits.num_classes), digits)
     search = SearchRun(cfg, {"trials": 1})
-    with trial_run(cfg, search.run_id, "0", arch=spec, arch_hash="lenet", train_config=TRAIN,
-                   dataset=digits) as recorder:
+    with trial_run(
+        cfg, search.run_id, "0", arch=spec, arch_hash="lenet", train_config=TRAIN, dataset=digits
+    ) as recorder:
         pass
     name = registered_model_name(cfg)
     capfd.readouterr()
-    uri = log_model(cfg, recorder.run_id, model, digits.val.x[:4], name, ["best-val", "best-robust"],
-                    meta={"mean": digits.mean, "std": digits.std})
+    uri = log_model(
+        cfg,
+        recorder.run_id,
+        model,
+        digits.val.x[:4],
+        name,
+        ["best-val", "best-robust"],
+        meta={"mean": digits.mean, "std": digits.std},
+    )
     search.end()
     assert_no_mlflow_chatter(capfd.readouterr().err)
 
@@ -376,8 +438,13 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
     local = download_logged_model(uri, store_uri, tmp_path)
     assert_no_mlflow_chatter(capfd.readouterr().err)
     files = {path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file()}
-    assert {"MLmodel", "data/model.pt2", "extra_files/model.safetensors", "extra_files/arch.json",
-            "extra_files/meta.json"} <= files
+    assert {
+        "MLmodel",
+        "data/model.pt2",
+        "extra_files/model.safetensors",
+        "extra_files/arch.json",
+        "extra_files/meta.json",
+    } <= files
     assert not any(f.endswith(".pth") or "pickle" in f for f in files)  # no pickled module
     signature = Model.load(local / "MLmodel").signature
     assert signature.inputs.inputs[0].shape == (-1, 1, 8, 8)
@@ -390,8 +457,14 @@ def test_log_model_registers_aliases_and_loads_back_without_pickle(store_uri, di
 
 def assert_no_mlflow_chatter(stderr: str) -> None:
     """Nothing of what MLflow prints around model logging, downloads and new stores."""
-    for noise in ("Downloading artifacts", "Successfully registered model", "Created version",
-                  "already exists", "Failed to resolve installed pip version", "Creating initial MLflow"):
+    for noise in (
+        "Downloading artifacts",
+        "Successfully registered model",
+        "Created version",
+        "already exists",
+        "Failed to resolve installed pip version",
+        "Creating initial MLflow",
+    ):
         assert noise not in stderr
 
 

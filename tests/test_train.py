@@ -12,8 +12,7 @@ from nasbench.cli import main
 from nasbench.config import TrainConfig
 from nasbench.errors import DoubtfulInput, UserError
 from nasbench.models import build_from_spec, wrap_normalized
-from nasbench.train import (StopTraining, TrainingCollapsed, TrainingDiverged, TrainResult, collapse_reason,
-                            train_model)
+from nasbench.train import StopTraining, TrainingCollapsed, TrainingDiverged, TrainResult, collapse_reason, train_model
 
 LENET = {"kind": "classic", "name": "lenet5"}
 
@@ -93,13 +92,19 @@ def test_flipping_digits_is_warned_about_in_one_line(digits, tmp_path, capsys):
     with pytest.warns(DoubtfulInput, match="a mirrored digit is not the same digit"):
         train_model(lenet(digits), digits, TrainConfig(epochs=1), augment=["flip", "cutmix"])
     assert main(["train", "--augment", "flip", "--epochs", "1", "--out", str(tmp_path / "flipped")]) == 0
-    assert "nasbench: warning: --augment flip on digits: a mirrored digit is not the same digit\n" in \
-        capsys.readouterr().err
+    assert (
+        "nasbench: warning: --augment flip on digits: a mirrored digit is not the same digit\n"
+        in capsys.readouterr().err
+    )
 
 
 def test_checkpoint_round_trip(trained, digits, tmp_path):
-    meta = {"input_shape": list(digits.input_shape), "num_classes": 10, "mean": list(digits.mean),
-            "std": list(digits.std)}
+    meta = {
+        "input_shape": list(digits.input_shape),
+        "num_classes": 10,
+        "mean": list(digits.mean),
+        "std": list(digits.std),
+    }
     save_checkpoint(tmp_path / "ckpt", trained.model, LENET, meta)
     model, arch, loaded_meta = load_checkpoint(tmp_path / "ckpt")
     assert arch == LENET and loaded_meta["num_classes"] == 10
@@ -110,13 +115,18 @@ def test_checkpoint_round_trip(trained, digits, tmp_path):
 class _RunsCode:
     def __reduce__(self):
         import os
+
         return (os.system, ("echo pwned > pwned.txt",))
 
 
 def test_checkpoint_that_runs_code_on_load_is_refused(trained, digits, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    meta = {"input_shape": list(digits.input_shape), "num_classes": 10, "mean": list(digits.mean),
-            "std": list(digits.std)}
+    meta = {
+        "input_shape": list(digits.input_shape),
+        "num_classes": 10,
+        "mean": list(digits.mean),
+        "std": list(digits.std),
+    }
     directory = save_checkpoint(tmp_path / "evil", trained.model, LENET, meta)
     hostile = pickle.dumps({"weights": _RunsCode()})
     (directory / "model.safetensors").write_bytes(hostile)
@@ -164,8 +174,7 @@ def test_train_command_takes_a_checkpoints_classic_arch_json_and_names_its_folde
     (tmp_path / "arch.json").write_text(json.dumps(LENET))
     own = tmp_path / "my data" / "pets.npz"
     own.parent.mkdir()
-    np.savez(own, x=np.random.default_rng(0).integers(0, 255, (40, 8, 8), dtype=np.uint8),
-             y=np.arange(40) % 2)
+    np.savez(own, x=np.random.default_rng(0).integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 2)
     assert main(["train", "--model", "arch.json", "--dataset", f"npz:{own}", "--epochs", "1"]) == 0
     assert (tmp_path / "experiments" / "models" / "lenet5-pets" / "model.safetensors").is_file()
 
@@ -182,14 +191,17 @@ def finished(accuracy, loss, **values):
 
 
 def test_collapse_is_an_accuracy_near_chance_or_a_loss_stuck_at_ln_k():
-    assert collapse_reason(finished(0.101, 0.5), 10) == \
-        "test accuracy 10.1% is within 5.0% of chance (10.0% for 10 classes)"
+    assert (
+        collapse_reason(finished(0.101, 0.5), 10)
+        == "test accuracy 10.1% is within 5.0% of chance (10.0% for 10 classes)"
+    )
     assert collapse_reason(finished(0.16, 0.5), 10) is None
     # the margin is at most half of chance: 6% of 100 classes learned something, 1.4% did not
     assert collapse_reason(finished(0.06, 3.0), 100) is None
     assert "within 0.5% of chance (1.0% for 100 classes)" in collapse_reason(finished(0.014, 3.0), 100)
-    assert collapse_reason(finished(0.48, 2.276), 10) == ("final training loss 2.276 is stuck at ln 10 = 2.303, "
-                                                          "the loss of a uniform guess (test accuracy 48.0%)")
+    assert collapse_reason(finished(0.48, 2.276), 10) == (
+        "final training loss 2.276 is stuck at ln 10 = 2.303, the loss of a uniform guess (test accuracy 48.0%)"
+    )
     assert collapse_reason(finished(0.48, 2.2), 10) is None
     # label smoothing 0.9 puts the lowest reachable loss at 2.266: 2.27 is then a trained model
     assert collapse_reason(finished(0.9, 2.27), 10, label_smoothing=0.9) is None
@@ -212,8 +224,7 @@ def test_a_collapsed_result_raises_with_its_reason_where_that_is_a_failure():
 def test_adversarial_training_that_collapses_says_so_in_one_warning_line(tmp_path, capsys):
     # PGD-AT at eps 0.3 from the first step, on 8x8 digits: LeNet-5 settles on a uniform guess
     out = tmp_path / "collapsed"
-    assert main(["train", "--epochs", "4", "--adv", "pgd", "--eps", "0.3", "--adv-warmup", "0",
-                 "--out", str(out)]) == 0
+    assert main(["train", "--epochs", "4", "--adv", "pgd", "--eps", "0.3", "--adv-warmup", "0", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if line.startswith("nasbench: warning:")]
     assert len(warnings) == 1, captured.err
@@ -229,8 +240,12 @@ def test_adversarial_training_that_collapses_says_so_in_one_warning_line(tmp_pat
 
     # attacked and reported, the model is flagged at the top of the report and in its row
     common = ["--experiments-dir", str(tmp_path / "experiments"), "--experiment", "x", "--no-tracking"]
-    assert main(["attack", "--model", str(out), "--attacks", "fgsm", "--eps", "0,0.1", "--n", "50",
-                 "--no-checks", *common]) == 0
+    assert (
+        main(
+            ["attack", "--model", str(out), "--attacks", "fgsm", "--eps", "0,0.1", "--n", "50", "--no-checks", *common]
+        )
+        == 0
+    )
     assert main(["report", *common]) == 0
     summary = json.loads((tmp_path / "experiments" / "x" / "report.json").read_text())
     assert summary["collapsed"] == [{"model": "lenet5", "reason": meta["collapse"]}]
@@ -253,33 +268,68 @@ def test_adversarial_training_warms_eps_up_by_default(tmp_path, capsys):
 
 def test_a_warmup_longer_than_training_is_refused_in_one_line(tmp_path, capsys):
     assert main(["train", "--epochs", "2", "--adv", "pgd", "--adv-warmup", "3", "--out", str(tmp_path / "x")]) == 2
-    assert capsys.readouterr().err.strip() == \
-        "nasbench train: error: invalid adv-warmup: must not exceed epochs (2) (got 3.0)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "nasbench train: error: invalid adv-warmup: must not exceed epochs (2) (got 3.0)"
+    )
 
 
 def test_a_search_whose_training_collapses_records_each_trial_as_failed_with_the_reason(
-        ray_runtime, tracking_uri, tmp_path, capsys):
+    ray_runtime, tracking_uri, tmp_path, capsys
+):
     import optuna
     from mlflow import MlflowClient
 
     from nasbench.store import Benchmark
 
     # at eps 1 the adversary may replace the whole image: nothing can be learnt, every net guesses
-    assert main(["search", "--epochs", "1", "--trials", "2", "--adv", "fgsm-rs", "--adv-eps", "1",
-                 "--adv-warmup", "0", "--experiments-dir", str(tmp_path), "--experiment", "collapse",
-                 "--tracking-uri", tracking_uri, "--export-top", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--epochs",
+                "1",
+                "--trials",
+                "2",
+                "--adv",
+                "fgsm-rs",
+                "--adv-eps",
+                "1",
+                "--adv-warmup",
+                "0",
+                "--experiments-dir",
+                str(tmp_path),
+                "--experiment",
+                "collapse",
+                "--tracking-uri",
+                tracking_uri,
+                "--export-top",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "0 complete" in printed and "2 failed" in printed
     assert printed.count("failed: TrainingCollapsed: training collapsed: test accuracy") == 2
 
     directory = tmp_path / "collapse"
-    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))))
+    study = optuna.load_study(
+        study_name="search",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(directory / "optuna.journal"))
+        ),
+    )
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
     client = MlflowClient(tracking_uri)
     parent_id = (directory / "mlflow_run_id").read_text().strip()
-    runs = {r.data.tags["nasbench.trial_id"]: r for r in client.search_runs(
-        [client.get_run(parent_id).info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")}
+    runs = {
+        r.data.tags["nasbench.trial_id"]: r
+        for r in client.search_runs(
+            [client.get_run(parent_id).info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'"
+        )
+    }
     store = Benchmark(directory / "benchmark.db")
     for trial in study.trials:
         reason = trial.user_attrs["reason"]

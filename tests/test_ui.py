@@ -56,8 +56,15 @@ def fill_store(experiment_dir: Path, name: str) -> dict:
     with SearchRun(cfg, {"space": "macro", "trials": 2}) as search:
         trials = {}
         for trial_id, final in (("0", 0.8), ("1", 0.6)):
-            with trial_run(cfg, search.run_id, trial_id, arch=ARCH, arch_hash=f"h{trial_id}",
-                           train_config={"epochs": 3}, dataset=dataset) as recorder:
+            with trial_run(
+                cfg,
+                search.run_id,
+                trial_id,
+                arch=ARCH,
+                arch_hash=f"h{trial_id}",
+                train_config={"epochs": 3},
+                dataset=dataset,
+            ) as recorder:
                 for epoch in (1, 2, 3):
                     recorder.log_epoch(epoch, {"val_acc": final * epoch / 3, "train_loss": 1 / epoch})
                 recorder.log_metrics({"params": 1000 + int(trial_id)})
@@ -74,8 +81,9 @@ def free_port() -> int:
 
 def call(base: str, method: str, path: str, body: dict | None = None, query: str = "") -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{base}{path}{query}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}{path}{query}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -87,9 +95,22 @@ def server(tmp_path_factory):
     port = free_port()
     log = (root / "ui.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "nasbench.cli", "ui", "--experiment", "demo",
-         "--experiments-dir", str(root), "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "nasbench.cli",
+            "ui",
+            "--experiment",
+            "demo",
+            "--experiments-dir",
+            str(root),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     # Ready when `nasbench ui` says so, as a user sees it: it prints the URL only after
     # the server answered its own health check (polling /health here would race that line).
@@ -109,14 +130,16 @@ def server(tmp_path_factory):
 def test_ui_serves_the_experiment_runs_and_curves_over_rest(server):
     base, ids = server["base"], server["ids"]
     assert f"MLflow UI for demo: {base}" in server["log"].read_text()
-    experiment = call(base, "GET", "/api/2.0/mlflow/experiments/get-by-name",
-                      query="?experiment_name=demo")["experiment"]
+    experiment = call(base, "GET", "/api/2.0/mlflow/experiments/get-by-name", query="?experiment_name=demo")[
+        "experiment"
+    ]
     # and, after the URL, the experiment's runs table in the UI's model-training view
     # (MLflow 3.17 opens experiments on its GenAI overview otherwise)
-    assert (f"runs of demo: {base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
-            in server["log"].read_text())
-    runs = call(base, "POST", "/api/2.0/mlflow/runs/search",
-                {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    assert (
+        f"runs of demo: {base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
+        in server["log"].read_text()
+    )
+    runs = call(base, "POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
     by_id = {run["info"]["run_id"]: run for run in runs}
     assert set(by_id) == {ids["parent"], *ids["trials"].values()}
     for trial_id, run_id in ids["trials"].items():
@@ -125,19 +148,25 @@ def test_ui_serves_the_experiment_runs_and_curves_over_rest(server):
         assert tags["nasbench.arch_hash"] == f"h{trial_id}"
         assert by_id[run_id]["info"]["status"] == "FINISHED"
 
-    history = call(base, "GET", "/api/2.0/mlflow/metrics/get-history",
-                   query=f"?run_id={ids['trials']['0']}&metric_key=val_acc")["metrics"]
+    history = call(
+        base, "GET", "/api/2.0/mlflow/metrics/get-history", query=f"?run_id={ids['trials']['0']}&metric_key=val_acc"
+    )["metrics"]
     assert [(m["step"], round(m["value"], 6)) for m in sorted(history, key=lambda m: m["step"])] == [
-        (1, 0.266667), (2, 0.533333), (3, 0.8)]
-    artifacts = call(base, "GET", "/api/2.0/mlflow/artifacts/list",
-                     query=f"?run_id={ids['trials']['0']}")["files"]
+        (1, 0.266667),
+        (2, 0.533333),
+        (3, 0.8),
+    ]
+    artifacts = call(base, "GET", "/api/2.0/mlflow/artifacts/list", query=f"?run_id={ids['trials']['0']}")["files"]
     assert [f["path"] for f in artifacts] == ["arch.json"]
-    parent_artifacts = {f["path"] for f in call(base, "GET", "/api/2.0/mlflow/artifacts/list",
-                                                query=f"?run_id={ids['parent']}")["files"]}
+    parent_artifacts = {
+        f["path"]
+        for f in call(base, "GET", "/api/2.0/mlflow/artifacts/list", query=f"?run_id={ids['parent']}")["files"]
+    }
     assert {"config.json", "best_architectures.json", "best_architectures.csv"} <= parent_artifacts
     # the UI's own artifact download route serves the file contents
-    with urllib.request.urlopen(f"{base}/get-artifact?path=arch.json&run_uuid={ids['trials']['1']}",
-                                timeout=30) as response:
+    with urllib.request.urlopen(
+        f"{base}/get-artifact?path=arch.json&run_uuid={ids['trials']['1']}", timeout=30
+    ) as response:
         assert json.loads(response.read()) == ARCH
 
 
@@ -151,12 +180,16 @@ def test_tracking_to_a_remote_server_by_uri(server):
 
     base = server["base"]
     ids = fill_store_remote(base)
-    runs = call(base, "POST", "/api/2.0/mlflow/runs/search",
-                {"experiment_ids": [ids["experiment_id"]],
-                 "filter": f"tags.`mlflow.parentRunId` = '{ids['parent']}'"})["runs"]
+    runs = call(
+        base,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        {"experiment_ids": [ids["experiment_id"]], "filter": f"tags.`mlflow.parentRunId` = '{ids['parent']}'"},
+    )["runs"]
     assert [run["info"]["run_id"] for run in runs] == [ids["trial"]]
-    history = call(base, "GET", "/api/2.0/mlflow/metrics/get-history",
-                   query=f"?run_id={ids['trial']}&metric_key=val_acc")["metrics"]
+    history = call(
+        base, "GET", "/api/2.0/mlflow/metrics/get-history", query=f"?run_id={ids['trial']}&metric_key=val_acc"
+    )["metrics"]
     assert sorted(m["step"] for m in history) == [1, 2]
     files = call(base, "GET", "/api/2.0/mlflow/artifacts/list", query=f"?run_id={ids['trial']}")
     assert [f["path"] for f in files["files"]] == ["arch.json"]
@@ -167,8 +200,16 @@ def test_tracking_to_a_remote_server_by_uri(server):
     cfg = TrackingConfig(base, "remote")
     spec = {"kind": "classic", "name": "lenet5"}
     model = wrap_normalized(build_from_spec(spec, (1, 8, 8), 10), NORMALIZE)
-    log_model(cfg, ids["trial"], model, torch.rand(2, 1, 8, 8), registered_model_name(cfg),
-              ["best-val"], arch=spec, meta={"mean": NORMALIZE.mean, "std": NORMALIZE.std})
+    log_model(
+        cfg,
+        ids["trial"],
+        model,
+        torch.rand(2, 1, 8, 8),
+        registered_model_name(cfg),
+        ["best-val"],
+        arch=spec,
+        meta={"mean": NORMALIZE.mean, "std": NORMALIZE.std},
+    )
     restored = load_logged_model(f"models:/{registered_model_name(cfg)}@best-val", base)
     images = torch.rand(5, 1, 8, 8)
     torch.testing.assert_close(restored(images), model.eval()(images))
@@ -191,17 +232,41 @@ def test_attack_and_report_follow_the_tracking_uri_a_search_recorded(server, tmp
     cfg = TrackingConfig(base, "followed")
     spec = {"kind": "classic", "name": "lenet5"}
     with SearchRun(cfg, {"trials": 1}) as search:
-        with trial_run(cfg, search.run_id, "0", arch=spec, arch_hash="f0", train_config={},
-                       dataset=TinyDataset()) as trial:
+        with trial_run(
+            cfg, search.run_id, "0", arch=spec, arch_hash="f0", train_config={}, dataset=TinyDataset()
+        ) as trial:
             pass
     torch.manual_seed(0)
     model = wrap_normalized(build_from_spec(spec, (1, 8, 8), 10), NORMALIZE)
-    log_model(cfg, trial.run_id, model, torch.rand(2, 1, 8, 8), registered_model_name(cfg), ["best-val"],
-              meta={"mean": NORMALIZE.mean, "std": NORMALIZE.std})
+    log_model(
+        cfg,
+        trial.run_id,
+        model,
+        torch.rand(2, 1, 8, 8),
+        registered_model_name(cfg),
+        ["best-val"],
+        meta={"mean": NORMALIZE.mean, "std": NORMALIZE.std},
+    )
 
     common = ["--experiment", "followed", "--experiments-dir", str(root)]
-    assert main(["attack", "--model", "models:/nasbench-followed@best-val", "--attacks", "fgsm", "--eps", "0,0.1",
-                 "--n", "16", "--no-checks", *common]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                "--model",
+                "models:/nasbench-followed@best-val",
+                "--attacks",
+                "fgsm",
+                "--eps",
+                "0,0.1",
+                "--n",
+                "16",
+                "--no-checks",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert main(["report", *common]) == 0
     capsys.readouterr()
     assert main(["ui", *common]) == 2
@@ -209,9 +274,15 @@ def test_attack_and_report_follow_the_tracking_uri_a_search_recorded(server, tmp
     assert error == f"nasbench ui: error: experiment followed is tracked at {base}: open that server instead\n"
     assert not (root / "followed" / "mlflow.db").exists()
 
-    evaluations = call(base, "POST", "/api/2.0/mlflow/runs/search",
-                       {"experiment_ids": [search.experiment_id],
-                        "filter": "tags.`nasbench.role` != 'trial' AND tags.`nasbench.role` != 'search'"})["runs"]
+    evaluations = call(
+        base,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        {
+            "experiment_ids": [search.experiment_id],
+            "filter": "tags.`nasbench.role` != 'trial' AND tags.`nasbench.role` != 'search'",
+        },
+    )["runs"]
     tags = {run["info"]["run_name"]: {t["key"]: t["value"] for t in run["data"]["tags"]} for run in evaluations}
     assert set(tags) == {"attack lenet5", "report"}
     assert tags["attack lenet5"][TAG_MODEL_RUN] == trial.run_id  # linked to the model's trial run
@@ -221,8 +292,9 @@ def test_attack_and_report_follow_the_tracking_uri_a_search_recorded(server, tmp
 def fill_store_remote(base: str) -> dict:
     cfg = TrackingConfig(base, "remote")
     with SearchRun(cfg, {"trials": 1}) as search:
-        with trial_run(cfg, search.run_id, "0", arch=ARCH, arch_hash="r0", train_config={},
-                       dataset=TinyDataset()) as recorder:
+        with trial_run(
+            cfg, search.run_id, "0", arch=ARCH, arch_hash="r0", train_config={}, dataset=TinyDataset()
+        ) as recorder:
             recorder.log_epoch(1, {"val_acc": 0.5})
             recorder.log_epoch(2, {"val_acc": 0.7})
     return {"experiment_id": search.experiment_id, "parent": search.run_id, "trial": recorder.run_id}
@@ -278,8 +350,23 @@ def test_ui_serves_the_local_store_a_search_recorded(tmp_path, capsys):
 def test_attack_of_a_logged_model_without_its_store_is_a_user_error(tmp_path, capsys):
     """models:/ from an experiment with no store: one line, and no empty mlflow.db made
     while looking (MLflow creates a SQLite store on first contact)."""
-    code = main(["attack", "--model", "models:/nasbench-none@best-val", "--attacks", "fgsm", "--eps", "0,0.1",
-                 "--n", "16", "--experiment", "none", "--experiments-dir", str(tmp_path)])
+    code = main(
+        [
+            "attack",
+            "--model",
+            "models:/nasbench-none@best-val",
+            "--attacks",
+            "fgsm",
+            "--eps",
+            "0,0.1",
+            "--n",
+            "16",
+            "--experiment",
+            "none",
+            "--experiments-dir",
+            str(tmp_path),
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1
     assert f"no MLflow store at {(tmp_path / 'none').resolve()}/mlflow.db" in error

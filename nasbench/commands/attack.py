@@ -86,45 +86,76 @@ class AttackCommandConfig(DataConfig):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("--model", type=split_list, metavar="NAME|CHECKPOINT|runs:/ID|models:/NAME@ALIAS",
-                        help="model(s) to attack, comma-separated (default lenet5)")
+    parser.add_argument(
+        "--model",
+        type=split_list,
+        metavar="NAME|CHECKPOINT|runs:/ID|models:/NAME@ALIAS",
+        help="model(s) to attack, comma-separated (default lenet5)",
+    )
     group = parser.add_argument_group("attacks")
-    group.add_argument("--attacks", type=split_list,
-                       help="comma-separated, cheapest run first: fgsm, bim, pgd, mifgsm, pgdl2, apgd, apgd-t, "
-                            "fab, square, autoattack, cw, deepfool, gaussian; options after colons, e.g. "
-                            "pgd:steps=20:restarts=2 (default fgsm,pgd,square)")
-    group.add_argument("--eps", type=split_list,
-                       help="Linf radii, e.g. 0,1/255,2/255,4/255,8/255 (default 0,0.05,0.1,0.2,0.3 on "
-                            "greyscale images, such as digits and mnist, else 0,1/255,2/255,4/255,8/255)")
+    group.add_argument(
+        "--attacks",
+        type=split_list,
+        help="comma-separated, cheapest run first: fgsm, bim, pgd, mifgsm, pgdl2, apgd, apgd-t, "
+        "fab, square, autoattack, cw, deepfool, gaussian; options after colons, e.g. "
+        "pgd:steps=20:restarts=2 (default fgsm,pgd,square)",
+    )
+    group.add_argument(
+        "--eps",
+        type=split_list,
+        help="Linf radii, e.g. 0,1/255,2/255,4/255,8/255 (default 0,0.05,0.1,0.2,0.3 on "
+        "greyscale images, such as digits and mnist, else 0,1/255,2/255,4/255,8/255)",
+    )
     group.add_argument("--eps-l2", type=split_list, help="L2 radii for L2 attacks (default: --eps)")
     group.add_argument("--n", type=int, help="test points to attack, a seeded subset (default 1000)")
-    group.add_argument("--targeted", action="store_true", default=None,
-                       help="aim at one random wrong class per point (attacks that support it)")
+    group.add_argument(
+        "--targeted",
+        action="store_true",
+        default=None,
+        help="aim at one random wrong class per point (attacks that support it)",
+    )
     group.add_argument("--steps", type=int, help="override the steps of every iterative attack")
     group.add_argument("--batch-size", type=int, help="attack batch size (default 256)")
     group.add_argument("--keep-examples", type=int, help="adversarial examples kept per eps (default 16)")
-    group.add_argument("--no-checks", dest="checks", action="store_false", default=None,
-                       help="skip the sanity checks and their probe attacks")
+    group.add_argument(
+        "--no-checks",
+        dest="checks",
+        action="store_false",
+        default=None,
+        help="skip the sanity checks and their probe attacks",
+    )
     group.add_argument("--transfer-attack", help="attack of the transfer matrix (default: the first iterative one)")
     group.add_argument("--transfer-eps", help="eps of the transfer matrix (default: where models are half broken)")
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     group = parser.add_argument_group("common corruptions (Hendrycks & Dietterich 2019)")
-    group.add_argument("--corruptions", type=split_list, metavar="all|LIST",
-                       help="also measure accuracy under these corruptions: all, or any of gaussian_noise, "
-                            "shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, "
-                            "frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression; "
-                            "without --attacks, no attack runs (--attacks none says so too)")
-    group.add_argument("--severities", type=split_list, metavar="1,...,5",
-                       help="corruption severities, 1 (mildest) to 5 (default 1,2,3,4,5)")
-    group.add_argument("--corruption-baseline", metavar="MODEL",
-                       help="the model whose errors normalise the corruption errors (CE, mCE), by label "
-                            "(default: the first --model)")
+    group.add_argument(
+        "--corruptions",
+        type=split_list,
+        metavar="all|LIST",
+        help="also measure accuracy under these corruptions: all, or any of gaussian_noise, "
+        "shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, "
+        "frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression; "
+        "without --attacks, no attack runs (--attacks none says so too)",
+    )
+    group.add_argument(
+        "--severities",
+        type=split_list,
+        metavar="1,...,5",
+        help="corruption severities, 1 (mildest) to 5 (default 1,2,3,4,5)",
+    )
+    group.add_argument(
+        "--corruption-baseline",
+        metavar="MODEL",
+        help="the model whose errors normalise the corruption errors (CE, mCE), by label (default: the first --model)",
+    )
     group = parser.add_argument_group("models and experiment")
     group.add_argument("--epochs", type=int, help="training epochs for a classic model name (default 10)")
     group.add_argument("--experiment", help="experiment name: files go to <experiments-dir>/<NAME> (default: default)")
     group.add_argument("--experiments-dir", type=Path, help="root of the experiments (default: experiments)")
-    group.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the experiment's search "
-                                                     "recorded, else its mlflow.db)")
+    group.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: the one the experiment's search recorded, else its mlflow.db)",
+    )
     group.add_argument("--no-tracking", action="store_true", default=None, help="do not log to MLflow")
     add_data_arguments(parser, default="the dataset the checkpoints were trained on, else digits")
 
@@ -190,11 +221,14 @@ def _eps_text(value: float) -> str:
 
 
 # Legends printed under the tables: the abbreviations and marks they use.
-CASCADE_LEGEND = ("* cascade: ran only on the points every cheaper attack left standing; its robust accuracy is "
-                  "the ensemble's")
-DETAILS_LEGEND = ("success: points broken / points attacked (cascade*: / points it ran on); broken: at this eps or "
-                  "a smaller one; L2, Linf: mean/median size of the perturbations that broke a point; ms: per "
-                  "attacked point")
+CASCADE_LEGEND = (
+    "* cascade: ran only on the points every cheaper attack left standing; its robust accuracy is the ensemble's"
+)
+DETAILS_LEGEND = (
+    "success: points broken / points attacked (cascade*: / points it ran on); broken: at this eps or "
+    "a smaller one; L2, Linf: mean/median size of the perturbations that broke a point; ms: per "
+    "attacked point"
+)
 
 
 def _robust_table(report, norm: str, eps_values: list[float]):
@@ -210,8 +244,10 @@ def _robust_table(report, norm: str, eps_values: list[float]):
         table.add_row(attack + mark, *[_pct(cells[v].robust_accuracy) if v in cells else "" for v in eps_values])
     worst = {w.eps: w for w in report.worst_case if w.norm == norm}
     if worst:
-        table.add_row("[bold]worst case[/]", *[f"[bold]{_pct(worst[v].robust_accuracy)}[/]" if v in worst else ""
-                                               for v in eps_values])
+        table.add_row(
+            "[bold]worst case[/]",
+            *[f"[bold]{_pct(worst[v].robust_accuracy)}[/]" if v in worst else "" for v in eps_values],
+        )
     return table
 
 
@@ -222,6 +258,7 @@ def _milliseconds(seconds: float) -> str:
 
 def _details_table(report, norm: str):
     """Per attack and eps of one norm: success, points broken, perturbation sizes, time."""
+
     def pair(mean, median):
         return "-" if mean is None else f"{mean:.3f}/{median:.3f}"
 
@@ -233,9 +270,15 @@ def _details_table(report, norm: str):
         if r.norm != norm or r.eps == 0:
             continue
         mark = "*" if r.scope == "cascade" else ""
-        table.add_row(r.attack + mark, _eps_text(r.eps), _pct(r.success_rate), str(r.n_broken),
-                      pair(r.mean_l2, r.median_l2), pair(r.mean_linf, r.median_linf),
-                      _milliseconds(r.seconds_per_example))
+        table.add_row(
+            r.attack + mark,
+            _eps_text(r.eps),
+            _pct(r.success_rate),
+            str(r.n_broken),
+            pair(r.mean_l2, r.median_l2),
+            pair(r.mean_linf, r.median_linf),
+            _milliseconds(r.seconds_per_example),
+        )
     return table
 
 
@@ -243,8 +286,10 @@ def _checks_table(report):
     """A verdict per check, its name over its detail (counts and the test's p-value)."""
     from attacks.checks import ALPHA
 
-    table = compact_table("sanity checks (Carlini et al. 2019): exact one-sided tests on the same points; a check "
-                   f"fails when p < {ALPHA:g} (Bonferroni-adjusted over its comparisons)")
+    table = compact_table(
+        "sanity checks (Carlini et al. 2019): exact one-sided tests on the same points; a check "
+        f"fails when p < {ALPHA:g} (Bonferroni-adjusted over its comparisons)"
+    )
     table.add_column("verdict", no_wrap=True)
     table.add_column("check", overflow="fold")
     for check in report.checks:
@@ -259,9 +304,11 @@ def print_evaluation(console, evaluation) -> None:
     every table fits the console's width (80 columns and up)."""
     report = evaluation.report
     model = evaluation.record["model"]
-    console.print(f"\n[bold]{evaluation.label}[/] ({model['kind']}, {model['params']:,} params, "
-                  f"{model['macs']:,} MACs, {model['latency_ms']:.2f} ms/image best of 20): clean accuracy "
-                  f"[bold]{_pct(report.clean_accuracy)}[/] on {report.n} test points")
+    console.print(
+        f"\n[bold]{evaluation.label}[/] ({model['kind']}, {model['params']:,} params, "
+        f"{model['macs']:,} MACs, {model['latency_ms']:.2f} ms/image best of 20): clean accuracy "
+        f"[bold]{_pct(report.clean_accuracy)}[/] on {report.n} test points"
+    )
     norms = list(dict.fromkeys(r.norm for r in report.results))
     cascade = any(r.scope == "cascade" for r in report.results)
     for norm in norms:
@@ -276,14 +323,18 @@ def print_evaluation(console, evaluation) -> None:
     if report.checks:
         console.print(_checks_table(report))
         if report.failed_checks:
-            console.print(f"[bold red]{len(report.failed_checks)} sanity check(s) FAILED[/]: the evaluation may "
-                          "be too weak (see the details above)")
+            console.print(
+                f"[bold red]{len(report.failed_checks)} sanity check(s) FAILED[/]: the evaluation may "
+                "be too weak (see the details above)"
+            )
 
 
 def print_transfer(console, matrix: dict) -> None:
     def build(targets):
-        table = compact_table(f"transfer: accuracy of target (column) on {matrix['attack_label']} examples made on "
-                       f"source (row), {matrix['norm']} eps {_eps_text(matrix['eps'])}")
+        table = compact_table(
+            f"transfer: accuracy of target (column) on {matrix['attack_label']} examples made on "
+            f"source (row), {matrix['norm']} eps {_eps_text(matrix['eps'])}"
+        )
         table.add_column("source \\ target", no_wrap=True)
         for target in targets:
             table.add_column(target, justify="right", no_wrap=True)
@@ -300,8 +351,10 @@ def print_corruptions(console, corruptions: dict) -> None:
     severities = [str(s) for s in corruptions["severities"]]
     errors = corruptions.get("errors") or {}
     # Short headers ("sev 3", "CE") so that five severities fit 80 columns; the title says the rest.
-    table = compact_table(f"accuracy under common corruptions (Hendrycks & Dietterich 2019), {corruptions['n']} "
-                          f"points, per severity; CE: corruption error vs {errors.get('baseline', '-')} (= 100)")
+    table = compact_table(
+        f"accuracy under common corruptions (Hendrycks & Dietterich 2019), {corruptions['n']} "
+        f"points, per severity; CE: corruption error vs {errors.get('baseline', '-')} (= 100)"
+    )
     table.add_column("corruption", no_wrap=True)
     for severity in severities:
         table.add_column(f"sev {severity}", justify="right", no_wrap=True)
@@ -309,20 +362,29 @@ def print_corruptions(console, corruptions: dict) -> None:
     table.add_column("CE", justify="right", no_wrap=True)
     for name in corruptions["corruptions"]:
         ce = (errors.get("ce") or {}).get(name)
-        table.add_row(name, *[_pct(corruptions["accuracy"][name][s]) for s in severities],
-                      _pct(corruptions["corruption_mean"][name]), "-" if ce is None else f"{100 * ce:.1f}")
-    table.add_row("[bold]mean[/]", *[f"[bold]{_pct(corruptions['severity_mean'][s])}[/]" for s in severities],
-                  f"[bold]{_pct(corruptions['mean_accuracy'])}[/]",
-                  "-" if errors.get("mce") is None else f"[bold]{100 * errors['mce']:.1f}[/]")
+        table.add_row(
+            name,
+            *[_pct(corruptions["accuracy"][name][s]) for s in severities],
+            _pct(corruptions["corruption_mean"][name]),
+            "-" if ce is None else f"{100 * ce:.1f}",
+        )
+    table.add_row(
+        "[bold]mean[/]",
+        *[f"[bold]{_pct(corruptions['severity_mean'][s])}[/]" for s in severities],
+        f"[bold]{_pct(corruptions['mean_accuracy'])}[/]",
+        "-" if errors.get("mce") is None else f"[bold]{100 * errors['mce']:.1f}[/]",
+    )
     console.print(table)
     relative = corruptions.get("relative_accuracy")
     mce = "-" if errors.get("mce") is None else f"{100 * errors['mce']:.1f}"
     relative_mce = "-" if errors.get("relative_mce") is None else f"{100 * errors['relative_mce']:.1f}"
     of_clean = "-" if relative is None else f"{100 * relative:.1f}%"
-    console.print(f"mean corruption accuracy [bold]{_pct(corruptions['mean_accuracy'])}[/] "
-                  f"({of_clean} of clean {_pct(corruptions['clean_accuracy'])}); "
-                  f"mCE {mce}, relative mCE {relative_mce} (baseline {errors.get('baseline', '-')} = 100)",
-                  highlight=False)
+    console.print(
+        f"mean corruption accuracy [bold]{_pct(corruptions['mean_accuracy'])}[/] "
+        f"({of_clean} of clean {_pct(corruptions['clean_accuracy'])}); "
+        f"mCE {mce}, relative mCE {relative_mce} (baseline {errors.get('baseline', '-')} = 100)",
+        highlight=False,
+    )
 
 
 @contextmanager
@@ -330,8 +392,15 @@ def attack_progress(console):
     """A progress bar per model over attack batches; yields the engine's ``progress`` callable."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("batches"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("batches"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def progress(label: str, done: int, total: int, description: str) -> None:
@@ -346,9 +415,24 @@ def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
     """The resolved options as one command line (used when the typed one is unknown)."""
     import shlex
 
-    words = ["nasbench", "attack", "--model", ",".join(config.model), "--dataset", dataset,
-             "--attacks", ",".join(config.attacks), "--n", str(config.n), "--seed", str(config.seed),
-             "--epochs", str(config.epochs), "--experiment", config.experiment]
+    words = [
+        "nasbench",
+        "attack",
+        "--model",
+        ",".join(config.model),
+        "--dataset",
+        dataset,
+        "--attacks",
+        ",".join(config.attacks),
+        "--n",
+        str(config.n),
+        "--seed",
+        str(config.seed),
+        "--epochs",
+        str(config.epochs),
+        "--experiment",
+        config.experiment,
+    ]
     if config.eps is not None:
         words += ["--eps", ",".join(config.eps)]
     if config.eps_l2 is not None:
@@ -377,34 +461,54 @@ def _check_model_store(models: list[str], store_uri: str) -> None:
     logged = [model for model in models if model.strip().startswith(MODEL_URI_PREFIXES)]
     missing = missing_local_store(store_uri) if logged else None
     if missing is not None:
-        raise UserError(f"cannot load {logged[0]}: no MLflow store at {missing} (give --tracking-uri, or the "
-                        "--experiment whose search logged it)")
+        raise UserError(
+            f"cannot load {logged[0]}: no MLflow store at {missing} (give --tracking-uri, or the "
+            "--experiment whose search logged it)"
+        )
 
 
 def _load_data_and_models(config: AttackCommandConfig, experiment_dir: Path, store_uri: str, console):
     """The dataset, the eps sweep and the models: checkpoints first, since the data defaults
     to the one they were trained on (nasbench.evaluation.choose_dataset)."""
-    from nasbench.evaluation import (GREYSCALE_EPS, choose_dataset, default_eps, load_chosen_dataset, load_models,
-                                     load_saved_models)
+    from nasbench.evaluation import (
+        GREYSCALE_EPS,
+        choose_dataset,
+        default_eps,
+        load_chosen_dataset,
+        load_models,
+        load_saved_models,
+    )
 
     saved = load_saved_models(config.model, experiment_dir=experiment_dir, tracking_uri=store_uri)
     choice = choose_dataset(config.dataset, config.data_dir, [info for _, info in saved.values()])
     _parse_eps(config, GREYSCALE_EPS)  # a bad --eps is refused before the data is loaded
-    dataset = load_chosen_dataset(choice, download=config.download, seed=config.seed,
-                                  val_fraction=config.val_fraction)
+    dataset = load_chosen_dataset(choice, download=config.download, seed=config.seed, val_fraction=config.val_fraction)
     eps = _parse_eps(config, default_eps(dataset))
     origin = f" (the data {choice.recorded_by} was trained on)" if choice.recorded_by else ""
     console.print(f"[bold]data[/] {dataset.summary()}{origin}", soft_wrap=True, highlight=False)
 
     def show_epoch(metrics: dict) -> None:
-        console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
-                      f"val {metrics['val_acc']:.2%}")
+        console.print(
+            f"  epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
+            f"val {metrics['val_acc']:.2%}"
+        )
 
-    models = load_models(config.model, dataset, loaded=saved, experiment_dir=experiment_dir, epochs=config.epochs,
-                         seed=config.seed, device=config.device, tracking_uri=store_uri, on_epoch=show_epoch)
+    models = load_models(
+        config.model,
+        dataset,
+        loaded=saved,
+        experiment_dir=experiment_dir,
+        epochs=config.epochs,
+        seed=config.seed,
+        device=config.device,
+        tracking_uri=store_uri,
+        on_epoch=show_epoch,
+    )
     if config.n > len(dataset.test):
-        console.print(f"[yellow]note[/]: the {dataset.name} test split has {len(dataset.test)} points; "
-                      f"attacking all of them (asked for {config.n})")
+        console.print(
+            f"[yellow]note[/]: the {dataset.name} test split has {len(dataset.test)} points; "
+            f"attacking all of them (asked for {config.n})"
+        )
     return dataset, eps, models
 
 
@@ -436,6 +540,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
+
     from nasbench.evaluation import command_line, evaluate_models, experiment_path, model_source, parse_one_eps
     from nasbench.tracking import TrackingConfig, default_tracking_uri, experiment_tracking_uri, missing_local_store
     from nasbench.train import select_device
@@ -454,8 +559,10 @@ def run(args: argparse.Namespace) -> int:
     # only the experiment's own default store may be created here, never one the search recorded
     recorded_missing = missing_local_store(store_uri) if config.tracking_uri is None else None
     if not config.no_tracking and recorded_missing and store_uri != default_tracking_uri(experiment_dir):
-        raise UserError(f"experiment {config.experiment} was tracked to {store_uri}, and that store does not exist "
-                        "(give --tracking-uri, or --no-tracking)")
+        raise UserError(
+            f"experiment {config.experiment} was tracked to {store_uri}, and that store does not exist "
+            "(give --tracking-uri, or --no-tracking)"
+        )
     console = Console(stderr=True)
     with removed_if_left_empty(experiment_dir):
         dataset, eps, models = _load_data_and_models(config, experiment_dir, store_uri, console)
@@ -465,13 +572,27 @@ def run(args: argparse.Namespace) -> int:
             tracking = TrackingConfig(store_uri, config.experiment)
         with attack_progress(console) as progress:
             evaluations = evaluate_models(
-                models, dataset, specs, eps, config.n, config.targeted, config.seed, experiment_dir, tracking,
-                batch_size=config.batch_size, device=config.device, keep_examples=config.keep_examples,
+                models,
+                dataset,
+                specs,
+                eps,
+                config.n,
+                config.targeted,
+                config.seed,
+                experiment_dir,
+                tracking,
+                batch_size=config.batch_size,
+                device=config.device,
+                keep_examples=config.keep_examples,
                 checks=config.checks,
                 command=command_line(getattr(args, "argv", None)) or _reconstruct(config, dataset.name),
-                transfer_attack=config.transfer_attack, transfer_eps=transfer_eps, progress=progress,
-                corruptions=corruptions, severities=severities or [1, 2, 3, 4, 5],
-                corruption_baseline=config.corruption_baseline)
+                transfer_attack=config.transfer_attack,
+                transfer_eps=transfer_eps,
+                progress=progress,
+                corruptions=corruptions,
+                severities=severities or [1, 2, 3, 4, 5],
+                corruption_baseline=config.corruption_baseline,
+            )
 
     out = Console()
     for evaluation in evaluations:
@@ -484,17 +605,24 @@ def run(args: argparse.Namespace) -> int:
     # Paths are printed unwrapped so they can be copied.
     out.print("\n[bold]files[/]")
     for evaluation in evaluations:
-        files = ", ".join(name for name in ("evaluation.json", "examples.safetensors", "grid.png")
-                          if (evaluation.directory / name).is_file())
+        files = ", ".join(
+            name
+            for name in ("evaluation.json", "examples.safetensors", "grid.png")
+            if (evaluation.directory / name).is_file()
+        )
         out.print(f"  {evaluation.directory}/ ({files})", soft_wrap=True, highlight=False)
         if evaluation.mlflow_run_id:
-            out.print(f"    MLflow run {evaluation.mlflow_run_id} ({tracking.tracking_uri})", soft_wrap=True,
-                      highlight=False)
+            out.print(
+                f"    MLflow run {evaluation.mlflow_run_id} ({tracking.tracking_uri})", soft_wrap=True, highlight=False
+            )
         if evaluation.info.store_key is not None:
             out.print(f"    benchmark store: {evaluation.store_status}", soft_wrap=True, highlight=False)
     if len(evaluations) > 1 and transfer_path.is_file():
         out.print(f"  {transfer_path}", soft_wrap=True, highlight=False)
-    out.print(f"report: nasbench report --experiment {config.experiment}"
-              + (f" --experiments-dir {config.experiments_dir}" if config.experiments_dir != Path("experiments")
-                 else ""), soft_wrap=True, highlight=False)
+    out.print(
+        f"report: nasbench report --experiment {config.experiment}"
+        + (f" --experiments-dir {config.experiments_dir}" if config.experiments_dir != Path("experiments") else ""),
+        soft_wrap=True,
+        highlight=False,
+    )
     return 0

@@ -39,52 +39,70 @@ _WHERE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 
 # ------------------------------------------------------------------------ arguments
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="bench_command", metavar="ACTION", parser_class=type(parser))
     actions.required = True
 
     def action(name: str, help_text: str, *, creates: bool = False) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--db", type=Path, required=True, metavar="BENCH.db",
-                         help="benchmark database" + (" (created if absent)" if creates else ""))
+        sub.add_argument(
+            "--db",
+            type=Path,
+            required=True,
+            metavar="BENCH.db",
+            help="benchmark database" + (" (created if absent)" if creates else ""),
+        )
         sub.add_argument("--json", action="store_true", help="print JSON instead of tables")
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show tracebacks of internal errors")
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of internal errors"
+        )
         add_config_argument(sub)
         return sub
 
     query = action("query", "what the benchmark knows about one architecture")
-    query.add_argument("arch", metavar="HASH|ARCH.json",
-                       help="architecture hash, or a JSON file holding the architecture")
+    query.add_argument(
+        "arch", metavar="HASH|ARCH.json", help="architecture hash, or a JSON file holding the architecture"
+    )
     query.add_argument("--dataset", help="only this dataset")
     query.add_argument("--epochs", type=int, help="only this training budget (epochs)")
     query.add_argument("--seed", type=int, help="only this seed (one run, no reduction)")
-    query.add_argument("--reduce", default="mean", choices=["mean", "median", "min", "max", "none"],
-                       help="how seeds are combined (default: mean; none lists every run)")
+    query.add_argument(
+        "--reduce",
+        default="mean",
+        choices=["mean", "median", "min", "max", "none"],
+        help="how seeds are combined (default: mean; none lists every run)",
+    )
 
     top = action("top", "the best runs (or seed-averaged architectures) by one metric")
     top.add_argument("-k", "--k", type=int, default=10, help="how many (default: 10)")
     top.add_argument("--by", default="val_acc", help="metric[:max|:min] (default: val_acc)")
     top.add_argument("--dataset", help="only this dataset")
-    top.add_argument("--where", action="append", default=[], metavar="FILTER",
-                     help="COLUMN=VALUE, COLUMN<=N, ...; repeatable")
-    top.add_argument("--reduce", default="none", choices=["none", "mean", "min", "max"],
-                     help="combine each architecture's seeds before ranking (default: none)")
+    top.add_argument(
+        "--where", action="append", default=[], metavar="FILTER", help="COLUMN=VALUE, COLUMN<=N, ...; repeatable"
+    )
+    top.add_argument(
+        "--reduce",
+        default="none",
+        choices=["none", "mean", "min", "max"],
+        help="combine each architecture's seeds before ranking (default: none)",
+    )
 
     pareto = action("pareto", "runs no other run beats on every objective at once")
-    pareto.add_argument("objectives", nargs="+", metavar="METRIC:max|min",
-                        help="two or more objectives, e.g. val_acc:max params:min")
+    pareto.add_argument(
+        "objectives", nargs="+", metavar="METRIC:max|min", help="two or more objectives, e.g. val_acc:max params:min"
+    )
     pareto.add_argument("--dataset", help="only this dataset")
-    pareto.add_argument("--where", action="append", default=[], metavar="FILTER",
-                        help="COLUMN=VALUE, COLUMN<=N, ...; repeatable")
+    pareto.add_argument(
+        "--where", action="append", default=[], metavar="FILTER", help="COLUMN=VALUE, COLUMN<=N, ...; repeatable"
+    )
 
     action("stats", "how many runs, architectures, datasets, budgets, seeds")
 
     export = action("export", "write every run to a Parquet file to publish or merge")
     export.add_argument("output", type=Path, metavar="OUT.parquet")
 
-    imported = action("import", "merge runs from Parquet exports (rows already present are skipped)",
-                      creates=True)
+    imported = action("import", "merge runs from Parquet exports (rows already present are skipped)", creates=True)
     imported.add_argument("inputs", type=Path, nargs="+", metavar="IN.parquet")
 
 
@@ -94,8 +112,7 @@ def parse_where(filters: list[str]) -> dict[str, Any]:
     for text in filters:
         match = _WHERE.match(text)
         if match is None or not match.group(3):
-            raise UserError(f"bad filter {text!r}: write COLUMN=VALUE or COLUMN<=NUMBER "
-                            "(operators: = != < <= > >=)")
+            raise UserError(f"bad filter {text!r}: write COLUMN=VALUE or COLUMN<=NUMBER (operators: = != < <= > >=)")
         column, op, raw = match.groups()
         if column in where:
             raise UserError(f"column {column!r} is filtered twice; give one filter per column")
@@ -120,6 +137,7 @@ def _value(text: str) -> int | float | str:
 
 # --------------------------------------------------------------------------- output
 
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -134,8 +152,7 @@ def _fmt(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if (key.endswith("acc") or key.endswith("_std") or key.startswith(("robust", "corruption"))
-                or key == "accuracy"):
+        if key.endswith("acc") or key.endswith("_std") or key.startswith(("robust", "corruption")) or key == "accuracy":
             return f"{value:.4f}"
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, int) and key in ("params", "macs"):
@@ -224,8 +241,9 @@ def _show_corruption(console, items: list[dict]) -> None:
     accuracy = {(item["attack"], int(item["eps"])): item["accuracy"] for item in items}
     severities = sorted({severity for _, severity in accuracy if severity > 0})
     names = sorted({name for name, _ in accuracy if name != "mean"})
-    table = Table(title="accuracy under common corruptions (query corruption:NAME:SEVERITY, corruption_acc)",
-                  title_justify="left")
+    table = Table(
+        title="accuracy under common corruptions (query corruption:NAME:SEVERITY, corruption_acc)", title_justify="left"
+    )
     table.add_column("corruption")
     for column in [*map(str, severities), "mean"]:
         table.add_column(column, justify="right")
@@ -235,6 +253,7 @@ def _show_corruption(console, items: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------- actions
+
 
 def _open(path: Path, *, create: bool = False):
     from nasbench.store import Benchmark
@@ -255,9 +274,11 @@ def _query(bench, args) -> int:
     answer = bench.query(arch, dataset=args.dataset, epochs=args.epochs, seed=args.seed, reduce=reduce)
     if not answer:
         name = arch if isinstance(arch, str) else args.arch
-        narrowed = ", ".join(f"{key}={value}" for key, value in
-                             (("dataset", args.dataset), ("epochs", args.epochs), ("seed", args.seed))
-                             if value is not None)
+        narrowed = ", ".join(
+            f"{key}={value}"
+            for key, value in (("dataset", args.dataset), ("epochs", args.epochs), ("seed", args.seed))
+            if value is not None
+        )
         raise UserError(f"{args.db} has no runs of architecture {name}" + (f" with {narrowed}" if narrowed else ""))
     if args.json:
         _print_json(answer)
@@ -265,8 +286,10 @@ def _query(bench, args) -> int:
     console = _console()
     for record in answer if isinstance(answer, list) else [answer]:
         if "reduce" in record:
-            title = (f"{record['arch_hash']} on {record['dataset']}, {record['budget']} epochs: "
-                     f"{record['reduce']} of {record['n_seeds']} seed(s)")
+            title = (
+                f"{record['arch_hash']} on {record['dataset']}, {record['budget']} epochs: "
+                f"{record['reduce']} of {record['n_seeds']} seed(s)"
+            )
         else:
             title = f"{record['arch_hash']} on {record['dataset']}, {record['budget']} epochs, seed {record['seed']}"
         _show_record(console, record, title)
@@ -282,12 +305,21 @@ def _top(bench, args) -> int:
         _print_json(rows)
         return 0
     metric, _ = parse_objective(args.by)
-    columns = ["arch_hash", "dataset", "budget", "n_seeds" if reduce else "seed", "space",
-               "val_acc", "test_acc", "params", "macs", "latency_ms"]
+    columns = [
+        "arch_hash",
+        "dataset",
+        "budget",
+        "n_seeds" if reduce else "seed",
+        "space",
+        "val_acc",
+        "test_acc",
+        "params",
+        "macs",
+        "latency_ms",
+    ]
     if metric not in columns:
         columns.append(metric)
-    _print_rows(_console(), f"top {args.k} by {args.by}" + (f" ({reduce} over seeds)" if reduce else ""),
-                rows, columns)
+    _print_rows(_console(), f"top {args.k} by {args.by}" + (f" ({reduce} over seeds)" if reduce else ""), rows, columns)
     if not rows:
         print("no finished runs match", file=sys.stderr)
     return 0
@@ -330,8 +362,9 @@ def _stats(bench, args) -> int:
         for name in ("dataset", "rows", "ok", "architectures", "best_val_acc"):
             table.add_column(name, justify="left" if name == "dataset" else "right")
         for dataset, counts in stats["by_dataset"].items():
-            table.add_row(dataset, *(_fmt(name, counts[name]) for name in ("rows", "ok", "architectures",
-                                                                           "best_val_acc")))
+            table.add_row(
+                dataset, *(_fmt(name, counts[name]) for name in ("rows", "ok", "architectures", "best_val_acc"))
+            )
         console.print(table)
     return 0
 
@@ -359,8 +392,7 @@ def _import(bench, args) -> int:
     return 0
 
 
-_ACTIONS = {"query": _query, "top": _top, "pareto": _pareto, "stats": _stats,
-            "export": _export, "import": _import}
+_ACTIONS = {"query": _query, "top": _top, "pareto": _pareto, "stats": _stats, "export": _export, "import": _import}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -71,8 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attacks", type=split_list, help="attacks (default fgsm,pgd,square:queries=1000)")
     parser.add_argument("--eps", help="Linf radii (default 0,0.05,0.1,0.2,0.3)")
     parser.add_argument("--n", type=int, help="test points attacked per model (default 200)")
-    parser.add_argument("--corruptions", type=split_list,
-                        help="common corruptions, all or a list (default all; see nasbench attack --help)")
+    parser.add_argument(
+        "--corruptions",
+        type=split_list,
+        help="common corruptions, all or a list (default all; see nasbench attack --help)",
+    )
     parser.add_argument("--severities", type=split_list, help="corruption severities (default 1,3,5)")
     parser.add_argument("--seed", type=int, help="seed of splits, search and attacks (default 0)")
     parser.add_argument("--device", help="auto (default), cpu, cuda")
@@ -85,7 +88,7 @@ def found_architectures(summary, top: int) -> list[str]:
     from nasbench.store import Benchmark
 
     sources = [str(path) for path in summary.exported[:top]]
-    taken = {row["arch_hash"] for row in summary.best[:len(sources)]}
+    taken = {row["arch_hash"] for row in summary.best[: len(sources)]}
     with Benchmark(summary.experiment_dir / "benchmark.db") as store:
         for row in store.top(top + len(taken), by="val_acc"):
             checkpoint = summary.experiment_dir / "checkpoints" / row["arch_hash"][:16]
@@ -142,10 +145,20 @@ def run(args: argparse.Namespace) -> int:
 
     stage(1, f"search: {config.trials} architectures on digits, {config.concurrency} at a time")
     search = SearchConfig(
-        space="macro", dataset="digits", seed=config.seed, epochs=config.epochs, trials=config.trials,
-        concurrency=config.concurrency, sampler="tpe", objectives=["val_acc", "robust_acc"],
-        robust_attack="fgsm", robust_eps=0.1, experiment=name, experiments_dir=config.experiments_dir,
-        export_top=config.top, device=config.device,
+        space="macro",
+        dataset="digits",
+        seed=config.seed,
+        epochs=config.epochs,
+        trials=config.trials,
+        concurrency=config.concurrency,
+        sampler="tpe",
+        objectives=["val_acc", "robust_acc"],
+        robust_attack="fgsm",
+        robust_eps=0.1,
+        experiment=name,
+        experiments_dir=config.experiments_dir,
+        export_top=config.top,
+        device=config.device,
     )
     summary = run_search(search, console=console)
     print_summary(summary, console)
@@ -160,18 +173,40 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  val {metrics['val_acc']:.2%}")
 
     sources = found + list(config.baselines)
-    models = load_models(sources, dataset, experiment_dir=experiment_dir, epochs=config.epochs,
-                         seed=config.seed, device=config.device, tracking_uri=tracking.tracking_uri,
-                         on_epoch=show_epoch)
+    models = load_models(
+        sources,
+        dataset,
+        experiment_dir=experiment_dir,
+        epochs=config.epochs,
+        seed=config.seed,
+        device=config.device,
+        tracking_uri=tracking.tracking_uri,
+        on_epoch=show_epoch,
+    )
 
-    stage(3, f"attacks: {', '.join(config.attacks)} at eps {config.eps}, and {len(corruptions)} corruptions at "
-             f"severities {','.join(map(str, severities))}, on {config.n} test points per model")
+    stage(
+        3,
+        f"attacks: {', '.join(config.attacks)} at eps {config.eps}, and {len(corruptions)} corruptions at "
+        f"severities {','.join(map(str, severities))}, on {config.n} test points per model",
+    )
     with attack_progress(console) as progress:
         evaluations = evaluate_models(
-            models, dataset, attack_specs, eps, config.n, targeted=False, seed=config.seed,
-            out_dir=experiment_dir, tracking=tracking, device=config.device,
-            command=command_line(args.argv), progress=progress, corruptions=corruptions, severities=severities,
-            corruption_baseline=next((label for label, (_, info) in models.items() if info.kind == "classic"), None))
+            models,
+            dataset,
+            attack_specs,
+            eps,
+            config.n,
+            targeted=False,
+            seed=config.seed,
+            out_dir=experiment_dir,
+            tracking=tracking,
+            device=config.device,
+            command=command_line(args.argv),
+            progress=progress,
+            corruptions=corruptions,
+            severities=severities,
+            corruption_baseline=next((label for label, (_, info) in models.items() if info.kind == "classic"), None),
+        )
     out = Console()
     for evaluation in evaluations:
         print_evaluation(out, evaluation)
@@ -182,8 +217,9 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(experiment_dir, experiment_dir / "report.html", tracking=tracking)
 
     console.rule(f"[bold]done in {time.perf_counter() - started:.0f} s[/]")
-    relative_dir = "" if config.experiments_dir == Path("experiments") else \
-        f" --experiments-dir {config.experiments_dir}"
+    relative_dir = (
+        "" if config.experiments_dir == Path("experiments") else f" --experiments-dir {config.experiments_dir}"
+    )
     out.print(f"report:    {report.path}", soft_wrap=True, highlight=False)
     out.print(f"summary:   {report.json_path}", soft_wrap=True, highlight=False)
     out.print(f"dashboard: {_launcher()} ui --experiment {name}{relative_dir}", soft_wrap=True, highlight=False)

@@ -29,19 +29,31 @@ HELP = "per-layer shapes, parameters, MACs and receptive field of a model or arc
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, metavar="NAME|ARCH.json|DIR",
-                        help="classic model name, architecture JSON file, checkpoint directory, "
-                             "or NAS-Bench-201 arch string")
-    parser.add_argument("--input", metavar="CxHxW",
-                        help="input shape, e.g. 1x8x8 or 3x32x32 (default: a checkpoint's own)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME|ARCH.json|DIR",
+        help="classic model name, architecture JSON file, checkpoint directory, or NAS-Bench-201 arch string",
+    )
+    parser.add_argument(
+        "--input", metavar="CxHxW", help="input shape, e.g. 1x8x8 or 3x32x32 (default: a checkpoint's own)"
+    )
     parser.add_argument("--classes", type=int, metavar="N", help="number of classes (default: a checkpoint's, or 10)")
-    parser.add_argument("--dataset", metavar="NAME",
-                        help="take the input shape and classes from this dataset (names as in 'nasbench train "
-                             "--help'), instead of --input")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"),
-                        help="where torchvision datasets live (default: data)")
-    parser.add_argument("--variant", choices=("auto", "paper", "small"), default="auto",
-                        help="classic models: paper shapes or the small-input variant (default: auto)")
+    parser.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="take the input shape and classes from this dataset (names as in 'nasbench train "
+        "--help'), instead of --input",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="where torchvision datasets live (default: data)"
+    )
+    parser.add_argument(
+        "--variant",
+        choices=("auto", "paper", "small"),
+        default="auto",
+        help="classic models: paper shapes or the small-input variant (default: auto)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--latency", action="store_true", help="also measure inference latency of one batch")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="latency batch size (default 32)")
@@ -62,10 +74,9 @@ def _load_target(model: str) -> tuple[object, dict]:
     The target is a classic model name, a classic spec dict, a NAS-Bench-201 string or an
     Arch; the meta (input shape, classes) is empty unless MODEL is a checkpoint directory.
     """
-    from search_spaces import InvalidArchitecture, arch_from_dict, list_models
-
     from nasbench.config import read_json
     from nasbench.models import checked_classic_spec
+    from search_spaces import InvalidArchitecture, arch_from_dict, list_models
 
     if model.startswith("|"):
         return model, {}
@@ -107,8 +118,12 @@ def _shape_and_classes(args, meta: dict) -> tuple[tuple[int, int, int], int, str
     from nasbench.errors import DoubtfulInput
 
     if recorded and absolute_dataset_name(recorded["dataset"]) != absolute_dataset_name(args.dataset):
-        warnings.warn(f"describing for {args.dataset} inputs as asked, not for the data the checkpoint was "
-                      f"trained on: {recorded['dataset']} ({args.model})", DoubtfulInput, stacklevel=2)
+        warnings.warn(
+            f"describing for {args.dataset} inputs as asked, not for the data the checkpoint was "
+            f"trained on: {recorded['dataset']} ({args.model})",
+            DoubtfulInput,
+            stacklevel=2,
+        )
     dataset = load_dataset(args.dataset, args.data_dir)
     classes = args.classes if args.classes is not None else dataset.num_classes
     return tuple(dataset.input_shape), classes, args.dataset
@@ -122,8 +137,7 @@ def _print_table(description) -> None:
     from nasbench.tables import compact_table, stdout_console
 
     # Numbers never wrap; long layer and type names fold onto a second line instead.
-    table = compact_table(f"{description.name} on {_format_shape(description.input_shape)} input",
-                          show_footer=True)
+    table = compact_table(f"{description.name} on {_format_shape(description.input_shape)} input", show_footer=True)
     totals = description.totals
     table.add_column("#", justify="right", footer="", no_wrap=True)
     table.add_column("layer", footer="total", overflow="fold")
@@ -134,17 +148,22 @@ def _print_table(description) -> None:
     table.add_column("receptive field", justify="right", footer="")
     for i, row in enumerate(description.rows):
         rf = "" if row.receptive_field is None else f"{row.receptive_field[0]}x{row.receptive_field[1]}"
-        table.add_row(str(i), row.name, row.type, _format_shape(row.output_shape), f"{row.params:,}",
-                      f"{row.macs:,}", rf)
+        table.add_row(
+            str(i), row.name, row.type, _format_shape(row.output_shape), f"{row.params:,}", f"{row.macs:,}", rf
+        )
     console = stdout_console()
     console.print(table)
-    console.print(f"parameters: {totals['params']:,} ({totals['trainable_params']:,} trainable)   "
-                  f"MACs per image: {totals['macs']:,} ({totals['macs'] / 1e6:,.1f} M)")
+    console.print(
+        f"parameters: {totals['params']:,} ({totals['trainable_params']:,} trainable)   "
+        f"MACs per image: {totals['macs']:,} ({totals['macs'] / 1e6:,.1f} M)"
+    )
     latency = description.latency
     if latency is not None:
-        console.print(f"latency on {latency.device}: {latency.mean_ms:.2f} ms per batch of {latency.batch_size} "
-                      f"(± {latency.std_ms:.2f}, min {latency.min_ms:.2f}; {latency.per_image_ms:.3f} ms/image, "
-                      f"{latency.images_per_s:,.0f} images/s)")
+        console.print(
+            f"latency on {latency.device}: {latency.mean_ms:.2f} ms per batch of {latency.batch_size} "
+            f"(± {latency.std_ms:.2f}, min {latency.min_ms:.2f}; {latency.per_image_ms:.3f} ms/image, "
+            f"{latency.images_per_s:,.0f} images/s)"
+        )
 
 
 def run(args) -> int:
@@ -160,10 +179,9 @@ def run(args) -> int:
             variant = target.get("variant", "auto")
         target = target["name"]
 
+    from nasbench.train import select_device
     from search_spaces import InvalidArchitecture, describe, measure_latency
     from search_spaces.describe import resolve_model
-
-    from nasbench.train import select_device
 
     try:
         name, model = resolve_model(target, input_shape, classes, variant)

@@ -58,10 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", help="html (default) or md: Markdown with the images in a folder beside it")
     parser.add_argument("--models", type=split_list, help="only these model labels, comma-separated")
     parser.add_argument("--attacks", type=split_list, help="only these attacks (names or labels such as pgd-10)")
-    parser.add_argument("--headline-eps", help="eps of the summary column and the Pareto plot, e.g. 0.1 or 8/255 "
-                                               "(default: where the models' robust accuracy is about half the clean)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the experiment's search "
-                                                          "recorded, else its mlflow.db, if any)")
+    parser.add_argument(
+        "--headline-eps",
+        help="eps of the summary column and the Pareto plot, e.g. 0.1 or 8/255 "
+        "(default: where the models' robust accuracy is about half the clean)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: the one the experiment's search recorded, else its mlflow.db, if any)",
+    )
     parser.add_argument("--no-tracking", action="store_true", default=None, help="do not log the report to MLflow")
 
 
@@ -77,8 +82,10 @@ def _check_one_dataset(experiment_dir: Path, models: list[str] | None) -> None:
             labels_by_dataset.setdefault(str(record.get("dataset")), []).append(label)
     if len(labels_by_dataset) > 1:
         listed = "; ".join(f"{name}: {', '.join(labels)}" for name, labels in labels_by_dataset.items())
-        raise UserError(f"the evaluations in {experiment_dir} were measured on different datasets ({listed}); "
-                        "choose the models of one with --models")
+        raise UserError(
+            f"the evaluations in {experiment_dir} were measured on different datasets ({listed}); "
+            "choose the models of one with --models"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,8 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
     if not experiment_dir.is_dir():
-        raise UserError(f"no experiment '{config.experiment}' in {config.experiments_dir} "
-                        f"(run 'nasbench attack --experiment {config.experiment}' first)")
+        raise UserError(
+            f"no experiment '{config.experiment}' in {config.experiments_dir} "
+            f"(run 'nasbench attack --experiment {config.experiment}' first)"
+        )
     _check_one_dataset(experiment_dir, config.models)
     headline = None if config.headline_eps is None else parse_one_eps(config.headline_eps, "--headline-eps")
     tracking = None
@@ -104,8 +113,16 @@ def run(args: argparse.Namespace) -> int:
         if config.tracking_uri or missing_local_store(uri) is None:
             tracking = TrackingConfig(uri, config.experiment)
     out = config.out or experiment_dir / f"report.{config.format}"
-    result = build_report(experiment_dir, out, format=config.format, models=config.models, attacks=config.attacks,
-                          tracking=tracking, headline_eps=headline, command=command_line(getattr(args, "argv", None)))
+    result = build_report(
+        experiment_dir,
+        out,
+        format=config.format,
+        models=config.models,
+        attacks=config.attacks,
+        tracking=tracking,
+        headline_eps=headline,
+        command=command_line(getattr(args, "argv", None)),
+    )
     console = Console()
     if result.failed_checks:
         console.print(f"[bold red]{result.failed_checks} sanity check(s) FAILED[/] (shown at the top of the report)")

@@ -34,8 +34,9 @@ def _flag(parser, name: str, **kwargs) -> None:
 
 
 def _bool(parser, name: str, help: str) -> None:
-    parser.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None,
-                        action=argparse.BooleanOptionalAction, help=help)
+    parser.add_argument(
+        f"--{name}", dest=name.replace("-", "_"), default=None, action=argparse.BooleanOptionalAction, help=help
+    )
 
 
 class _SpaceOption(argparse.Action):
@@ -60,23 +61,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     what = parser.add_argument_group("what to search")
     _flag(what, "space", choices=("macro", "cell"), help="search space (default macro)")
-    what.add_argument("--space-option", dest="space_options", action=_SpaceOption, default=None,
-                      metavar="KEY=VALUE", help="a setting of the space, repeatable (replaces the config "
-                      "file's space_options): cell channels=8, cells_per_stage=1, ops=[...]; macro "
-                      "max_layers=4, filters=[24,36], strides=[1,2], ...")
+    what.add_argument(
+        "--space-option",
+        dest="space_options",
+        action=_SpaceOption,
+        default=None,
+        metavar="KEY=VALUE",
+        help="a setting of the space, repeatable (replaces the config "
+        "file's space_options): cell channels=8, cells_per_stage=1, ops=[...]; macro "
+        "max_layers=4, filters=[24,36], strides=[1,2], ...",
+    )
     _flag(what, "dataset", help=f"{DATASET_NAMES} (default: digits; formats below)")
     _flag(what, "data-dir", type=Path, help="where datasets live (default ./data)")
     _flag(what, "trials", type=int, help="number of architectures to evaluate (default 20)")
-    _flag(what, "objectives", type=split_list, metavar="LIST",
-          help=f"comma-separated, any of {', '.join(_OBJECTIVES)}; several give a Pareto front")
-    _flag(what, "sampler", choices=_SAMPLERS, help="Optuna sampler (default tpe); evolution: regularized "
-          "evolution (Real et al. 2019), reinforce: Zoph & Le's controller")
-    what.add_argument("--sampler-option", dest="sampler_options", action=_SpaceOption, default=None,
-                      metavar="KEY=VALUE", help="a setting of the sampler, repeatable: evolution "
-                      "population_size=5, sample_size=5; reinforce batch_size=5, learning_rate=0.01, ...")
+    _flag(
+        what,
+        "objectives",
+        type=split_list,
+        metavar="LIST",
+        help=f"comma-separated, any of {', '.join(_OBJECTIVES)}; several give a Pareto front",
+    )
+    _flag(
+        what,
+        "sampler",
+        choices=_SAMPLERS,
+        help="Optuna sampler (default tpe); evolution: regularized "
+        "evolution (Real et al. 2019), reinforce: Zoph & Le's controller",
+    )
+    what.add_argument(
+        "--sampler-option",
+        dest="sampler_options",
+        action=_SpaceOption,
+        default=None,
+        metavar="KEY=VALUE",
+        help="a setting of the sampler, repeatable: evolution "
+        "population_size=5, sample_size=5; reinforce batch_size=5, learning_rate=0.01, ...",
+    )
     _flag(what, "seed", type=int, help="seed of the sampler, the data split and training (default 0)")
-    _flag(what, "replay", type=Path, metavar="BENCH.db",
-          help="answer trials from a recorded benchmark with simulated training time")
+    _flag(
+        what,
+        "replay",
+        type=Path,
+        metavar="BENCH.db",
+        help="answer trials from a recorded benchmark with simulated training time",
+    )
 
     parser.add_argument_group("datasets", description=DATASET_FORMATS)
     train = parser.add_argument_group("training of each trial")
@@ -86,25 +114,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(train, "lr", type=float, help="peak learning rate (default 0.01 for adamw, 0.1 for sgd)")
     _flag(train, "adv", choices=("none", "pgd", "fgsm-rs"), help="adversarial training in each trial")
     _flag(train, "adv-eps", type=float)
-    _flag(train, "adv-warmup", type=float, metavar="EPOCHS",
-          help="epochs over which the adversarial eps grows linearly to --adv-eps (default half the epochs; 0: off)")
-    _flag(train, "scheduler", choices=_SCHEDULERS,
-          help="fifo (default), asha or hyperband: stop weak trials after an epoch (told to Optuna as pruned)")
+    _flag(
+        train,
+        "adv-warmup",
+        type=float,
+        metavar="EPOCHS",
+        help="epochs over which the adversarial eps grows linearly to --adv-eps (default half the epochs; 0: off)",
+    )
+    _flag(
+        train,
+        "scheduler",
+        choices=_SCHEDULERS,
+        help="fifo (default), asha or hyperband: stop weak trials after an epoch (told to Optuna as pruned)",
+    )
     _flag(train, "grace-period", type=int, help="ASHA: epochs before a trial may be stopped (default 1)")
     _flag(train, "reduction-factor", type=int, help="ASHA/HyperBand: keep 1 in this many (default 3)")
 
     robust = parser.add_argument_group("robustness in the loop (objective robust_acc)")
     _flag(robust, "robust-attack", choices=("fgsm", "pgd"), help="cheap attack on the validation split")
-    _flag(robust, "rung-attack", choices=("fgsm", "pgd"),
-          help="attack at the rungs of a multi-objective asha/hyperband (default fgsm; the final one is "
-               "--robust-attack)")
+    _flag(
+        robust,
+        "rung-attack",
+        choices=("fgsm", "pgd"),
+        help="attack at the rungs of a multi-objective asha/hyperband (default fgsm; the final one is --robust-attack)",
+    )
     _flag(robust, "robust-eps", type=float, help="Linf budget in [0, 1] pixel units (default 0.1)")
     _flag(robust, "robust-steps", type=int, help="PGD steps (default 10)")
     _flag(robust, "robust-samples", type=int, help="validation images attacked (default 256)")
     corruption = parser.add_argument_group("common corruptions in the loop (objective corruption_acc)")
-    _flag(corruption, "corruption-subset", type=split_list, metavar="NAME:SEVERITY,...",
-          help="corruptions of Hendrycks & Dietterich 2019 averaged on the validation split (default "
-               "gaussian_noise:3,defocus_blur:3,fog:3,jpeg_compression:3: one per family, cheap)")
+    _flag(
+        corruption,
+        "corruption-subset",
+        type=split_list,
+        metavar="NAME:SEVERITY,...",
+        help="corruptions of Hendrycks & Dietterich 2019 averaged on the validation split (default "
+        "gaussian_noise:3,defocus_blur:3,fog:3,jpeg_compression:3: one per family, cheap)",
+    )
     _flag(corruption, "corruption-samples", type=int, help="validation images corrupted (default 256)")
 
     run = parser.add_argument_group("where and how to run")
@@ -113,23 +158,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(run, "gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (default 0)")
     _flag(run, "device", help="auto (default: the trial's GPU if it was given one, else the CPU), cpu, cuda")
     _flag(run, "amp", choices=("auto", "on", "off"), help="bfloat16 autocast (default auto: on for CUDA)")
-    _flag(run, "channels-last", choices=("auto", "on", "off"),
-          help="channels_last memory format (default auto: on for CUDA)")
-    _flag(run, "address", metavar="HOST:PORT|auto",
-          help="join a running Ray cluster: its head's HOST:PORT, or auto for the one started on this "
-               "machine (default: a Ray runtime of this search's own)")
+    _flag(
+        run,
+        "channels-last",
+        choices=("auto", "on", "off"),
+        help="channels_last memory format (default auto: on for CUDA)",
+    )
+    _flag(
+        run,
+        "address",
+        metavar="HOST:PORT|auto",
+        help="join a running Ray cluster: its head's HOST:PORT, or auto for the one started on this "
+        "machine (default: a Ray runtime of this search's own)",
+    )
     _flag(run, "experiment", metavar="NAME", help="experiment name (default <space>-<dataset>-<time>)")
     _flag(run, "experiments-dir", type=Path, help="where experiments live (default ./experiments)")
-    parser.add_argument("--resume", dest="resume", action="store_true", default=None,
-                        help="continue the experiment NAME where it stopped")
+    parser.add_argument(
+        "--resume",
+        dest="resume",
+        action="store_true",
+        default=None,
+        help="continue the experiment NAME where it stopped",
+    )
     _flag(run, "store", type=Path, metavar="BENCH.db", help="benchmark store (default <experiment>/benchmark.db)")
-    _flag(run, "tracking-uri", help="MLflow tracking URI (default sqlite in the experiment folder); recorded, "
-          "so later attack, report and ui commands use it too")
-    _flag(run, "checkpoint-storage", metavar="DIR|URI", help="where Ray Tune keeps the trials' checkpoints: on a "
-          "cluster a folder every node mounts, or s3://..., gs://... (default <experiment>/ray)")
+    _flag(
+        run,
+        "tracking-uri",
+        help="MLflow tracking URI (default sqlite in the experiment folder); recorded, "
+        "so later attack, report and ui commands use it too",
+    )
+    _flag(
+        run,
+        "checkpoint-storage",
+        metavar="DIR|URI",
+        help="where Ray Tune keeps the trials' checkpoints: on a "
+        "cluster a folder every node mounts, or s3://..., gs://... (default <experiment>/ray)",
+    )
     _flag(run, "export-top", type=int, help="best architectures exported as arch JSON + weights (default 5)")
-    _bool(run, "register-models", "log and register the exported best/Pareto models in MLflow, aliases "
-                                     "best-val/best-robust on the winners")
+    _bool(
+        run,
+        "register-models",
+        "log and register the exported best/Pareto models in MLflow, aliases best-val/best-robust on the winners",
+    )
     _bool(run, "progress", "show the live progress line")
 
 
@@ -138,8 +208,9 @@ def print_summary(summary, console) -> None:
 
     title = "Pareto front" if summary.pareto else "Best architectures"
     table = Table(title=f"{title} ({summary.experiment})")
-    columns = ["rank", "trial", "arch_hash"] + [k for k in (summary.best[0] if summary.best else {})
-                                                if k not in ("rank", "trial", "arch_hash", "arch")]
+    columns = ["rank", "trial", "arch_hash"] + [
+        k for k in (summary.best[0] if summary.best else {}) if k not in ("rank", "trial", "arch_hash", "arch")
+    ]
     for column in columns:
         table.add_column(column, justify="right" if column not in ("arch_hash", "status") else "left")
     for row in summary.best[:10]:
@@ -153,9 +224,11 @@ def print_summary(summary, console) -> None:
             cells.append("" if value is None else str(value))
         table.add_row(*cells)
     console.print(table)
-    console.print(f"{summary.finished}/{summary.requested} trials finished: {summary.complete} complete "
-                  f"({summary.deduplicated} answered from the store), {summary.pruned} pruned, "
-                  f"{summary.failed} failed, in {summary.seconds:.1f} s")
+    console.print(
+        f"{summary.finished}/{summary.requested} trials finished: {summary.complete} complete "
+        f"({summary.deduplicated} answered from the store), {summary.pruned} pruned, "
+        f"{summary.failed} failed, in {summary.seconds:.1f} s"
+    )
     for number, reason in list(summary.failures.items())[:5]:
         console.print(f"  trial {number} failed: {reason}")
     if summary.exported:

@@ -52,8 +52,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str = "digits")
     group = parser.add_argument_group("data", description=DATASET_FORMATS)
     group.add_argument("--dataset", help=f"{DATASET_NAMES} (default: {default})")
     group.add_argument("--data-dir", type=Path, help="where torchvision datasets live (default: data)")
-    group.add_argument("--download", action="store_true", default=None,
-                       help="download a torchvision dataset that is not in --data-dir")
+    group.add_argument(
+        "--download", action="store_true", default=None, help="download a torchvision dataset that is not in --data-dir"
+    )
     group.add_argument("--seed", type=int, help="seed of the validation split and of training (default 0)")
     group.add_argument("--val-fraction", type=float, help="part of the training data used for validation")
 
@@ -68,18 +69,25 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weight-decay", type=float)
     group.add_argument("--schedule", help="onecycle (default), cosine or constant")
     group.add_argument("--label-smoothing", type=float)
-    group.add_argument("--augment", type=split_list,
-                       help="comma-separated: crop, flip, erase, mixup, cutmix (default none)")
-    group.add_argument("--adv", help="adversarial training: none (default), pgd (Madry PGD-AT) or fgsm-rs "
-                                     "(FGSM with random start)")
+    group.add_argument(
+        "--augment", type=split_list, help="comma-separated: crop, flip, erase, mixup, cutmix (default none)"
+    )
+    group.add_argument(
+        "--adv", help="adversarial training: none (default), pgd (Madry PGD-AT) or fgsm-rs (FGSM with random start)"
+    )
     group.add_argument("--eps", dest="adv_eps", help="Linf radius for adversarial training, e.g. 8/255 or 0.1")
-    group.add_argument("--adv-warmup", type=float, metavar="EPOCHS",
-                       help="epochs over which the adversarial eps grows linearly (per step) from about 0 "
-                            "to --eps (default with --adv: half the epochs; 0 turns it off)")
+    group.add_argument(
+        "--adv-warmup",
+        type=float,
+        metavar="EPOCHS",
+        help="epochs over which the adversarial eps grows linearly (per step) from about 0 "
+        "to --eps (default with --adv: half the epochs; 0 turns it off)",
+    )
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     group.add_argument("--amp", choices=("auto", "on", "off"), help="bfloat16 autocast (default auto: on for CUDA)")
-    group.add_argument("--channels-last", choices=("auto", "on", "off"),
-                       help="channels_last memory format (default auto: on for CUDA)")
+    group.add_argument(
+        "--channels-last", choices=("auto", "on", "off"), help="channels_last memory format (default auto: on for CUDA)"
+    )
     group.add_argument("--threads", type=int, help="torch CPU threads (default: all cores given)")
 
 
@@ -114,27 +122,44 @@ def run(args: argparse.Namespace) -> int:
 
     def show(metrics: dict) -> None:
         eps = f"  eps {metrics['adv_eps']:.3g}" if "adv_eps" in metrics else ""
-        console.print(f"epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
-                      f"train {metrics['train_acc']:.2%}  val {metrics['val_acc']:.2%}{eps}  "
-                      f"({metrics['epoch_seconds']:.1f} s)")
+        console.print(
+            f"epoch {metrics['epoch']:>3}/{config.epochs}  loss {metrics['train_loss']:.4f}  "
+            f"train {metrics['train_acc']:.2%}  val {metrics['val_acc']:.2%}{eps}  "
+            f"({metrics['epoch_seconds']:.1f} s)"
+        )
 
     result = train_model(model, dataset, config, on_epoch=show, seed=config.seed, augment=config.augment)
     # a user's own dataset is named by its folder or file, never by a path that climbs out
     dataset_label = Path(config.dataset.partition(":")[2]).stem or config.dataset
     out = config.out or Path("experiments") / "models" / safe_label(f"{spec_label(spec)}-{dataset_label}")
     meta = {
-        **dataset_meta(dataset), "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
-        "class_names": dataset.class_names, "mean": list(dataset.mean), "std": list(dataset.std),
-        "params": params, "val_acc": result.val_acc, "test_acc": result.test_acc, "history": result.history,
-        "train_seconds": result.train_seconds, "device": result.device,
-        "train_config": config.model_dump(mode="json"), "collapse": result.collapse,
+        **dataset_meta(dataset),
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+        "class_names": dataset.class_names,
+        "mean": list(dataset.mean),
+        "std": list(dataset.std),
+        "params": params,
+        "val_acc": result.val_acc,
+        "test_acc": result.test_acc,
+        "history": result.history,
+        "train_seconds": result.train_seconds,
+        "device": result.device,
+        "train_config": config.model_dump(mode="json"),
+        "collapse": result.collapse,
     }
     save_checkpoint(out, result.model, spec, meta)
     print(f"test accuracy {result.test_acc:.2%} (val {result.val_acc:.2%}) in {result.train_seconds:.1f} s")
     print(f"checkpoint: {out}")
     if result.collapse:  # the checkpoint is kept (and marked): it is what the run produced
-        hint = " (adversarial training: try --adv-warmup, more --epochs or a smaller --eps)" \
-            if config.adv != "none" else ""
-        print(f"nasbench: warning: training collapsed: {result.collapse}; checkpoint saved anyway, "
-              f"marked as collapsed{hint}", file=sys.stderr)
+        hint = (
+            " (adversarial training: try --adv-warmup, more --epochs or a smaller --eps)"
+            if config.adv != "none"
+            else ""
+        )
+        print(
+            f"nasbench: warning: training collapsed: {result.collapse}; checkpoint saved anyway, "
+            f"marked as collapsed{hint}",
+            file=sys.stderr,
+        )
     return 0

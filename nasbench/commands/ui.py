@@ -39,16 +39,25 @@ STARTUP_SECONDS = 180  # a cold start imports MLflow's server stack; slow on a b
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--experiment", metavar="NAME",
-                        help="experiment directory under --experiments-dir (default: the only one there)")
-    source.add_argument("--tracking-uri", metavar="URI",
-                        help="serve this MLflow backend store instead, e.g. sqlite:////abs/path/mlflow.db")
-    parser.add_argument("--experiments-dir", type=Path, default=Path("experiments"), metavar="DIR",
-                        help="where experiments live (default: ./experiments)")
-    parser.add_argument("--port", type=int, default=5000,
-                        help="port to listen on (default: 5000; 0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="interface to bind (default: 127.0.0.1, this machine only)")
+    source.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="experiment directory under --experiments-dir (default: the only one there)",
+    )
+    source.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="serve this MLflow backend store instead, e.g. sqlite:////abs/path/mlflow.db",
+    )
+    parser.add_argument(
+        "--experiments-dir",
+        type=Path,
+        default=Path("experiments"),
+        metavar="DIR",
+        help="where experiments live (default: ./experiments)",
+    )
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
 
 
 def resolve_store(args: argparse.Namespace) -> tuple[str, Path | None]:
@@ -59,16 +68,21 @@ def resolve_store(args: argparse.Namespace) -> tuple[str, Path | None]:
     if args.tracking_uri:
         uri = args.tracking_uri
         if _is_server(uri):
-            raise UserError(f"{uri} is already a tracking server: open it in a browser "
-                            "(nasbench ui serves a local store such as sqlite:///path/mlflow.db)")
+            raise UserError(
+                f"{uri} is already a tracking server: open it in a browser "
+                "(nasbench ui serves a local store such as sqlite:///path/mlflow.db)"
+            )
         return _local_store(uri, f"from --tracking-uri {uri}")
 
     root: Path = args.experiments_dir
     if args.experiment is None:
         found = sorted(p.parent.name for p in root.glob("*/mlflow.db")) if root.is_dir() else []
         if len(found) != 1:
-            listing = f": choose one of {', '.join(found)}" if found else \
-                f"; none found in {root}/ (run 'nasbench search' first, or give --tracking-uri)"
+            listing = (
+                f": choose one of {', '.join(found)}"
+                if found
+                else f"; none found in {root}/ (run 'nasbench search' first, or give --tracking-uri)"
+            )
             raise UserError(f"which experiment? give --experiment NAME{listing}")
         args.experiment = found[0]
     directory = root / args.experiment
@@ -79,8 +93,11 @@ def resolve_store(args: argparse.Namespace) -> tuple[str, Path | None]:
         return _local_store(recorded, f"recorded in {directory / 'config.yaml'}")
     if not (directory / "mlflow.db").is_file():
         known = sorted(p.parent.name for p in root.glob("*/mlflow.db")) if root.is_dir() else []
-        hint = f" (experiments with a store: {', '.join(known)})" if known else \
-            f" (run 'nasbench search --experiment {args.experiment}' first)"
+        hint = (
+            f" (experiments with a store: {', '.join(known)})"
+            if known
+            else f" (run 'nasbench search --experiment {args.experiment}' first)"
+        )
         raise UserError(f"no MLflow store at {directory / 'mlflow.db'}{hint}")
     return default_tracking_uri(directory), directory
 
@@ -109,8 +126,7 @@ def runs_link(url: str, experiment: str) -> str | None:
     """
     query = urllib.parse.urlencode({"experiment_name": experiment})
     try:
-        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?{query}",
-                                    timeout=10) as response:
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?{query}", timeout=10) as response:
             experiment_id = json.loads(response.read())["experiment"]["experiment_id"]
     except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, KeyError):
         return None  # the store holds no such experiment (yet): the home page lists the others
@@ -135,8 +151,20 @@ def check_port(host: str, port: int) -> None:
 
 def server_command(store_uri: str, host: str, port: int, artifacts_dir: Path | None) -> list[str]:
     """``mlflow server`` over ``store_uri``; one worker is plenty for one person's browser."""
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        store_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     if artifacts_dir is not None:
         # Artifacts of runs logged by nasbench already sit next to the store (file URIs);
         # this only keeps anything uploaded through the UI there too, not in the cwd.
@@ -151,8 +179,12 @@ def server_environment() -> dict[str, str]:
     nasbench experiment has: skipping it saves a second Python process and seconds of
     start-up. Usage telemetry stays off (a local dashboard has no business phoning home).
     """
-    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-            **os.environ, "PYTHONUNBUFFERED": "1"}
+    return {
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> bool:
@@ -185,8 +217,9 @@ def run(args: argparse.Namespace) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     # Its own process group: `mlflow server` starts uvicorn as a child, and stopping the
     # group stops both (terminating only the parent would leave the port held).
-    process = subprocess.Popen(server_command(store_uri, args.host, port, directory),
-                               env=server_environment(), start_new_session=True)
+    process = subprocess.Popen(
+        server_command(store_uri, args.host, port, directory), env=server_environment(), start_new_session=True
+    )
     try:
         if not wait_until_up(url, process, STARTUP_SECONDS):
             code = process.poll()

@@ -50,8 +50,9 @@ def make_sampler(name: str, seed: int, multi_objective: bool, space=None, **opti
         # Optuna flags both as experimental on every construction: known, and chosen
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              constant_liar=True, n_startup_trials=5)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
@@ -100,7 +101,7 @@ def check_sampler_options(name: str, options: dict) -> None:
         check_settings(**options)
 
 
-def make_scheduler(config: "SearchConfig"):
+def make_scheduler(config: SearchConfig):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
     if config.scheduler != "fifo" and config.multi_objective:
@@ -109,10 +110,20 @@ def make_scheduler(config: "SearchConfig"):
         return make_multi_objective_scheduler(config)
     # the per-epoch fidelity is validation accuracy, whatever the objectives
     if config.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
-                             grace_period=min(config.grace_period, config.epochs),
-                             reduction_factor=config.reduction_factor)
+        return ASHAScheduler(
+            time_attr="epoch",
+            metric="val_acc",
+            mode="max",
+            max_t=config.epochs,
+            grace_period=min(config.grace_period, config.epochs),
+            reduction_factor=config.reduction_factor,
+        )
     if config.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=config.epochs,
-                                  reduction_factor=config.reduction_factor)
+        return HyperBandScheduler(
+            time_attr="epoch",
+            metric="val_acc",
+            mode="max",
+            max_t=config.epochs,
+            reduction_factor=config.reduction_factor,
+        )
     return FIFOScheduler()

@@ -54,10 +54,15 @@ FRESH_TRIES = 200  # random draws looking for an unseen class before taking a se
 
 
 def check_sizes(population_size: int = 5, sample_size: int = 5) -> None:
-    if int(population_size) != population_size or int(sample_size) != sample_size \
-            or not 1 <= sample_size <= population_size:
-        raise ValueError(f"evolution needs whole numbers 1 <= sample_size <= population_size, got "
-                         f"sample_size {sample_size} and population_size {population_size}")
+    if (
+        int(population_size) != population_size
+        or int(sample_size) != sample_size
+        or not 1 <= sample_size <= population_size
+    ):
+        raise ValueError(
+            f"evolution needs whole numbers 1 <= sample_size <= population_size, got "
+            f"sample_size {sample_size} and population_size {population_size}"
+        )
 
 
 class RegularizedEvolutionSampler(PlanningSampler):
@@ -76,7 +81,7 @@ class RegularizedEvolutionSampler(PlanningSampler):
         rng = rng_for(self.seed, number)
         if len(finished) < self.population_size:
             return self.fresh(rng, seen)
-        population = finished[-self.population_size:]  # aging: the oldest have left
+        population = finished[-self.population_size :]  # aging: the oldest have left
         drawn = rng.choice(len(population), size=self.sample_size, replace=False)
         tournament = [population[i] for i in sorted(drawn)]
         directions = ["max" if d == optuna.study.StudyDirection.MAXIMIZE else "min" for d in study.directions]
@@ -94,8 +99,12 @@ class RegularizedEvolutionSampler(PlanningSampler):
     def mutate(self, parent, rng: np.random.Generator, seen: set[str]) -> tuple[dict[str, Any], str]:
         """One decision of ``parent`` changed, towards a class not seen yet."""
         # sorted by name: the same list whatever order the storage keeps the parameters in
-        moves = [(name, value) for name, distribution in sorted(parent.distributions.items())
-                 for value in choices_of(distribution) if not _same(value, parent.params[name])]
+        moves = [
+            (name, value)
+            for name, distribution in sorted(parent.distributions.items())
+            for value in choices_of(distribution)
+            if not _same(value, parent.params[name])
+        ]
         parent_key = (parent.system_attrs.get(PLAN_ATTR) or {}).get("key") or parent.user_attrs.get("arch_hash")
         for index in rng.permutation(len(moves)):
             name, value = moves[index]

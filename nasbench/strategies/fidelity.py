@@ -20,16 +20,23 @@ if TYPE_CHECKING:
     from nasbench.search import SearchConfig
 
 
-def ladder_epochs(config: "SearchConfig") -> tuple[int, ...]:
+def ladder_epochs(config: SearchConfig) -> tuple[int, ...]:
     """Every epoch at which some bracket of the search's scheduler checks its trials."""
     if config.scheduler == "fifo" or not config.multi_objective:
         return ()
     grace = min(config.grace_period, config.epochs)
-    return tuple(sorted({epoch for bracket in range(bracket_count(config))
-                         for epoch in rung_epochs(config.epochs, grace, config.reduction_factor, bracket)}))
+    return tuple(
+        sorted(
+            {
+                epoch
+                for bracket in range(bracket_count(config))
+                for epoch in rung_epochs(config.epochs, grace, config.reduction_factor, bracket)
+            }
+        )
+    )
 
 
-def fidelity_ladder(config: "SearchConfig") -> dict[str, Any]:
+def fidelity_ladder(config: SearchConfig) -> dict[str, Any]:
     """The trial context's ``rung_epochs`` and ``rung_robust`` for ``config``."""
     from nasbench.trial import RobustConfig
 

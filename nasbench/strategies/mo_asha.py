@@ -37,8 +37,8 @@ def rung_epochs(max_t: int, grace_period: int = 1, reduction_factor: int = 3, br
     """The epochs where a trial of ``bracket`` is checked: ``grace_period * eta**(k + bracket)``
     below ``max_t`` (at ``max_t`` a trial is finished, not checked)."""
     rungs, k = [], bracket
-    while grace_period * reduction_factor ** k < max_t:
-        rungs.append(grace_period * reduction_factor ** k)
+    while grace_period * reduction_factor**k < max_t:
+        rungs.append(grace_period * reduction_factor**k)
         k += 1
     return rungs
 
@@ -64,8 +64,9 @@ class Bracket:
         return True
 
 
-def promoted(at_rung: dict[str, dict[str, float]], trial_id: str, directions: dict[str, str],
-             reduction_factor: int) -> bool:
+def promoted(
+    at_rung: dict[str, dict[str, float]], trial_id: str, directions: dict[str, str], reduction_factor: int
+) -> bool:
     """Is ``trial_id`` among the top ``ceil(n / eta)`` of the ``n`` trials at a rung, by
     non-dominated rank then crowding distance over the objectives every one reported?"""
     names = [name for name in directions if all(name in v for v in at_rung.values())]
@@ -82,12 +83,20 @@ class MultiObjectiveRungs:
 
     ``directions`` maps each objective's result key to ``"max"`` or ``"min"``."""
 
-    def __init__(self, directions: dict[str, str], max_t: int, grace_period: int = 1,
-                 reduction_factor: int = 3, brackets: int = 1) -> None:
+    def __init__(
+        self,
+        directions: dict[str, str],
+        max_t: int,
+        grace_period: int = 1,
+        reduction_factor: int = 3,
+        brackets: int = 1,
+    ) -> None:
         self.directions = dict(directions)
         self.max_t = max_t
-        self.brackets = [Bracket(rung_epochs(max_t, grace_period, reduction_factor, s), reduction_factor)
-                         for s in range(max(1, brackets))]
+        self.brackets = [
+            Bracket(rung_epochs(max_t, grace_period, reduction_factor, s), reduction_factor)
+            for s in range(max(1, brackets))
+        ]
         self.assigned: dict[str, Bracket] = {}
         self.stopped = 0
 
@@ -97,26 +106,34 @@ class MultiObjectiveRungs:
     def on_result(self, trial_id: str, epoch: int, result: dict) -> bool:
         """False when the trial should stop at this result."""
         self.add(trial_id)
-        values = {name: float(result[name]) for name in self.directions
-                  if isinstance(result.get(name), (int, float)) and math.isfinite(result[name])}
+        values = {
+            name: float(result[name])
+            for name in self.directions
+            if isinstance(result.get(name), (int, float)) and math.isfinite(result[name])
+        }
         keep = self.assigned[trial_id].decide(trial_id, int(epoch), values, self.directions)
         self.stopped += not keep
         return keep
 
 
-def bracket_count(config: "SearchConfig") -> int:
+def bracket_count(config: SearchConfig) -> int:
     """ASHA: one bracket; Hyperband: one per first rung, the last without early stopping."""
     grace = min(config.grace_period, config.epochs)
     return 1 if config.scheduler == "asha" else len(rung_epochs(config.epochs, grace, config.reduction_factor)) + 1
 
 
-def make_multi_objective_scheduler(config: "SearchConfig"):
+def make_multi_objective_scheduler(config: SearchConfig):
     """The Ray Tune scheduler for ``--scheduler asha|hyperband`` with several objectives."""
     from nasbench.trial import OBJECTIVES
 
     directions = {OBJECTIVES[name][0]: OBJECTIVES[name][1] for name in config.objectives}
-    rungs = MultiObjectiveRungs(directions, config.epochs, min(config.grace_period, config.epochs),
-                                config.reduction_factor, bracket_count(config))
+    rungs = MultiObjectiveRungs(
+        directions,
+        config.epochs,
+        min(config.grace_period, config.epochs),
+        config.reduction_factor,
+        bracket_count(config),
+    )
     return _scheduler_class()(rungs)
 
 
@@ -144,8 +161,9 @@ def _scheduler_class():
             return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
 
         def debug_string(self) -> str:
-            return (f"multi-objective successive halving over {', '.join(self.rungs.directions)}: "
-                    f"{self.rungs.stopped} stopped")
+            return (
+                f"multi-objective successive halving over {', '.join(self.rungs.directions)}: "
+                f"{self.rungs.stopped} stopped"
+            )
 
     return MultiObjectiveASHAScheduler
-

@@ -19,11 +19,12 @@ study's trials (so a resumed study continues as the uninterrupted one would have
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -153,8 +154,7 @@ class PlanningSampler(BaseSampler):
             study._storage.set_trial_system_attr(trial._trial_id, PLAN_ATTR, stored)
         self._plans[trial.number] = stored
 
-    def sample_independent(self, study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution):
+    def sample_independent(self, study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution):
         stored = self._plans.get(trial.number) or trial.system_attrs.get(PLAN_ATTR) or {}
         params = stored.get("params", {})
         if param_name in params and fits(params[param_name], param_distribution):

@@ -64,8 +64,7 @@ class Controller(nn.Module):
     of decision (created the first time the kind is met, initialised from the seed and
     the kind's name, so their values do not depend on the order kinds appear in)."""
 
-    def __init__(self, seed: int = 0, hidden_size: int = 35, num_layers: int = 2,
-                 init_range: float = 0.08) -> None:
+    def __init__(self, seed: int = 0, hidden_size: int = 35, num_layers: int = 2, init_range: float = 0.08) -> None:
         super().__init__()
         self.seed, self.hidden_size, self.init_range = seed, hidden_size, init_range
         self.cells = nn.ModuleList(nn.LSTMCell(hidden_size, hidden_size) for _ in range(num_layers))
@@ -98,8 +97,9 @@ class Episode:
     ``teacher`` (the decisions of a finished trial), replays them; ``log_prob`` sums the
     log-probabilities of the decisions taken."""
 
-    def __init__(self, controller: Controller, generator: torch.Generator | None = None,
-                 teacher: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, controller: Controller, generator: torch.Generator | None = None, teacher: dict[str, Any] | None = None
+    ) -> None:
         self.controller, self.generator, self.teacher = controller, generator, teacher
         zeros = torch.zeros(1, controller.hidden_size)
         self.state = [(zeros, zeros) for _ in controller.cells]
@@ -131,8 +131,9 @@ class Episode:
             logits = head(current)[0]
         log_probs = torch.log_softmax(logits, dim=0)
         if self.teacher is not None:
-            index = next(i for i, o in enumerate(options)
-                         if o == self.teacher[name] and type(o) is type(self.teacher[name]))
+            index = next(
+                i for i, o in enumerate(options) if o == self.teacher[name] and type(o) is type(self.teacher[name])
+            )
         else:
             index = int(torch.multinomial(log_probs.exp(), 1, generator=self.generator))
         self.log_prob = self.log_prob + log_probs[index]
@@ -140,12 +141,19 @@ class Episode:
         return options[index]
 
 
-def check_settings(batch_size: int = 5, learning_rate: float = 1e-2, baseline_decay: float = 0.9,
-                   hidden_size: int = 35, num_layers: int = 2) -> None:
+def check_settings(
+    batch_size: int = 5,
+    learning_rate: float = 1e-2,
+    baseline_decay: float = 0.9,
+    hidden_size: int = 35,
+    num_layers: int = 2,
+) -> None:
     whole = [batch_size, hidden_size, num_layers]
     if any(int(v) != v or v < 1 for v in whole) or learning_rate <= 0 or not 0 <= baseline_decay < 1:
-        raise ValueError("reinforce needs whole numbers batch_size, hidden_size, num_layers >= 1, "
-                         "learning_rate > 0 and 0 <= baseline_decay < 1")
+        raise ValueError(
+            "reinforce needs whole numbers batch_size, hidden_size, num_layers >= 1, "
+            "learning_rate > 0 and 0 <= baseline_decay < 1"
+        )
 
 
 @contextmanager
@@ -163,8 +171,16 @@ def one_thread():
 class ReinforceSampler(PlanningSampler):
     """Zoph & Le's controller as an Optuna sampler; see the module docstring."""
 
-    def __init__(self, space, seed: int = 0, batch_size: int = 5, learning_rate: float = 1e-2,
-                 baseline_decay: float = 0.9, hidden_size: int = 35, num_layers: int = 2) -> None:
+    def __init__(
+        self,
+        space,
+        seed: int = 0,
+        batch_size: int = 5,
+        learning_rate: float = 1e-2,
+        baseline_decay: float = 0.9,
+        hidden_size: int = 35,
+        num_layers: int = 2,
+    ) -> None:
         super().__init__(space, seed)
         check_settings(batch_size, learning_rate, baseline_decay, hidden_size, num_layers)
         self.batch_size, self.learning_rate, self.baseline_decay = int(batch_size), float(learning_rate), baseline_decay
@@ -190,11 +206,11 @@ class ReinforceSampler(PlanningSampler):
     def catch_up(self, study: optuna.Study) -> None:
         """Learn from every full batch of trials finished since the last update."""
         finished = finished_in_order(study.get_trials(deepcopy=False))
-        if [t.number for t in finished[:len(self.consumed)]] != self.consumed:
+        if [t.number for t in finished[: len(self.consumed)]] != self.consumed:
             self._reset()  # another study, or a history that changed: rebuild from the start
         sign = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions][0]
         while len(finished) - len(self.consumed) >= self.batch_size:
-            batch = finished[len(self.consumed):len(self.consumed) + self.batch_size]
+            batch = finished[len(self.consumed) : len(self.consumed) + self.batch_size]
             self.update([(t.params, sign * t.values[0]) for t in batch])
             self.consumed += [t.number for t in batch]
 
