@@ -149,8 +149,8 @@ def main() -> None:
             "SELECT id FROM results {hint} WHERE status = 'ok' AND val_acc IS NOT NULL "
             "ORDER BY val_acc DESC, id DESC LIMIT 10"
         )
-        indexed = timed(lambda: bench._read(sql.format(hint="")), args.repeat)
-        scanned = timed(lambda: bench._read(sql.format(hint="NOT INDEXED")), max(3, args.repeat // 5))
+        indexed = timed(lambda: bench._db.read(sql.format(hint="")), args.repeat)
+        scanned = timed(lambda: bench._db.read(sql.format(hint="NOT INDEXED")), max(3, args.repeat // 5))
         print(
             f"top-10 SQL: {indexed:.3f} ms with the partial index vs {scanned:.2f} ms scanning the table "
             f"({scanned / indexed:,.0f}x)"

@@ -18,6 +18,7 @@ from nasbench.store import (
     Benchmark,
     BenchmarkError,
     InvalidRow,
+    overview,
     pareto_front,
     parse_objective,
 )
@@ -367,8 +368,8 @@ def test_stats_counts_every_distinct_robustness_setting(bench):
             robust=[setting("pgd", "Linf", 0.1), setting("square", "Linf", 0.1), setting("pgd", "Linf", 0.2)],
         )
     )
-    expected = sorted(bench._read("SELECT DISTINCT attack, norm, eps FROM robustness"))
-    assert bench._robust_settings() == expected and len(expected) == 6
+    expected = sorted(bench._db.read("SELECT DISTINCT attack, norm, eps FROM robustness"))
+    assert overview.robust_settings(bench._db) == expected and len(expected) == 6
     assert bench.stats()["robust_settings"] == 6 and bench.stats()["robust_results"] == 7
 
 
@@ -554,7 +555,7 @@ def test_a_version_1_file_is_migrated_in_place_with_its_rows(tmp_path):
 
 
 def test_stats_groups_from_an_index_not_the_table(ranked):
-    plan = ranked._read(
+    plan = ranked._db.read(
         "EXPLAIN QUERY PLAN SELECT dataset, status, space, budget, seed, COUNT(*), MAX(val_acc) "
         "FROM results GROUP BY dataset, status, space, budget, seed"
     )

@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from nasbench import store
-from nasbench.store import Benchmark, _encode_json, validate_row
+from nasbench.store import Benchmark, validate_row
+from nasbench.store import journal as store_journal
+from nasbench.store.rows import encode_json
+from nasbench.store.writes import insert_row
 
 WORKERS = 4
 ROWS_EACH = 25
@@ -72,9 +74,9 @@ def write_forever(path: str, worker: int, progress) -> None:
 def hold_a_transaction_open(path: str, ready) -> None:
     """Insert a row without its robustness results, then wait inside the transaction."""
     bench = Benchmark(path)
-    with bench._transaction() as conn:
+    with bench._db.transaction() as conn:
         row = validate_row(complete_row("half-written"))
-        bench._insert(conn, row, _encode_json(row))
+        insert_row(conn, row, encode_json(row))
         ready.set()
         time.sleep(60)
 
@@ -115,18 +117,18 @@ def test_concurrent_writers_end_with_exactly_all_rows(journal, tmp_path, monkeyp
     assert assert_every_row_complete(path) == WORKERS * ROWS_EACH + 1
     with Benchmark(path) as bench:
         assert bench.stats()["architectures"] == WORKERS * ROWS_EACH + 1
-        assert bench._conn.execute("PRAGMA journal_mode").fetchone()[0] == journal == bench.journal_mode
+        assert bench._db.conn.execute("PRAGMA journal_mode").fetchone()[0] == journal == bench.journal_mode
 
 
 def test_network_file_systems_get_the_rollback_journal(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "file_system_type", lambda path: "nfs4")  # no NFS mount here
-    assert store.journal_mode_for(tmp_path / "b.db") == "delete"
-    monkeypatch.setattr(store, "file_system_type", lambda path: "ext4")
-    assert store.journal_mode_for(tmp_path / "b.db") == "wal"
+    monkeypatch.setattr(store_journal, "file_system_type", lambda path: "nfs4")  # no NFS mount here
+    assert store_journal.journal_mode_for(tmp_path / "b.db") == "delete"
+    monkeypatch.setattr(store_journal, "file_system_type", lambda path: "ext4")
+    assert store_journal.journal_mode_for(tmp_path / "b.db") == "wal"
     monkeypatch.setenv("NASBENCH_STORE_JOURNAL", "delete")
-    assert store.journal_mode_for(tmp_path / "b.db") == "delete"
+    assert store_journal.journal_mode_for(tmp_path / "b.db") == "delete"
     # and the real mount table: the temporary directory is on some mount
-    assert store.file_system_type(tmp_path) is not None
+    assert store_journal.file_system_type(tmp_path) is not None
 
 
 def test_writer_killed_inside_a_transaction_leaves_nothing_behind(tmp_path):
