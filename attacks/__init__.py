@@ -4,8 +4,12 @@ Built on torchattacks. Knows nothing of Ray, search or the platform: it takes a
 ``torch.nn.Module`` that maps images in [0, 1] to logits (normalising inside) and
 tensors of images and labels.
 
-- :mod:`attacks.registry`: the attacks, their validated parameters and builders.
-- :mod:`attacks.engine`: :func:`evaluate`, the eps sweep that never redoes work.
+- :mod:`attacks.registry`: the attacks and their validated parameters.
+- :mod:`attacks.builders`: specs built into torchattacks objects.
+- :mod:`attacks.eps`: radii parsed from text, per norm (:class:`EpsSweep`).
+- :mod:`attacks.engine`: :func:`evaluate`, the eps sweep that never redoes work; its steps
+  in :mod:`attacks.sweep`, :mod:`attacks.early_stop` and :mod:`attacks.probes`.
+- :mod:`attacks.results`: what an evaluation reports (:class:`RobustnessReport`).
 - :mod:`attacks.checks`: sanity checks after Carlini et al. 2019.
 - :mod:`attacks.transfer`: transferability matrices.
 - :mod:`attacks.adversarial_training`: PGD-AT and FGSM-RS batches for training.
@@ -15,7 +19,8 @@ tensors of images and labels.
 """
 
 from attacks.adversarial_training import ADVERSARIAL_TRAINING_METHODS, adversarial_batch
-from attacks.checks import CheckResult, run_checks
+from attacks.builders import build_attack, build_autoattack
+from attacks.checks import run_checks
 from attacks.corruption_eval import (
     SEARCH_SUBSET,
     CorruptionReport,
@@ -32,26 +37,12 @@ from attacks.corruptions import (
     parse_corruptions,
     parse_severities,
 )
-from attacks.engine import (
-    AdversarialExamples,
-    AttackResult,
-    RobustnessReport,
-    WorstCase,
-    evaluate,
-    iterative_attack,
-)
-from attacks.registry import (
-    ATTACKS,
-    AttackConfigError,
-    AttackInfo,
-    AttackSpec,
-    build_attack,
-    build_autoattack,
-    list_attacks,
-    parse_attacks,
-    parse_eps,
-    parse_eps_list,
-)
+from attacks.early_stop import iterative_attack
+from attacks.engine import evaluate
+from attacks.eps import EpsSweep, parse_eps, parse_eps_list, parse_eps_sweep
+from attacks.errors import AttackConfigError
+from attacks.registry import ATTACKS, AttackInfo, AttackSpec, list_attacks, parse_attacks
+from attacks.results import AdversarialExamples, AttackResult, CheckResult, RobustnessReport, WorstCase
 from attacks.transfer import transfer_matrix
 from attacks.visualize import save_example_grid
 
@@ -68,6 +59,7 @@ __all__ = [
     "AttackResult",
     "AttackSpec",
     "CheckResult",
+    "EpsSweep",
     "RobustnessReport",
     "WorstCase",
     "adversarial_batch",
@@ -84,6 +76,7 @@ __all__ = [
     "parse_attacks",
     "parse_eps",
     "parse_eps_list",
+    "parse_eps_sweep",
     "parse_corruptions",
     "parse_severities",
     "run_checks",

@@ -29,7 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from attacks.registry import AttackConfigError, validate_eps
+from attacks.eps import validate_eps
+from attacks.errors import AttackConfigError
 
 __all__ = ["ADVERSARIAL_TRAINING_METHODS", "adversarial_batch", "warmup_eps"]
 
@@ -91,7 +92,7 @@ def adversarial_batch(
         # torchattacks' own mode switching would also end in eval; we make it explicit and
         # restore the caller's mode even when the attack fails.
         attack.set_model_training_mode(model_training=False)
-        x_adv = attack(x, y)
+        x_adv: torch.Tensor = attack(x, y)  # torchattacks ships no types
     finally:
         model.train(was_training)
     return x_adv.detach()

@@ -29,15 +29,15 @@ with the verdict (``CheckResult.counts``, ``CheckResult.p_value``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from attacks.results import CheckResult, RobustnessReport
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from attacks.engine import RobustnessReport
-
-__all__ = ["ALPHA", "CheckResult", "Comparison", "compare", "run_checks", "UNBOUNDED_SUCCESS"]
+__all__ = ["ALPHA", "Comparison", "compare", "run_checks", "UNBOUNDED_SUCCESS"]
 
 # A verdict of FAIL needs p below this: one evaluation in a thousand of a sound model
 # may be flagged by chance, while the failures the checks exist for give p < 1e-10.
@@ -48,22 +48,6 @@ UNBOUNDED_SUCCESS = 0.95
 # every white-box attack is a sign of gradient masking.
 BLACK_BOX_SHARE = 0.10
 ITERATIVE = ("bim", "pgd", "mifgsm", "pgdl2", "apgd", "apgd-t")
-
-
-@dataclass
-class CheckResult:
-    """One sanity check: its verdict (``None``: not applicable), a one-line detail, and the
-    p-value and counts of the test the verdict came from (``None`` / empty when no test ran)."""
-
-    name: str
-    passed: bool | None
-    detail: str
-    p_value: float | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
-        return f"[{verdict}] {self.name}: {self.detail}"
 
 
 def _pct(value: float) -> str:

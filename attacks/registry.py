@@ -2,7 +2,7 @@
 
 Every attack the platform runs is described by an :class:`AttackSpec` (name, norm,
 eps, steps, restarts, targeted, extra options) and built into a torchattacks
-object by :func:`build_attack`. Specs are plain data, so they can be logged, put in
+object by :func:`attacks.builders.build_attack`. Specs are plain data, so they can be logged, put in
 a report's threat model and compared, and they are validated when created: a bad
 name, norm, eps or step count raises :class:`AttackConfigError` with one line that
 names the valid choices.
@@ -37,35 +37,24 @@ Attacks (paper, norm):
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import torch.nn as nn
+from attacks.eps import parse_radius, validate_eps
+from attacks.errors import AttackConfigError
 
 __all__ = [
     "ATTACKS",
-    "AttackConfigError",
     "AttackInfo",
     "AttackSpec",
-    "build_attack",
     "list_attacks",
     "parse_attacks",
-    "parse_eps",
-    "parse_eps_list",
+    "resolve_name",
 ]
 
 NORMS = ("Linf", "L2")
-# The L2 diameter of [0,1]^d is sqrt(d): 388 for a 3x224x224 image. Anything above
-# is larger than every image space we load and is certainly a typo.
-MAX_L2_EPS = 400.0
 MAX_STEPS = 100_000
-
-
-class AttackConfigError(ValueError):
-    """An attack name, norm, eps or parameter that cannot be used (one clear line)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +84,18 @@ class AttackInfo:
         return self.norms[0]
 
 
-def _info(name, title, paper, norms, kind, cost, defaults, targeted, cascade, aliases=()):
+def _info(
+    name: str,
+    title: str,
+    paper: str,
+    norms: Sequence[str],
+    kind: str,
+    cost: int,
+    defaults: Mapping[str, Any],
+    targeted: bool,
+    cascade: bool,
+    aliases: Sequence[str] = (),
+) -> AttackInfo:
     return AttackInfo(name, title, paper, tuple(norms), kind, cost, dict(defaults), targeted, cascade, tuple(aliases))
 
 
@@ -257,131 +257,51 @@ def resolve_name(name: str) -> str:
     raise AttackConfigError(f"unknown attack {name!r}; choose from: {', '.join(list_attacks())}")
 
 
-# --------------------------------------------------------------------------- eps
-
-
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _parse_one_eps(text: str | float | int, norm: str) -> float:
-    if isinstance(text, bool):
-        raise AttackConfigError(f"eps must be a number such as 8/255 or 0.031, not {text!r}")
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        raw = str(text).strip()
-        parts = raw.split("/")
-        if len(parts) > 2 or not all(_NUMBER.match(p.strip()) for p in parts):
-            raise AttackConfigError(f"eps {raw!r} is not a number; write it as 8/255 or 0.031")
-        value = float(parts[0])
-        if len(parts) == 2:
-            denominator = float(parts[1])
-            if denominator == 0:
-                raise AttackConfigError(f"eps {raw!r} divides by zero; write it as 8/255 or 0.031")
-            value /= denominator
-    validate_eps(value, norm)
-    return value
-
-
-def validate_eps(value: float, norm: str = "Linf") -> float:
-    """Raise :class:`AttackConfigError` unless ``value`` is a usable radius for ``norm``."""
-    if not math.isfinite(value) or value < 0:
-        raise AttackConfigError(f"eps must be a finite number >= 0, got {value!r}")
-    if norm == "Linf" and value > 1:
-        raise AttackConfigError(
-            f"Linf eps {value:g} is out of range: images lie in [0, 1], so eps must be in [0, 1] (e.g. 8/255)"
-        )
-    if norm == "L2" and value > MAX_L2_EPS:
-        raise AttackConfigError(f"L2 eps {value:g} is unreasonable: it must be in [0, {MAX_L2_EPS:g}]")
-    return value
-
-
-def parse_eps(text: str | float | Iterable, norm: str = "Linf") -> float | list[float]:
-    """Parse eps given as ``8/255``, ``0.031`` or a comma-separated list of those.
-
-    A single value (no comma) gives a float, a comma-separated list gives a sorted,
-    de-duplicated list of floats: ``parse_eps("8/255") == 8/255`` and
-    ``parse_eps("0,1/255,8/255") == [0.0, 1/255, 8/255]``. Use :func:`parse_eps_list`
-    to always get a list.
-    """
-    if isinstance(text, str) and "," not in text and text.strip():
-        return _parse_one_eps(text, norm)
-    if isinstance(text, (int, float)):
-        return _parse_one_eps(text, norm)
-    return parse_eps_list(text, norm)
-
-
-def parse_eps_list(text: str | float | Iterable, norm: str = "Linf") -> list[float]:
-    """Like :func:`parse_eps` but always a sorted list (``"8/255"`` -> ``[0.0314]``)."""
-    if isinstance(text, str):
-        items = [t for t in text.split(",") if t.strip()]
-    elif isinstance(text, (int, float)):
-        items = [text]
-    else:
-        items = list(text)
-    if not items:
-        raise AttackConfigError("no eps given; write them as 0,1/255,8/255")
-    return sorted({_parse_one_eps(item, norm) for item in items})
-
-
 # --------------------------------------------------------------------------- specs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class AttackSpec:
     """One attack with all its parameters.
 
     ``eps=None`` means "use the eps of the sweep" (for min-norm attacks it means
-    unbounded). ``steps=None`` takes the registry's default. ``options`` holds the
-    attack-specific knobs (``alpha``, ``decay``, ``queries``, ``c``, ``lr`` ...);
-    unknown options are rejected.
+    unbounded). ``norm=None`` takes the attack's first norm and ``steps=None`` the
+    registry's default. ``options`` holds the attack-specific knobs (``alpha``,
+    ``decay``, ``queries``, ``c``, ``lr`` ...); unknown options are rejected. Once
+    built, ``name`` and ``norm`` are canonical and ``options`` holds every default.
     """
 
     name: str
-    norm: str | None = None
-    eps: float | None = None
-    steps: int | None = None
-    restarts: int = 1
-    targeted: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    norm: str
+    eps: float | None
+    steps: int | None
+    restarts: int
+    targeted: bool
+    options: dict[str, Any]
 
-    def __post_init__(self):
-        info = ATTACKS[resolve_name(self.name)]
-        object.__setattr__(self, "name", info.name)
-        norm = self.norm or info.default_norm
-        canonical = {"linf": "Linf", "l2": "L2", "inf": "Linf"}.get(str(norm).lower())
-        if canonical not in info.norms:
-            raise AttackConfigError(
-                f"attack {info.name!r} does not support norm {norm!r}; choose from: {', '.join(info.norms)}"
-            )
-        object.__setattr__(self, "norm", canonical)
-        if self.eps is not None:
-            object.__setattr__(self, "eps", validate_eps(float(self.eps), canonical))
-        if "steps" in info.defaults:
-            steps = info.defaults["steps"] if self.steps is None else self.steps
-            if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
-                raise AttackConfigError(
-                    f"steps for {info.name!r} must be a whole number in [1, {MAX_STEPS}], got {steps!r}"
-                )
-            object.__setattr__(self, "steps", steps)
-        elif self.steps is not None:
-            raise AttackConfigError(f"attack {info.name!r} takes no steps (it is single-shot)")
-        if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 1:
-            raise AttackConfigError(f"restarts must be a whole number >= 1, got {self.restarts!r}")
-        if self.targeted and not info.targeted:
-            supported = ", ".join(n for n in list_attacks() if ATTACKS[n].targeted)
-            raise AttackConfigError(f"attack {info.name!r} has no targeted mode; targeted attacks: {supported}")
-        allowed = {k for k in info.defaults if k != "steps"}
-        unknown = set(self.options) - allowed
-        if unknown:
-            choices = ", ".join(sorted(allowed | {"steps", "restarts", "eps", "norm"})) or "none"
-            raise AttackConfigError(
-                f"unknown option {sorted(unknown)[0]!r} for attack {info.name!r}; options: {choices}"
-            )
-        merged = {k: v for k, v in info.defaults.items() if k != "steps"}
-        merged.update(self.options)
-        _validate_options(info.name, merged)
-        object.__setattr__(self, "options", merged)
+    def __init__(
+        self,
+        name: str,
+        norm: str | None = None,
+        eps: float | None = None,
+        steps: int | None = None,
+        restarts: int = 1,
+        targeted: bool = False,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        info = ATTACKS[resolve_name(name)]
+        canonical = _canonical_norm(info, norm)
+        values = {
+            "name": info.name,
+            "norm": canonical,
+            "eps": None if eps is None else validate_eps(float(eps), canonical),
+            "steps": _checked_steps(info, steps),
+            "restarts": _checked_restarts(restarts),
+            "targeted": _checked_targeted(info, targeted),
+            "options": _merged_options(info, dict(options or {})),
+        }
+        for key, value in values.items():
+            object.__setattr__(self, key, value)  # frozen: the dataclass's own __setattr__ refuses
 
     @property
     def info(self) -> AttackInfo:
@@ -414,24 +334,76 @@ class AttackSpec:
         }
 
 
-def _validate_options(name: str, options: dict[str, Any]) -> None:
-    def positive(key, integer=False):
-        value = options.get(key)
-        if value is None:
-            return
-        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-        if integer:
-            bad = bad or not float(value).is_integer()
-        if bad:
-            kind = "a whole number" if integer else "a number"
-            raise AttackConfigError(f"option {key!r} of attack {name!r} must be {kind} > 0, got {value!r}")
+def _canonical_norm(info: AttackInfo, norm: str | None) -> str:
+    """``Linf`` or ``L2`` (``inf``, ``linf``, ``l2`` accepted), one the attack supports."""
+    asked = norm or info.default_norm
+    canonical = {"linf": "Linf", "l2": "L2", "inf": "Linf"}.get(str(asked).lower())
+    if canonical is None or canonical not in info.norms:
+        raise AttackConfigError(
+            f"attack {info.name!r} does not support norm {asked!r}; choose from: {', '.join(info.norms)}"
+        )
+    return canonical
 
+
+def _checked_steps(info: AttackInfo, steps: int | None) -> int | None:
+    """The attack's step count (its default when ``None``); ``None`` for single-shot attacks."""
+    if "steps" not in info.defaults:
+        if steps is not None:
+            raise AttackConfigError(f"attack {info.name!r} takes no steps (it is single-shot)")
+        return None
+    value = info.defaults["steps"] if steps is None else steps
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
+        raise AttackConfigError(f"steps for {info.name!r} must be a whole number in [1, {MAX_STEPS}], got {value!r}")
+    return value
+
+
+def _checked_restarts(restarts: int) -> int:
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise AttackConfigError(f"restarts must be a whole number >= 1, got {restarts!r}")
+    return restarts
+
+
+def _checked_targeted(info: AttackInfo, targeted: bool) -> bool:
+    if targeted and not info.targeted:
+        supported = ", ".join(n for n in list_attacks() if ATTACKS[n].targeted)
+        raise AttackConfigError(f"attack {info.name!r} has no targeted mode; targeted attacks: {supported}")
+    return targeted
+
+
+def _merged_options(info: AttackInfo, options: dict[str, Any]) -> dict[str, Any]:
+    """The attack's default options updated with ``options``, each known and in range."""
+    allowed = {k for k in info.defaults if k != "steps"}
+    unknown = set(options) - allowed
+    if unknown:
+        choices = ", ".join(sorted(allowed | {"steps", "restarts", "eps", "norm"})) or "none"
+        raise AttackConfigError(f"unknown option {sorted(unknown)[0]!r} for attack {info.name!r}; options: {choices}")
+    merged = {k: v for k, v in info.defaults.items() if k != "steps"}
+    merged.update(options)
+    _validate_options(info.name, merged)
+    return merged
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _validate_positive(name: str, options: dict[str, Any], key: str, integer: bool = False) -> None:
+    value = options.get(key)
+    if value is None:
+        return
+    bad = not _is_number(value) or value <= 0 or (integer and not float(value).is_integer())
+    if bad:
+        kind = "a whole number" if integer else "a number"
+        raise AttackConfigError(f"option {key!r} of attack {name!r} must be {kind} > 0, got {value!r}")
+
+
+def _validate_options(name: str, options: dict[str, Any]) -> None:
     for key in ("alpha", "c", "lr", "alpha_max", "eta"):
-        positive(key)
-    positive("queries", integer=True)
+        _validate_positive(name, options, key)
+    _validate_positive(name, options, "queries", integer=True)
     for key in ("decay", "overshoot", "kappa", "beta", "rho"):
         value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        if value is not None and (not _is_number(value) or value < 0):
             raise AttackConfigError(f"option {key!r} of attack {name!r} must be a number >= 0, got {value!r}")
     if "p_init" in options and not 0 < options["p_init"] <= 1:
         raise AttackConfigError(f"option 'p_init' of attack {name!r} must be in (0, 1]")
@@ -441,6 +413,9 @@ def _validate_options(name: str, options: dict[str, Any]) -> None:
             raise AttackConfigError(f"loss {options['loss']!r} of attack {name!r}; choose from: {', '.join(valid)}")
     if "version" in options and options["version"] != "standard":
         raise AttackConfigError("only the 'standard' AutoAttack version is supported")
+
+
+# --------------------------------------------------------------------------- parsing
 
 
 _SPEC_FIELDS = {"norm", "eps", "steps", "restarts", "targeted"}
@@ -457,7 +432,7 @@ def _coerce(text: str) -> Any:
     except ValueError:
         pass
     if "/" in low:
-        return _parse_one_eps(low, "L2")
+        return parse_radius(low, "L2")
     try:
         return float(low)
     except ValueError:
@@ -468,8 +443,64 @@ def _make_spec(name: str, params: dict[str, Any]) -> AttackSpec:
     fields = {k: v for k, v in params.items() if k in _SPEC_FIELDS}
     options = {k: v for k, v in params.items() if k not in _SPEC_FIELDS}
     if "eps" in fields and isinstance(fields["eps"], str):
-        fields["eps"] = _parse_one_eps(fields["eps"], fields.get("norm", "L2") or "L2")
+        fields["eps"] = parse_radius(fields["eps"], fields.get("norm", "L2") or "L2")
     return AttackSpec(name, options=options, **fields)
+
+
+def _spec_params(item: str | AttackSpec) -> tuple[str, dict[str, Any]]:
+    """The name and the parameters of ``"pgd:steps=20"`` or of a spec (less its defaults)."""
+    if isinstance(item, AttackSpec):
+        params = item.to_dict()
+        params.pop("name")
+        # to_dict flattens defaults into the options; keep only what differs.
+        for key, value in ATTACKS[item.name].defaults.items():
+            if key != "steps" and params.get(key) == value:
+                params.pop(key)
+        return item.name, params
+    name, *pairs = str(item).strip().split(":")
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AttackConfigError(f"attack option {pair!r} must look like key=value (e.g. pgd:steps=20)")
+        params[key.strip().replace("-", "_")] = _coerce(value)
+    return name, params
+
+
+def _apply_overrides(info: AttackInfo, params: dict[str, Any], overrides: dict[str, Any]) -> set[str]:
+    """Set in ``params`` the overrides this attack takes and it does not set itself; return their keys."""
+    accepted = _SPEC_FIELDS | set(info.defaults) | {"steps"}
+    used = set()
+    for key, value in overrides.items():
+        if key in params or key not in accepted:
+            continue
+        if key == "steps" and "steps" not in info.defaults:
+            continue
+        if key == "targeted" and value and not info.targeted:
+            continue
+        params[key] = value
+        used.add(key)
+    return used
+
+
+def _check_overrides_used(specs: list[AttackSpec], overrides: dict[str, Any], used: set[str]) -> None:
+    # targeted=False or restarts=1 are defaults: harmless even when no attack takes them.
+    unused = {k for k in set(overrides) - used if not (k == "targeted" and not overrides[k])}
+    if unused:
+        key = sorted(unused)[0]
+        raise AttackConfigError(f"no attack in {', '.join(s.name for s in specs)} takes the parameter {key!r}")
+    if overrides.get("targeted") and not any(s.targeted for s in specs):
+        supported = ", ".join(n for n in list_attacks() if ATTACKS[n].targeted)
+        raise AttackConfigError(f"none of these attacks has a targeted mode; targeted attacks: {supported}")
+
+
+def _check_listed_once(specs: list[AttackSpec]) -> None:
+    seen: set[tuple[str, str, float | None, int | None]] = set()
+    for spec in specs:
+        key = (spec.name, spec.norm, spec.eps, spec.steps)
+        if key in seen:
+            raise AttackConfigError(f"attack {spec.label!r} is listed twice")
+        seen.add(key)
 
 
 def parse_attacks(text: str | Iterable[str | AttackSpec], **overrides: Any) -> list[AttackSpec]:
@@ -484,200 +515,13 @@ def parse_attacks(text: str | Iterable[str | AttackSpec], **overrides: Any) -> l
     if not items:
         raise AttackConfigError(f"no attack given; choose from: {', '.join(list_attacks())}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    specs, used = [], set()
+    specs: list[AttackSpec] = []
+    used: set[str] = set()
     for item in items:
-        if isinstance(item, AttackSpec):
-            name, params = item.name, {**item.to_dict()}
-            params.pop("name")
-            # to_dict flattens defaults into the options; keep only what differs.
-            for key, value in ATTACKS[item.name].defaults.items():
-                if key != "steps" and params.get(key) == value:
-                    params.pop(key)
-        else:
-            name, *pairs = str(item).strip().split(":")
-            params = {}
-            for pair in pairs:
-                key, sep, value = pair.partition("=")
-                if not sep or not key.strip():
-                    raise AttackConfigError(f"attack option {pair!r} must look like key=value (e.g. pgd:steps=20)")
-                params[key.strip().replace("-", "_")] = _coerce(value)
+        name, params = _spec_params(item)
         info = ATTACKS[resolve_name(name)]
-        accepted = _SPEC_FIELDS | set(info.defaults) | {"steps"}
-        for key, value in overrides.items():
-            if key in params or key not in accepted:
-                continue
-            if key == "steps" and "steps" not in info.defaults:
-                continue
-            if key == "targeted" and value and not info.targeted:
-                continue
-            params[key] = value
-            used.add(key)
+        used |= _apply_overrides(info, params, overrides)
         specs.append(_make_spec(info.name, params))
-    unused = set(overrides) - used
-    # targeted=False or restarts=1 are defaults: harmless even when no attack takes them.
-    unused = {k for k in unused if not (k == "targeted" and not overrides[k])}
-    if unused:
-        key = sorted(unused)[0]
-        raise AttackConfigError(f"no attack in {', '.join(s.name for s in specs)} takes the parameter {key!r}")
-    if overrides.get("targeted") and not any(s.targeted for s in specs):
-        supported = ", ".join(n for n in list_attacks() if ATTACKS[n].targeted)
-        raise AttackConfigError(f"none of these attacks has a targeted mode; targeted attacks: {supported}")
-    seen = set()
-    for spec in specs:
-        key = (spec.name, spec.norm, spec.eps, spec.steps)
-        if key in seen:
-            raise AttackConfigError(f"attack {spec.label!r} is listed twice")
-        seen.add(key)
+    _check_overrides_used(specs, overrides, used)
+    _check_listed_once(specs)
     return sorted(specs, key=lambda s: s.info.cost)
-
-
-# --------------------------------------------------------------------------- building
-
-
-def default_alpha(spec: AttackSpec, eps: float) -> float:
-    """Step size of the iterative gradient attacks.
-
-    An explicit ``alpha`` option wins; otherwise 2.5 * eps / steps, the rule of
-    Madry et al. 2018 that lets a walk of ``steps`` steps cross the ball and back.
-    """
-    alpha = spec.option("alpha")
-    if alpha is not None:
-        return float(alpha)
-    return 2.5 * eps / max(spec.steps or 1, 1)
-
-
-def build_attack(spec: AttackSpec, model: nn.Module, eps: float | None = None, *, n_classes: int = 10, seed: int = 0):
-    """Build the torchattacks object for ``spec`` at radius ``eps``.
-
-    Targeted attacks are put in "targeted by label" mode: the caller passes the
-    target classes in place of the labels. The returned object never has a
-    normalisation set (models normalise inside).
-    """
-    import torchattacks
-
-    eps = spec.eps if eps is None else eps
-    o = spec.options
-    name = spec.name
-    bounded = spec.info.kind not in ("min-norm",)
-    if bounded and eps is None:
-        raise AttackConfigError(f"attack {name!r} needs an eps")
-    if name == "gaussian":
-        attack = torchattacks.GN(model, std=eps)
-    elif name == "fgsm":
-        attack = torchattacks.FGSM(model, eps=eps)
-    elif name == "bim":
-        attack = torchattacks.BIM(model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps)
-    elif name == "pgd":
-        attack = torchattacks.PGD(
-            model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps, random_start=bool(o["random_start"])
-        )
-    elif name == "mifgsm":
-        attack = torchattacks.MIFGSM(
-            model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps, decay=float(o["decay"])
-        )
-    elif name == "pgdl2":
-        attack = torchattacks.PGDL2(
-            model, eps=eps, alpha=default_alpha(spec, eps), steps=spec.steps, random_start=bool(o["random_start"])
-        )
-    elif name == "cw":
-        attack = torchattacks.CW(model, c=float(o["c"]), kappa=float(o["kappa"]), steps=spec.steps, lr=float(o["lr"]))
-    elif name == "deepfool":
-        from attacks.deepfool import DeepFool
-
-        attack = DeepFool(model, steps=spec.steps, overshoot=float(o["overshoot"]))
-    elif name == "square":
-        attack = torchattacks.Square(
-            model,
-            norm=spec.norm,
-            eps=eps,
-            n_queries=int(o["queries"]),
-            n_restarts=spec.restarts,
-            p_init=float(o["p_init"]),
-            loss=o["loss"],
-            seed=seed,
-        )
-    elif name == "apgd":
-        attack = torchattacks.APGD(
-            model,
-            norm=spec.norm,
-            eps=eps,
-            steps=spec.steps,
-            n_restarts=spec.restarts,
-            seed=seed,
-            loss=o["loss"],
-            rho=float(o["rho"]),
-        )
-    elif name == "apgd-t":
-        attack = torchattacks.APGDT(
-            model,
-            norm=spec.norm,
-            eps=eps,
-            steps=spec.steps,
-            n_restarts=spec.restarts,
-            seed=seed,
-            rho=float(o["rho"]),
-            n_classes=n_classes,
-        )
-    elif name == "fab":
-        attack = torchattacks.FAB(
-            model,
-            norm=spec.norm,
-            eps=eps,
-            steps=spec.steps,
-            n_restarts=spec.restarts,
-            alpha_max=float(o["alpha_max"]),
-            eta=float(o["eta"]),
-            beta=float(o["beta"]),
-            seed=seed,
-            multi_targeted=False,
-            n_classes=n_classes,
-        )
-    elif name == "autoattack":
-        attack = build_autoattack(
-            model, norm=spec.norm, eps=eps, n_classes=n_classes, seed=seed, steps=spec.steps, queries=int(o["queries"])
-        )
-    else:  # pragma: no cover - the registry and this switch are kept in step
-        raise AttackConfigError(f"attack {name!r} has no builder")
-    if spec.targeted:
-        attack.set_mode_targeted_by_label(quiet=True)
-    return attack
-
-
-def build_autoattack(
-    model: nn.Module, *, norm: str, eps: float, n_classes: int, seed: int = 0, steps: int = 100, queries: int = 5000
-):
-    """Standard AutoAttack (Croce & Hein 2020) with the original iteration counts.
-
-    torchattacks' ``AutoAttack(version="standard")`` builds APGD-CE, APGD-T, FAB-T and
-    Square, but with torchattacks' default of 10 steps for the three gradient
-    attacks; the original runs 100. We build it and raise ``steps`` on each
-    sub-attack, so what runs is APGD-CE-100, APGD-T-100 (9 target classes),
-    FAB-T-100 (9 target classes) and Square-5000.
-    """
-    import torchattacks
-
-    attack = torchattacks.AutoAttack(model, norm=norm, eps=eps, version="standard", n_classes=n_classes, seed=seed)
-    for sub in attack._autoattack.attacks:
-        if isinstance(sub, torchattacks.Square):
-            sub.n_queries = queries
-        else:
-            sub.steps = steps
-    return attack
-
-
-def autoattack_configuration(attack) -> list[dict[str, Any]]:
-    """The sub-attacks of a built AutoAttack with their iteration budgets (for reports and tests)."""
-    rows = []
-    for sub in attack._autoattack.attacks:
-        row = {"attack": type(sub).__name__, "norm": sub.norm, "eps": sub.eps}
-        if hasattr(sub, "n_queries"):
-            row["queries"] = sub.n_queries
-        else:
-            row["steps"] = sub.steps
-        if getattr(sub, "n_target_classes", None) is not None and type(sub).__name__ != "APGD":
-            row["target_classes"] = sub.n_target_classes
-        rows.append(row)
-    return rows
-
-
-Builder = Callable[[AttackSpec, nn.Module, float], Any]

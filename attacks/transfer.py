@@ -17,7 +17,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from attacks.registry import AttackConfigError, AttackSpec, build_attack, parse_attacks, validate_eps
+from attacks.builders import build_attack
+from attacks.eps import validate_eps
+from attacks.errors import AttackConfigError
+from attacks.registry import AttackSpec, parse_attacks
 
 __all__ = ["transfer_matrix"]
 
@@ -30,7 +33,7 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _accuracy(model, x, y, batch_size) -> float:
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
     device = _device_of(model)
     correct = 0
     for i in range(0, len(x), batch_size):

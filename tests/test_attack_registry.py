@@ -5,10 +5,14 @@ import math
 import pytest
 import torch
 import torchattacks
-from attack_fixtures import SmallCNN, one_thread  # noqa: F401
+from attack_fixtures import SmallCNN
 
 from attacks import ATTACKS, AttackConfigError, AttackSpec, build_attack, list_attacks, parse_attacks, parse_eps
-from attacks.registry import autoattack_configuration, parse_eps_list
+from attacks.builders import autoattack_configuration
+from attacks.eps import parse_eps_list
+
+# tiny models run fastest on one thread, and the runs stay comparable on a loaded machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_parse_eps_fractions_decimals_and_lists():
