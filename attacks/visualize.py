@@ -8,10 +8,12 @@ perturbation is invisible at its true scale.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["save_example_grid", "amplify_perturbation"]
@@ -43,24 +45,28 @@ def _as_examples(source: Any) -> dict[str, Any]:
         return dict(source)
     if isinstance(source, (tuple, list)) and len(source) >= 2:
         keys = ("clean", "adversarial", "clean_pred", "adv_pred", "labels")
-        return dict(zip(keys, source))
+        return dict(zip(keys, source, strict=False))  # the predictions may be left out
     raise TypeError(
         "save_example_grid takes a RobustnessReport, AdversarialExamples, a dict with 'clean' and "
         "'adversarial' tensors, or a (clean, adversarial[, clean_pred, adv_pred]) tuple"
     )
 
 
-def _image(t: torch.Tensor):
+def _image(t: torch.Tensor) -> np.ndarray[Any, np.dtype[np.float32]]:
     t = t.detach().float().cpu().clamp(0, 1)
     if t.dim() == 3 and t.shape[0] in (1, 3):
         t = t.permute(1, 2, 0)
     if t.dim() == 3 and t.shape[2] == 1:
         t = t[:, :, 0]
-    return t.numpy()
+    image: np.ndarray[Any, np.dtype[np.float32]] = t.numpy()
+    return image
 
 
 def save_example_grid(
-    report_or_tensors: Any, path, class_names: Sequence[str] | None = None, max_examples: int = 8
+    report_or_tensors: Any,
+    path: str | os.PathLike[str],
+    class_names: Sequence[str] | None = None,
+    max_examples: int = 8,
 ) -> Path:
     """Save a PNG grid (clean / adversarial / amplified perturbation) and return its path.
 
@@ -85,7 +91,7 @@ def save_example_grid(
     if n == 0:
         raise ValueError("no examples to draw")
 
-    def name(label) -> str:
+    def name(label: int | torch.Tensor) -> str:
         label = int(label)
         return class_names[label] if class_names is not None and label < len(class_names) else str(label)
 
@@ -116,8 +122,8 @@ def save_example_grid(
     if data.get("title"):
         fig.suptitle(str(data["title"]), fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
-    return path
+    return out
