@@ -1,7 +1,8 @@
-"""Shared fixtures for the attack tests: digits and a small CNN trained in seconds.
+"""Helpers of the attack tests: digits as tensors and a small CNN trained in seconds.
 
-Import what a test module needs (``from attack_fixtures import digits, trained_cnn``);
-the data and the trained model are built once per test session and cached.
+The data and the trained model are built once per test session and cached; the
+fixtures over them (``held_out_digits``, ``trained_cnn``, ``one_thread``) are in
+``conftest.py``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 
-import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,13 +44,6 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Autouse in every module that imports it: each test runs single-threaded."""
-    with single_thread():
-        yield
 
 
 @functools.cache
@@ -97,15 +90,3 @@ def _train(x, y, epochs, adversarial, eps, seed, steps) -> SmallCNN:
 @functools.cache
 def cached_cnn(seed: int = 0) -> SmallCNN:
     return train_cnn(seed=seed)
-
-
-@pytest.fixture
-def digits():
-    """Held-out digits (397 images)."""
-    return load_digits_tensors()[1]
-
-
-@pytest.fixture
-def trained_cnn():
-    """An undefended SmallCNN (about 97-98% clean accuracy), trained once per session."""
-    return cached_cnn()

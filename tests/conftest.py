@@ -41,3 +41,28 @@ def ray_runtime():
 def tracking_uri(tmp_path_factory):
     """One MLflow database per module; each search still gets its own MLflow experiment."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, restored after (the attack test modules use it)."""
+    from attack_fixtures import single_thread
+
+    with single_thread():
+        yield
+
+
+@pytest.fixture
+def held_out_digits():
+    """Held-out UCI digits as tensors (397 images in [0, 1], shape (N, 1, 8, 8), and labels)."""
+    from attack_fixtures import load_digits_tensors
+
+    return load_digits_tensors()[1]
+
+
+@pytest.fixture
+def trained_cnn():
+    """An undefended SmallCNN (about 97-98% clean accuracy), trained once per session."""
+    from attack_fixtures import cached_cnn
+
+    return cached_cnn()

@@ -3,10 +3,13 @@
 import pytest
 import torch
 import torchattacks
-from attack_fixtures import SmallCNN, cached_cnn, load_digits_tensors, one_thread, train_cnn  # noqa: F401
+from attack_fixtures import SmallCNN, cached_cnn, load_digits_tensors, train_cnn
 
 from attacks import AttackConfigError, adversarial_batch
 from attacks.adversarial_training import warmup_eps
+
+# tiny models run fastest on one thread, and the runs stay comparable on a loaded machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPS = 0.15
 

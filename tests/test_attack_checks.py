@@ -11,10 +11,13 @@ import re
 import pytest
 import torch
 import torch.nn as nn
-from attack_fixtures import digits, load_digits_tensors, one_thread, train_cnn, trained_cnn  # noqa: F401
+from attack_fixtures import load_digits_tensors, train_cnn
 
 from attacks import AttackResult, RobustnessReport, WorstCase, evaluate, run_checks
 from attacks.checks import ALPHA, compare
+
+# tiny models run fastest on one thread, and the runs stay comparable on a loaded machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 N = 100
 
@@ -280,9 +283,9 @@ def test_default_sweeps_of_undefended_models_give_no_false_failure(seed):
     )
 
 
-def test_a_one_step_iterative_attack_fails(trained_cnn, digits):
+def test_a_one_step_iterative_attack_fails(trained_cnn, held_out_digits):
     """A "PGD" of one small step with no random start is weaker than FGSM: it must not pass as iterative."""
-    x, y = digits[0][:N], digits[1][:N]
+    x, y = held_out_digits[0][:N], held_out_digits[1][:N]
     r = evaluate(trained_cnn, x, y, "fgsm,pgd:steps=1:random_start=false:alpha=0.01", DIGITS_EPS)
     check = {c.name: c for c in r.checks}["iterative-beats-single-step"]
     assert check.passed is False and check.p_value < 1e-10
@@ -304,8 +307,8 @@ class QuantisedInput(nn.Module):
         return self.model(torch.round(x * 16) / 16)
 
 
-def test_a_gradient_masked_model_fails_the_default_sweep(trained_cnn, digits):
-    x, y = digits[0][:N], digits[1][:N]
+def test_a_gradient_masked_model_fails_the_default_sweep(trained_cnn, held_out_digits):
+    x, y = held_out_digits[0][:N], held_out_digits[1][:N]
     masked = QuantisedInput(trained_cnn).eval()
     r = evaluate(masked, x, y, DEFAULT_SWEEP, DIGITS_EPS)
     fgsm = r.result("fgsm", 0.1)

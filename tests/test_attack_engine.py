@@ -1,15 +1,19 @@
 """The evaluation engine on a real small CNN trained on digits (MNIST-style eps so curves reach zero)."""
 
+import itertools
 import json
 
 import matplotlib.image
 import pytest
 import torch
 import torchattacks
-from attack_fixtures import cached_cnn, digits, one_thread, trained_cnn  # noqa: F401
+from attack_fixtures import cached_cnn
 from safetensors.torch import load_file
 
 from attacks import AttackConfigError, AttackSpec, evaluate, iterative_attack, save_example_grid, transfer_matrix
+
+# tiny models run fastest on one thread, and the runs stay comparable on a loaded machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPS = [0.0, 0.05, 0.1, 0.2, 0.3]
 
@@ -38,7 +42,7 @@ def test_sweep_is_monotone_bounded_by_clean_and_reaches_zero(sweep):
     assert report.clean_accuracy > 0.93
     worst = [report.robust_accuracy(e) for e in EPS]
     assert worst[0] == pytest.approx(report.clean_accuracy)  # eps 0 changes nothing
-    assert all(a >= b for a, b in zip(worst, worst[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(worst))
     assert worst[-1] == 0.0 and worst[2] < report.clean_accuracy - 0.2
     for e in EPS:
         pgd, fgsm = report.result("pgd", e), report.result("fgsm", e)
@@ -76,9 +80,9 @@ def test_engine_never_weaker_than_the_naive_torchattacks_loop(sweep):
 
 
 @pytest.mark.parametrize("name", ["pgd", "bim", "mifgsm", "pgdl2", "fgsm"])
-def test_early_stop_loop_is_at_least_as_strong_as_torchattacks(trained_cnn, digits, name):
+def test_early_stop_loop_is_at_least_as_strong_as_torchattacks(trained_cnn, held_out_digits, name):
     """Same random start, same steps: every example torchattacks breaks, the loop breaks too."""
-    x, y = digits[0][:160], digits[1][:160]
+    x, y = held_out_digits[0][:160], held_out_digits[1][:160]
     eps = 1.0 if name == "pgdl2" else 0.1
     spec = AttackSpec(name)
     alpha = eps if name == "fgsm" else 2.5 * eps / spec.steps
@@ -114,8 +118,8 @@ def test_early_stop_loop_is_at_least_as_strong_as_torchattacks(trained_cnn, digi
     assert broken_ours.sum() >= broken_theirs.sum()
 
 
-def test_bad_input_raises_clear_errors(trained_cnn, digits):
-    x, y = digits[0][:8], digits[1][:8]
+def test_bad_input_raises_clear_errors(trained_cnn, held_out_digits):
+    x, y = held_out_digits[0][:8], held_out_digits[1][:8]
     with pytest.raises(AttackConfigError, match="unknown attack 'pgdd'"):
         evaluate(trained_cnn, x, y, "pgdd", [0.1])
     with pytest.raises(AttackConfigError, match=r"\[0, 1\]"):
@@ -126,8 +130,8 @@ def test_bad_input_raises_clear_errors(trained_cnn, digits):
         evaluate(trained_cnn, x * 255, y, "pgd", [0.1])
 
 
-def test_targeted_mode_counts_only_hits_on_the_target(trained_cnn, digits):
-    x, y = digits[0][:96], digits[1][:96]
+def test_targeted_mode_counts_only_hits_on_the_target(trained_cnn, held_out_digits):
+    x, y = held_out_digits[0][:96], held_out_digits[1][:96]
     untargeted = evaluate(trained_cnn, x, y, "pgd", [0.15], checks=False)
     targeted = evaluate(trained_cnn, x, y, "pgd", [0.15], targeted=True, checks=False)
     assert targeted.targeted and targeted.threat_model["attacks"][0]["targeted"] is True
@@ -136,8 +140,8 @@ def test_targeted_mode_counts_only_hits_on_the_target(trained_cnn, digits):
     assert targeted.robust_accuracy(0.15) < targeted.clean_accuracy
 
 
-def test_cascade_runs_expensive_attacks_only_on_points_still_standing(trained_cnn, digits):
-    x, y = digits[0][:24], digits[1][:24]
+def test_cascade_runs_expensive_attacks_only_on_points_still_standing(trained_cnn, held_out_digits):
+    x, y = held_out_digits[0][:24], held_out_digits[1][:24]
     report = evaluate(trained_cnn, x, y, "square:queries=100,fgsm", [0.1], checks=False)
     fgsm, square = report.result("fgsm", 0.1), report.result("square", 0.1)
     assert square.scope == "cascade" and fgsm.scope == "all"
@@ -146,8 +150,8 @@ def test_cascade_runs_expensive_attacks_only_on_points_still_standing(trained_cn
     assert report.threat_model["attacks"][1]["queries"] == 100
 
 
-def test_autoattack_and_unbounded_attacks_on_a_few_points(trained_cnn, digits):
-    x, y = digits[0][:12], digits[1][:12]
+def test_autoattack_and_unbounded_attacks_on_a_few_points(trained_cnn, held_out_digits):
+    x, y = held_out_digits[0][:12], held_out_digits[1][:12]
     report = evaluate(trained_cnn, x, y, "pgd,autoattack,cw,deepfool", [0.3], checks=True)
     assert "100 iterations" in report.threat_model["autoattack"]
     assert report.robust_accuracy(0.3) == 0.0
@@ -173,8 +177,8 @@ def test_report_serialises_and_saves_examples_and_grid(sweep, tmp_path):
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
 
 
-def test_transfer_matrix_diagonal_is_white_box(trained_cnn, digits):
-    x, y = digits[0][:128], digits[1][:128]
+def test_transfer_matrix_diagonal_is_white_box(trained_cnn, held_out_digits):
+    x, y = held_out_digits[0][:128], held_out_digits[1][:128]
     other = cached_cnn(seed=1)
     result = transfer_matrix({"a": trained_cnn, "b": other}, x, y, AttackSpec("pgd"), 0.15)
     acc = result["robust_accuracy"]

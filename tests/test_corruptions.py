@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
-from attack_fixtures import load_digits_tensors, one_thread, train_cnn  # noqa: F401
+from attack_fixtures import load_digits_tensors, train_cnn
 from PIL import Image
 
 from attacks import corruptions as C
@@ -26,6 +26,9 @@ from attacks.corruption_eval import (
     evaluate_corruptions,
     parse_subset,
 )
+
+# tiny models run fastest on one thread, and the runs stay comparable on a loaded machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 NAMES = list(C.CORRUPTIONS)
 # Random pixel-noise images and 8x8 digits alone would hide what blurs do to real images:
