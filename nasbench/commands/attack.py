@@ -32,23 +32,36 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
-from nasbench.commands.train import add_data_arguments
-from nasbench.config import DataConfig, Device, TrackingUri, add_config_argument, resolve, split_list
+from nasbench.cli_options import add_data_arguments
+from nasbench.config import Device, StrictModel, TrackingUri, add_config_argument, resolve, split_list
+from nasbench.console import attack_progress, print_evaluations, print_transfer
 from nasbench.errors import UserError
-from nasbench.tables import compact_table, print_fitted
+
+if TYPE_CHECKING:  # torch is imported by run, so that `nasbench --help` answers at once
+    from rich.console import Console
+
+    from attacks import AttackSpec
+    from nasbench.evaluation import ModelEvaluation
 
 HELP = "attack trained models: robust accuracy per attack and eps, worst case, checks, example grids"
 
 
-class AttackCommandConfig(DataConfig):
+class AttackCommandConfig(StrictModel):
     # None: the dataset the checkpoints were trained on, else digits (nasbench.evaluation.choose_dataset)
     dataset: str | None = None
     data_dir: Path | None = None
+    download: bool = False
+    seed: int = Field(0, ge=0)
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.9)
     model: list[str] = ["lenet5"]
     attacks: list[str] = ["fgsm", "pgd", "square"]
     eps: list[str] | None = None  # default: by dataset (nasbench.evaluation.default_eps)
@@ -92,7 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME|CHECKPOINT|runs:/ID|models:/NAME@ALIAS",
         help="model(s) to attack, comma-separated (default lenet5)",
     )
-    group = parser.add_argument_group("attacks")
+    _add_attack_arguments(parser.add_argument_group("attacks"))
+    _add_corruption_arguments(parser.add_argument_group("common corruptions (Hendrycks & Dietterich 2019)"))
+    _add_experiment_arguments(parser.add_argument_group("models and experiment"))
+    add_data_arguments(parser, default="the dataset the checkpoints were trained on, else digits")
+
+
+def _add_attack_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--attacks",
         type=split_list,
@@ -127,7 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--transfer-attack", help="attack of the transfer matrix (default: the first iterative one)")
     group.add_argument("--transfer-eps", help="eps of the transfer matrix (default: where models are half broken)")
     group.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
-    group = parser.add_argument_group("common corruptions (Hendrycks & Dietterich 2019)")
+
+
+def _add_corruption_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--corruptions",
         type=split_list,
@@ -148,7 +169,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="the model whose errors normalise the corruption errors (CE, mCE), by label (default: the first --model)",
     )
-    group = parser.add_argument_group("models and experiment")
+
+
+def _add_experiment_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--epochs", type=int, help="training epochs for a classic model name (default 10)")
     group.add_argument("--experiment", help="experiment name: files go to <experiments-dir>/<NAME> (default: default)")
     group.add_argument("--experiments-dir", type=Path, help="root of the experiments (default: experiments)")
@@ -157,22 +180,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MLflow tracking URI (default: the one the experiment's search recorded, else its mlflow.db)",
     )
     group.add_argument("--no-tracking", action="store_true", default=None, help="do not log to MLflow")
-    add_data_arguments(parser, default="the dataset the checkpoints were trained on, else digits")
 
 
 def _parse_eps(config: AttackCommandConfig, default: str):
-    from attacks import AttackConfigError, parse_eps_list
+    from attacks import AttackConfigError, parse_eps_sweep
 
+    linf = config.eps if config.eps is not None else default
     try:
-        linf = parse_eps_list(config.eps if config.eps is not None else default, "Linf")
-        if config.eps_l2 is None:
-            return linf
-        return {"Linf": linf, "L2": parse_eps_list(config.eps_l2, "L2")}
+        return parse_eps_sweep(linf if config.eps_l2 is None else {"Linf": linf, "L2": config.eps_l2})
     except AttackConfigError as error:
         raise UserError(str(error)) from None
 
 
-def _parse_corruptions(config: AttackCommandConfig):
+def _parse_corruptions(config: AttackCommandConfig) -> tuple[list[str] | None, list[int] | None]:
     """The corruptions and severities asked for (None when none), checked before any work."""
     from attacks import CorruptionConfigError, parse_corruptions, parse_severities
 
@@ -195,7 +215,7 @@ def _runs_attacks(config: AttackCommandConfig) -> bool:
     return "attacks" in config.model_fields_set or not config.corruptions
 
 
-def _parse_attacks(config: AttackCommandConfig):
+def _parse_attacks(config: AttackCommandConfig) -> list[AttackSpec]:
     from attacks import AttackConfigError, parse_attacks
 
     try:
@@ -204,211 +224,6 @@ def _parse_attacks(config: AttackCommandConfig):
         return parse_attacks(config.attacks, targeted=config.targeted or None, steps=config.steps)
     except AttackConfigError as error:
         raise UserError(str(error)) from None
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _eps_text(value: float) -> str:
-    if value == float("inf"):
-        return "unbounded"
-    short = f"{value:g}"
-    numerator = value * 255
-    if len(short) > 5 and abs(numerator - round(numerator)) < 1e-6:  # 0.0313725 reads better as 8/255
-        return f"{round(numerator)}/255"
-    return short
-
-
-# Legends printed under the tables: the abbreviations and marks they use.
-CASCADE_LEGEND = (
-    "* cascade: ran only on the points every cheaper attack left standing; its robust accuracy is the ensemble's"
-)
-DETAILS_LEGEND = (
-    "success: points broken / points attacked (cascade*: / points it ran on); broken: at this eps or "
-    "a smaller one; L2, Linf: mean/median size of the perturbations that broke a point; ms: per "
-    "attacked point"
-)
-
-
-def _robust_table(report, norm: str, eps_values: list[float]):
-    rows = [r for r in report.results if r.norm == norm]
-    kind = "noise std" if norm == "gaussian" else f"{norm} eps"
-    table = compact_table(f"robust accuracy, {kind}")
-    table.add_column("attack", no_wrap=True)
-    for value in eps_values:
-        table.add_column(_eps_text(value), justify="right", no_wrap=True)
-    for attack in dict.fromkeys(r.attack for r in rows):
-        cells = {r.eps: r for r in rows if r.attack == attack}
-        mark = "*" if any(r.scope == "cascade" for r in cells.values()) else ""
-        table.add_row(attack + mark, *[_pct(cells[v].robust_accuracy) if v in cells else "" for v in eps_values])
-    worst = {w.eps: w for w in report.worst_case if w.norm == norm}
-    if worst:
-        table.add_row(
-            "[bold]worst case[/]",
-            *[f"[bold]{_pct(worst[v].robust_accuracy)}[/]" if v in worst else "" for v in eps_values],
-        )
-    return table
-
-
-def _milliseconds(seconds: float) -> str:
-    ms = 1000 * seconds
-    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
-
-
-def _details_table(report, norm: str):
-    """Per attack and eps of one norm: success, points broken, perturbation sizes, time."""
-
-    def pair(mean, median):
-        return "-" if mean is None else f"{mean:.3f}/{median:.3f}"
-
-    kind = "noise std" if norm == "gaussian" else f"{norm} eps"
-    table = compact_table(f"per attack and {kind}")
-    for column in ("attack", "eps", "success", "broken", "L2\nmean/med", "Linf\nmean/med", "ms"):
-        table.add_column(column, justify="left" if column == "attack" else "right", overflow="fold")
-    for r in report.results:
-        if r.norm != norm or r.eps == 0:
-            continue
-        mark = "*" if r.scope == "cascade" else ""
-        table.add_row(
-            r.attack + mark,
-            _eps_text(r.eps),
-            _pct(r.success_rate),
-            str(r.n_broken),
-            pair(r.mean_l2, r.median_l2),
-            pair(r.mean_linf, r.median_linf),
-            _milliseconds(r.seconds_per_example),
-        )
-    return table
-
-
-def _checks_table(report):
-    """A verdict per check, its name over its detail (counts and the test's p-value)."""
-    from attacks.checks import ALPHA
-
-    table = compact_table(
-        "sanity checks (Carlini et al. 2019): exact one-sided tests on the same points; a check "
-        f"fails when p < {ALPHA:g} (Bonferroni-adjusted over its comparisons)"
-    )
-    table.add_column("verdict", no_wrap=True)
-    table.add_column("check", overflow="fold")
-    for check in report.checks:
-        verdict = {True: "[green]PASS[/]", False: "[bold red]FAIL[/]", None: "[dim]n/a[/]"}[check.passed]
-        detail = f"[red]{check.detail}[/]" if check.passed is False else check.detail
-        table.add_row(verdict, f"[bold]{check.name}[/]\n{detail}")
-    return table
-
-
-def print_evaluation(console, evaluation) -> None:
-    """Robust accuracy per attack x eps with the worst case, the details, and the checks;
-    every table fits the console's width (80 columns and up)."""
-    report = evaluation.report
-    model = evaluation.record["model"]
-    console.print(
-        f"\n[bold]{evaluation.label}[/] ({model['kind']}, {model['params']:,} params, "
-        f"{model['macs']:,} MACs, {model['latency_ms']:.2f} ms/image best of 20): clean accuracy "
-        f"[bold]{_pct(report.clean_accuracy)}[/] on {report.n} test points"
-    )
-    norms = list(dict.fromkeys(r.norm for r in report.results))
-    cascade = any(r.scope == "cascade" for r in report.results)
-    for norm in norms:
-        eps_values = sorted({r.eps for r in report.results if r.norm == norm})
-        print_fitted(console, lambda columns, norm=norm: _robust_table(report, norm, columns), eps_values)
-    if cascade:
-        console.print(f"[dim]{CASCADE_LEGEND}[/]", highlight=False)
-    for norm in norms:  # an evaluation of corruptions alone has no attack to detail
-        console.print(_details_table(report, norm))
-    if norms:
-        console.print(f"[dim]{DETAILS_LEGEND}[/]", highlight=False)
-    if report.checks:
-        console.print(_checks_table(report))
-        if report.failed_checks:
-            console.print(
-                f"[bold red]{len(report.failed_checks)} sanity check(s) FAILED[/]: the evaluation may "
-                "be too weak (see the details above)"
-            )
-
-
-def print_transfer(console, matrix: dict) -> None:
-    def build(targets):
-        table = compact_table(
-            f"transfer: accuracy of target (column) on {matrix['attack_label']} examples made on "
-            f"source (row), {matrix['norm']} eps {_eps_text(matrix['eps'])}"
-        )
-        table.add_column("source \\ target", no_wrap=True)
-        for target in targets:
-            table.add_column(target, justify="right", no_wrap=True)
-        table.add_row("[dim]clean[/]", *[f"[dim]{_pct(matrix['clean_accuracy'][t])}[/]" for t in targets])
-        for source in matrix["sources"]:
-            table.add_row(source, *[_pct(matrix["robust_accuracy"][source][t]) for t in targets])
-        return table
-
-    print_fitted(console, build, list(matrix["targets"]))
-
-
-def print_corruptions(console, corruptions: dict) -> None:
-    """Accuracy per corruption x severity with the means, then the summary against clean and the baseline."""
-    severities = [str(s) for s in corruptions["severities"]]
-    errors = corruptions.get("errors") or {}
-    # Short headers ("sev 3", "CE") so that five severities fit 80 columns; the title says the rest.
-    table = compact_table(
-        f"accuracy under common corruptions (Hendrycks & Dietterich 2019), {corruptions['n']} "
-        f"points, per severity; CE: corruption error vs {errors.get('baseline', '-')} (= 100)"
-    )
-    table.add_column("corruption", no_wrap=True)
-    for severity in severities:
-        table.add_column(f"sev {severity}", justify="right", no_wrap=True)
-    table.add_column("mean", justify="right", no_wrap=True)
-    table.add_column("CE", justify="right", no_wrap=True)
-    for name in corruptions["corruptions"]:
-        ce = (errors.get("ce") or {}).get(name)
-        table.add_row(
-            name,
-            *[_pct(corruptions["accuracy"][name][s]) for s in severities],
-            _pct(corruptions["corruption_mean"][name]),
-            "-" if ce is None else f"{100 * ce:.1f}",
-        )
-    table.add_row(
-        "[bold]mean[/]",
-        *[f"[bold]{_pct(corruptions['severity_mean'][s])}[/]" for s in severities],
-        f"[bold]{_pct(corruptions['mean_accuracy'])}[/]",
-        "-" if errors.get("mce") is None else f"[bold]{100 * errors['mce']:.1f}[/]",
-    )
-    console.print(table)
-    relative = corruptions.get("relative_accuracy")
-    mce = "-" if errors.get("mce") is None else f"{100 * errors['mce']:.1f}"
-    relative_mce = "-" if errors.get("relative_mce") is None else f"{100 * errors['relative_mce']:.1f}"
-    of_clean = "-" if relative is None else f"{100 * relative:.1f}%"
-    console.print(
-        f"mean corruption accuracy [bold]{_pct(corruptions['mean_accuracy'])}[/] "
-        f"({of_clean} of clean {_pct(corruptions['clean_accuracy'])}); "
-        f"mCE {mce}, relative mCE {relative_mce} (baseline {errors.get('baseline', '-')} = 100)",
-        highlight=False,
-    )
-
-
-@contextmanager
-def attack_progress(console):
-    """A progress bar per model over attack batches; yields the engine's ``progress`` callable."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("batches"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(label: str, done: int, total: int, description: str) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.update(tasks[label], completed=done, total=total, description=f"{label}: {description}")
-
-        yield progress
 
 
 def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
@@ -455,7 +270,7 @@ def _reconstruct(config: AttackCommandConfig, dataset: str) -> str:
 def _check_model_store(models: list[str], store_uri: str) -> None:
     """A logged model (runs:/, models:/) from a local store that does not exist: one clear
     line, before MLflow would create an empty store while looking for it."""
-    from nasbench.evaluation import MODEL_URI_PREFIXES
+    from nasbench.model_loading import MODEL_URI_PREFIXES
     from nasbench.tracking import missing_local_store
 
     logged = [model for model in models if model.strip().startswith(MODEL_URI_PREFIXES)]
@@ -470,14 +285,8 @@ def _check_model_store(models: list[str], store_uri: str) -> None:
 def _load_data_and_models(config: AttackCommandConfig, experiment_dir: Path, store_uri: str, console):
     """The dataset, the eps sweep and the models: checkpoints first, since the data defaults
     to the one they were trained on (nasbench.evaluation.choose_dataset)."""
-    from nasbench.evaluation import (
-        GREYSCALE_EPS,
-        choose_dataset,
-        default_eps,
-        load_chosen_dataset,
-        load_models,
-        load_saved_models,
-    )
+    from nasbench.evaluation import GREYSCALE_EPS, default_eps
+    from nasbench.model_loading import choose_dataset, load_chosen_dataset, load_models, load_saved_models
 
     saved = load_saved_models(config.model, experiment_dir=experiment_dir, tracking_uri=store_uri)
     choice = choose_dataset(config.dataset, config.data_dir, [info for _, info in saved.values()])
@@ -513,7 +322,7 @@ def _load_data_and_models(config: AttackCommandConfig, experiment_dir: Path, sto
 
 
 @contextmanager
-def removed_if_left_empty(directory: Path):
+def removed_if_left_empty(directory: Path) -> Iterator[None]:
     """Folders up to ``directory`` that do not exist yet are removed again if the block
     fails and leaves them empty; a folder that holds any file is never touched."""
     created = [folder for folder in (directory, *directory.parents) if not folder.exists()]
@@ -528,32 +337,38 @@ def removed_if_left_empty(directory: Path):
 
 
 def _remove_if_empty(folder: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         folder.rmdir()  # refuses a folder that is not empty
-    except OSError:
-        pass
 
 
-def run(args: argparse.Namespace) -> int:
-    config = resolve(AttackCommandConfig, args)
+@dataclass
+class AttackPlan:
+    """What the options ask for, checked before any data or model is loaded."""
 
-    import json
+    specs: list[AttackSpec]  # empty: no attack runs, the corruptions alone
+    corruptions: list[str] | None
+    severities: list[int] | None
+    transfer_eps: float | None
+    experiment_dir: Path
+    store_uri: str  # the store the experiment's search tracked to (also where models:/ URIs are looked up)
 
-    from rich.console import Console
 
-    from nasbench.evaluation import command_line, evaluate_models, experiment_path, model_source, parse_one_eps
-    from nasbench.tracking import TrackingConfig, default_tracking_uri, experiment_tracking_uri, missing_local_store
+def _plan(config: AttackCommandConfig) -> AttackPlan:
+    """A GPU asked for and not here, a model or attack that does not exist, a store that is
+    missing: each is said before any work."""
+    from nasbench.evaluation import parse_one_eps
+    from nasbench.experiment import experiment_path
+    from nasbench.model_loading import model_source
+    from nasbench.tracking import default_tracking_uri, experiment_tracking_uri, missing_local_store
     from nasbench.train import select_device
 
-    # a GPU asked for and not here, or a model that does not exist: say so before any work
     select_device(config.device)
     for model in config.model:
         model_source(model)
-    specs = _parse_attacks(config) if _runs_attacks(config) else None
+    specs = _parse_attacks(config) if _runs_attacks(config) else []
     corruptions, severities = _parse_corruptions(config)
     transfer_eps = None if config.transfer_eps is None else parse_one_eps(config.transfer_eps, "--transfer-eps")
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
-    # the store the experiment's search tracked to (also where models:/ URIs are looked up)
     store_uri = experiment_tracking_uri(experiment_dir, config.tracking_uri)
     _check_model_store(config.model, store_uri)
     # only the experiment's own default store may be created here, never one the search recorded
@@ -563,46 +378,53 @@ def run(args: argparse.Namespace) -> int:
             f"experiment {config.experiment} was tracked to {store_uri}, and that store does not exist "
             "(give --tracking-uri, or --no-tracking)"
         )
+    return AttackPlan(specs, corruptions, severities, transfer_eps, experiment_dir, store_uri)
+
+
+def _evaluate(config: AttackCommandConfig, plan: AttackPlan, argv: list[str] | None) -> list[ModelEvaluation]:
+    """Load the data and the models, attack them with a progress bar on stderr, and write
+    (and track) the evaluation bundles."""
+    from rich.console import Console
+
+    from nasbench.command_line import command_line
+    from nasbench.evaluation import evaluate_models
+    from nasbench.tracking import TrackingConfig
+
     console = Console(stderr=True)
-    with removed_if_left_empty(experiment_dir):
-        dataset, eps, models = _load_data_and_models(config, experiment_dir, store_uri, console)
+    with removed_if_left_empty(plan.experiment_dir):
+        dataset, eps, models = _load_data_and_models(config, plan.experiment_dir, plan.store_uri, console)
         tracking = None
         if not config.no_tracking:
-            experiment_dir.mkdir(parents=True, exist_ok=True)
-            tracking = TrackingConfig(store_uri, config.experiment)
+            plan.experiment_dir.mkdir(parents=True, exist_ok=True)
+            tracking = TrackingConfig(plan.store_uri, config.experiment)
         with attack_progress(console) as progress:
-            evaluations = evaluate_models(
+            return evaluate_models(
                 models,
                 dataset,
-                specs,
+                plan.specs,
                 eps,
                 config.n,
                 config.targeted,
                 config.seed,
-                experiment_dir,
+                plan.experiment_dir,
                 tracking,
                 batch_size=config.batch_size,
                 device=config.device,
                 keep_examples=config.keep_examples,
                 checks=config.checks,
-                command=command_line(getattr(args, "argv", None)) or _reconstruct(config, dataset.name),
+                command=command_line(argv) or _reconstruct(config, dataset.name),
                 transfer_attack=config.transfer_attack,
-                transfer_eps=transfer_eps,
+                transfer_eps=plan.transfer_eps,
                 progress=progress,
-                corruptions=corruptions,
-                severities=severities or [1, 2, 3, 4, 5],
+                corruptions=plan.corruptions,
+                severities=plan.severities or [1, 2, 3, 4, 5],
                 corruption_baseline=config.corruption_baseline,
             )
 
-    out = Console()
-    for evaluation in evaluations:
-        print_evaluation(out, evaluation)
-        if evaluation.record.get("corruptions"):
-            print_corruptions(out, evaluation.record["corruptions"])
-    transfer_path = experiment_dir / "evaluations" / "transfer.json"
-    if len(evaluations) > 1 and transfer_path.is_file():
-        print_transfer(out, json.loads(transfer_path.read_text()))
-    # Paths are printed unwrapped so they can be copied.
+
+def _print_files(out: Console, evaluations: list[ModelEvaluation], store_uri: str, transfer_path: Path | None) -> None:
+    """Where each bundle went, its MLflow run and its benchmark-store row; paths are
+    printed unwrapped so they can be copied."""
     out.print("\n[bold]files[/]")
     for evaluation in evaluations:
         files = ", ".join(
@@ -612,13 +434,29 @@ def run(args: argparse.Namespace) -> int:
         )
         out.print(f"  {evaluation.directory}/ ({files})", soft_wrap=True, highlight=False)
         if evaluation.mlflow_run_id:
-            out.print(
-                f"    MLflow run {evaluation.mlflow_run_id} ({tracking.tracking_uri})", soft_wrap=True, highlight=False
-            )
+            out.print(f"    MLflow run {evaluation.mlflow_run_id} ({store_uri})", soft_wrap=True, highlight=False)
         if evaluation.info.store_key is not None:
             out.print(f"    benchmark store: {evaluation.store_status}", soft_wrap=True, highlight=False)
-    if len(evaluations) > 1 and transfer_path.is_file():
+    if transfer_path is not None:
         out.print(f"  {transfer_path}", soft_wrap=True, highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve(AttackCommandConfig, args)
+
+    import json
+
+    from rich.console import Console
+
+    plan = _plan(config)
+    evaluations = _evaluate(config, plan, getattr(args, "argv", None))
+    out = Console()
+    print_evaluations(out, evaluations)
+    transfer_path = plan.experiment_dir / "evaluations" / "transfer.json"
+    shows_transfer = len(evaluations) > 1 and transfer_path.is_file()
+    if shows_transfer:
+        print_transfer(out, json.loads(transfer_path.read_text()))
+    _print_files(out, evaluations, plan.store_uri, transfer_path if shows_transfer else None)
     out.print(
         f"report: nasbench report --experiment {config.experiment}"
         + (f" --experiments-dir {config.experiments_dir}" if config.experiments_dir != Path("experiments") else ""),

@@ -27,13 +27,27 @@ import shlex
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from nasbench.config import Device, StrictModel, add_config_argument, resolve, split_list
+from nasbench.console import attack_progress, print_evaluations, print_summary
 from nasbench.errors import UserError
+
+if TYPE_CHECKING:  # torch, Ray and MLflow are imported by run, so that `nasbench --help` answers at once
+    from rich.console import Console
+    from torch import nn
+
+    from attacks import AttackSpec, EpsSweep
+    from nasbench.data import Dataset
+    from nasbench.evaluation import ModelEvaluation
+    from nasbench.model_loading import ModelInfo
+    from nasbench.search import SearchSummary
+    from nasbench.tracking import TrackingConfig
 
 HELP = "search, attack and report on the embedded digits data, end to end"
 
@@ -81,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto (default), cpu, cuda")
 
 
-def found_architectures(summary, top: int) -> list[str]:
+def found_architectures(summary: SearchSummary, top: int) -> list[str]:
     """Checkpoints of the ``top`` architectures to attack: the Pareto front first (as the
     search exported it), then, when the front is smaller, the next best by validation
     accuracy from the experiment's benchmark store."""
@@ -104,46 +118,101 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from nasbench.report import build_report
+    from nasbench.tracking import TrackingConfig, default_tracking_uri
+
+    threat = _checked_threat(config)  # every name and number is checked before the search spends a minute
+    console = Console(stderr=True)
+    stage = StageRule(console)
+
+    stage(1, f"search: {config.trials} architectures on digits, {config.concurrency} at a time")
+    summary = _search(config, name, console)
+    experiment_dir = summary.experiment_dir
+    tracking = TrackingConfig(default_tracking_uri(experiment_dir), experiment_dir.name)
+
+    found = found_architectures(summary, config.top)
+    stage(2, f"models: {len(found)} found + baselines {', '.join(config.baselines)}")
+    dataset, models = _load_models(config, found, experiment_dir, tracking, console)
+
+    stage(
+        3,
+        f"attacks: {', '.join(config.attacks)} at eps {config.eps}, and {len(threat.corruptions)} corruptions at "
+        f"severities {','.join(map(str, threat.severities))}, on {config.n} test points per model",
+    )
+    evaluations = _evaluate(config, threat, models, dataset, experiment_dir, tracking, args.argv, console)
+    out = Console()
+    print_evaluations(out, evaluations)
+
+    stage(4, "report")
+    report = build_report(experiment_dir, experiment_dir / "report.html", tracking=tracking)
+
+    console.rule(f"[bold]done in {stage.elapsed():.0f} s[/]")
+    relative_dir = (
+        "" if config.experiments_dir == Path("experiments") else f" --experiments-dir {config.experiments_dir}"
+    )
+    out.print(f"report:    {report.path}", soft_wrap=True, highlight=False)
+    out.print(f"summary:   {report.json_path}", soft_wrap=True, highlight=False)
+    out.print(f"dashboard: {_launcher()} ui --experiment {name}{relative_dir}", soft_wrap=True, highlight=False)
+    return 0
+
+
+@dataclass
+class StageRule:
+    """Prints the rule that opens each of the demo's four stages, with the seconds so far."""
+
+    console: Console
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def __call__(self, number: int, title: str) -> None:
+        # The rule holds the stage's name; what it does goes on the line below, where it
+        # wraps instead of being cut to the terminal's width.
+        name, _, what = title.partition(": ")
+        self.console.rule(f"[bold]{number}/4 {name}[/]  ({self.elapsed():.0f} s)")
+        if what:
+            self.console.print(what, highlight=False)
+
+
+@dataclass
+class DemoThreat:
+    """The attacks, radii and corruptions the demo evaluates every model under."""
+
+    attack_specs: list[AttackSpec]
+    eps: EpsSweep
+    corruptions: list[str]
+    severities: list[int]
+
+
+def _checked_threat(config: DemoConfig) -> DemoThreat:
+    """The device, the attacks, the radii, the corruptions and the baselines, each checked."""
     from attacks import (
         AttackConfigError,
         CorruptionConfigError,
         parse_attacks,
         parse_corruptions,
-        parse_eps_list,
+        parse_eps_sweep,
         parse_severities,
     )
-    from nasbench.commands.attack import attack_progress, print_corruptions, print_evaluation
-    from nasbench.commands.search import print_summary
-    from nasbench.data import load_dataset
-    from nasbench.evaluation import command_line, evaluate_models, load_models
     from nasbench.models import resolve_spec
-    from nasbench.report import build_report
-    from nasbench.search import SearchConfig, run_search
-    from nasbench.tracking import TrackingConfig, default_tracking_uri
     from nasbench.train import select_device
 
-    # every name and number is checked before the search spends a minute
     select_device(config.device)
     try:
-        attack_specs, eps = parse_attacks(config.attacks), parse_eps_list(config.eps)
+        attack_specs, eps = parse_attacks(config.attacks), parse_eps_sweep(config.eps)
         corruptions, severities = parse_corruptions(config.corruptions), parse_severities(config.severities)
     except (AttackConfigError, CorruptionConfigError) as error:
         raise UserError(str(error)) from None
     for baseline in config.baselines:
         resolve_spec(baseline)
+    return DemoThreat(attack_specs, eps, corruptions, severities)
 
-    console = Console(stderr=True)
-    started = time.perf_counter()
 
-    def stage(number: int, title: str) -> None:
-        # The rule holds the stage's name; what it does goes on the line below, where it
-        # wraps instead of being cut to the terminal's width.
-        name, _, what = title.partition(": ")
-        console.rule(f"[bold]{number}/4 {name}[/]  ({time.perf_counter() - started:.0f} s)")
-        if what:
-            console.print(what, highlight=False)
+def _search(config: DemoConfig, name: str, console: Console) -> SearchSummary:
+    """Stage 1: a robustness-aware search of the macro space on digits; prints its summary."""
+    from nasbench.search import SearchConfig, run_search
 
-    stage(1, f"search: {config.trials} architectures on digits, {config.concurrency} at a time")
     search = SearchConfig(
         space="macro",
         dataset="digits",
@@ -162,19 +231,23 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = run_search(search, console=console)
     print_summary(summary, console)
-    experiment_dir = summary.experiment_dir
-    tracking = TrackingConfig(default_tracking_uri(experiment_dir), experiment_dir.name)
+    return summary
 
-    found = found_architectures(summary, config.top)
-    stage(2, f"models: {len(found)} found + baselines {', '.join(config.baselines)}")
+
+def _load_models(
+    config: DemoConfig, found: list[str], experiment_dir: Path, tracking: TrackingConfig, console: Console
+) -> tuple[Dataset, dict[str, tuple[nn.Module, ModelInfo]]]:
+    """Stage 2: the found architectures' checkpoints, and the baselines trained on the same data."""
+    from nasbench.data import load_dataset
+    from nasbench.model_loading import load_models
+
     dataset = load_dataset("digits", seed=config.seed)
 
     def show_epoch(metrics: dict) -> None:
         console.print(f"  epoch {metrics['epoch']:>3}/{config.epochs}  val {metrics['val_acc']:.2%}")
 
-    sources = found + list(config.baselines)
     models = load_models(
-        sources,
+        found + list(config.baselines),
         dataset,
         experiment_dir=experiment_dir,
         epochs=config.epochs,
@@ -183,47 +256,43 @@ def run(args: argparse.Namespace) -> int:
         tracking_uri=tracking.tracking_uri,
         on_epoch=show_epoch,
     )
+    return dataset, models
 
-    stage(
-        3,
-        f"attacks: {', '.join(config.attacks)} at eps {config.eps}, and {len(corruptions)} corruptions at "
-        f"severities {','.join(map(str, severities))}, on {config.n} test points per model",
-    )
+
+def _evaluate(
+    config: DemoConfig,
+    threat: DemoThreat,
+    models: dict[str, tuple[nn.Module, ModelInfo]],
+    dataset: Dataset,
+    experiment_dir: Path,
+    tracking: TrackingConfig,
+    argv: list[str] | None,
+    console: Console,
+) -> list[ModelEvaluation]:
+    """Stage 3: every model attacked and corrupted on the same test points; corruption
+    errors are relative to the first baseline."""
+    from nasbench.command_line import command_line
+    from nasbench.evaluation import evaluate_models
+
+    baseline = next((label for label, (_, info) in models.items() if info.kind == "classic"), None)
     with attack_progress(console) as progress:
-        evaluations = evaluate_models(
-            models,
+        return evaluate_models(
+            dict(models),  # evaluate_models' dict also takes a ModelInfo's fields as a plain dict
             dataset,
-            attack_specs,
-            eps,
+            threat.attack_specs,
+            threat.eps,
             config.n,
             targeted=False,
             seed=config.seed,
             out_dir=experiment_dir,
             tracking=tracking,
             device=config.device,
-            command=command_line(args.argv),
+            command=command_line(argv),
             progress=progress,
-            corruptions=corruptions,
-            severities=severities,
-            corruption_baseline=next((label for label, (_, info) in models.items() if info.kind == "classic"), None),
+            corruptions=threat.corruptions,
+            severities=threat.severities,
+            corruption_baseline=baseline,
         )
-    out = Console()
-    for evaluation in evaluations:
-        print_evaluation(out, evaluation)
-        if evaluation.record.get("corruptions"):
-            print_corruptions(out, evaluation.record["corruptions"])
-
-    stage(4, "report")
-    report = build_report(experiment_dir, experiment_dir / "report.html", tracking=tracking)
-
-    console.rule(f"[bold]done in {time.perf_counter() - started:.0f} s[/]")
-    relative_dir = (
-        "" if config.experiments_dir == Path("experiments") else f" --experiments-dir {config.experiments_dir}"
-    )
-    out.print(f"report:    {report.path}", soft_wrap=True, highlight=False)
-    out.print(f"summary:   {report.json_path}", soft_wrap=True, highlight=False)
-    out.print(f"dashboard: {_launcher()} ui --experiment {name}{relative_dir}", soft_wrap=True, highlight=False)
-    return 0
 
 
 def _launcher() -> str:

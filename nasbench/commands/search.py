@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from nasbench.commands.train import DATASET_FORMATS, DATASET_NAMES
+from nasbench.cli_options import DATASET_FORMATS, DATASET_NAMES
 from nasbench.config import add_config_argument, split_list
+from nasbench.console import print_summary
 from nasbench.strategies import SAMPLERS as _SAMPLERS
 from nasbench.strategies import SCHEDULERS as _SCHEDULERS
 
@@ -29,18 +31,19 @@ HELP = "search architectures (Ray Tune + Optuna, resumable, multi-objective)"
 _OBJECTIVES = ("val_acc", "robust_acc", "params", "macs", "latency", "corruption_acc")
 
 
-def _flag(parser, name: str, **kwargs) -> None:
+def _flag(parser: argparse._ActionsContainer, name: str, **kwargs: Any) -> None:
     parser.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None, **kwargs)
 
 
-def _bool(parser, name: str, help: str) -> None:
+def _bool(parser: argparse._ActionsContainer, name: str, help: str) -> None:
     parser.add_argument(
         f"--{name}", dest=name.replace("-", "_"), default=None, action=argparse.BooleanOptionalAction, help=help
     )
 
 
-class _SpaceOption(argparse.Action):
-    """``--space-option KEY=VALUE``, repeatable: VALUE is read as YAML (numbers, lists)."""
+class _KeyValueOption(argparse.Action):
+    """``--space-option KEY=VALUE`` (and ``--sampler-option``), repeatable: VALUE is read as
+    YAML (numbers, lists)."""
 
     def __call__(self, parser, namespace, text, option_string=None):
         import yaml
@@ -59,12 +62,20 @@ class _SpaceOption(argparse.Action):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    what = parser.add_argument_group("what to search")
+    _add_what_arguments(parser.add_argument_group("what to search"))
+    parser.add_argument_group("datasets", description=DATASET_FORMATS)
+    _add_training_arguments(parser.add_argument_group("training of each trial"))
+    _add_robustness_arguments(parser.add_argument_group("robustness in the loop (objective robust_acc)"))
+    _add_corruption_arguments(parser.add_argument_group("common corruptions in the loop (objective corruption_acc)"))
+    _add_run_arguments(parser, parser.add_argument_group("where and how to run"))
+
+
+def _add_what_arguments(what: argparse._ArgumentGroup) -> None:
     _flag(what, "space", choices=("macro", "cell"), help="search space (default macro)")
     what.add_argument(
         "--space-option",
         dest="space_options",
-        action=_SpaceOption,
+        action=_KeyValueOption,
         default=None,
         metavar="KEY=VALUE",
         help="a setting of the space, repeatable (replaces the config "
@@ -91,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--sampler-option",
         dest="sampler_options",
-        action=_SpaceOption,
+        action=_KeyValueOption,
         default=None,
         metavar="KEY=VALUE",
         help="a setting of the sampler, repeatable: evolution "
@@ -106,8 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer trials from a recorded benchmark with simulated training time",
     )
 
-    parser.add_argument_group("datasets", description=DATASET_FORMATS)
-    train = parser.add_argument_group("training of each trial")
+
+def _add_training_arguments(train: argparse._ArgumentGroup) -> None:
     _flag(train, "epochs", type=int, help="training budget per trial (default 3)")
     _flag(train, "batch-size", type=int)
     _flag(train, "optimizer", choices=("sgd", "adamw"))
@@ -130,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(train, "grace-period", type=int, help="ASHA: epochs before a trial may be stopped (default 1)")
     _flag(train, "reduction-factor", type=int, help="ASHA/HyperBand: keep 1 in this many (default 3)")
 
-    robust = parser.add_argument_group("robustness in the loop (objective robust_acc)")
+
+def _add_robustness_arguments(robust: argparse._ArgumentGroup) -> None:
     _flag(robust, "robust-attack", choices=("fgsm", "pgd"), help="cheap attack on the validation split")
     _flag(
         robust,
@@ -141,7 +153,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(robust, "robust-eps", type=float, help="Linf budget in [0, 1] pixel units (default 0.1)")
     _flag(robust, "robust-steps", type=int, help="PGD steps (default 10)")
     _flag(robust, "robust-samples", type=int, help="validation images attacked (default 256)")
-    corruption = parser.add_argument_group("common corruptions in the loop (objective corruption_acc)")
+
+
+def _add_corruption_arguments(corruption: argparse._ArgumentGroup) -> None:
     _flag(
         corruption,
         "corruption-subset",
@@ -152,7 +166,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _flag(corruption, "corruption-samples", type=int, help="validation images corrupted (default 256)")
 
-    run = parser.add_argument_group("where and how to run")
+
+def _add_run_arguments(parser: argparse.ArgumentParser, run: argparse._ArgumentGroup) -> None:
+    """Where and how trials run; ``--resume`` sits among the general options."""
     _flag(run, "concurrency", type=int, help="trials at a time (default 2)")
     _flag(run, "cpus-per-trial", type=float, help="CPUs per trial; torch threads follow it (default 1)")
     _flag(run, "gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (default 0)")
@@ -201,39 +217,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "log and register the exported best/Pareto models in MLflow, aliases best-val/best-robust on the winners",
     )
     _bool(run, "progress", "show the live progress line")
-
-
-def print_summary(summary, console) -> None:
-    from rich.table import Table
-
-    title = "Pareto front" if summary.pareto else "Best architectures"
-    table = Table(title=f"{title} ({summary.experiment})")
-    columns = ["rank", "trial", "arch_hash"] + [
-        k for k in (summary.best[0] if summary.best else {}) if k not in ("rank", "trial", "arch_hash", "arch")
-    ]
-    for column in columns:
-        table.add_column(column, justify="right" if column not in ("arch_hash", "status") else "left")
-    for row in summary.best[:10]:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            if column == "arch_hash":
-                value = str(value)[:12]
-            elif isinstance(value, float):
-                value = f"{value:.4g}"
-            cells.append("" if value is None else str(value))
-        table.add_row(*cells)
-    console.print(table)
-    console.print(
-        f"{summary.finished}/{summary.requested} trials finished: {summary.complete} complete "
-        f"({summary.deduplicated} answered from the store), {summary.pruned} pruned, "
-        f"{summary.failed} failed, in {summary.seconds:.1f} s"
-    )
-    for number, reason in list(summary.failures.items())[:5]:
-        console.print(f"  trial {number} failed: {reason}")
-    if summary.exported:
-        console.print(f"exported {len(summary.exported)} architectures to {summary.exported[0].parent}")
-    console.print(f"experiment folder: {summary.experiment_dir}")
 
 
 def run(args: argparse.Namespace) -> int:

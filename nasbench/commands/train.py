@@ -20,8 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nasbench.cli_options import add_data_arguments
 from nasbench.config import DataConfig, TrainConfig, add_config_argument, resolve, split_list
+
+if TYPE_CHECKING:  # torch is imported by run, so that `nasbench --help` answers at once
+    from nasbench.data import Dataset
+    from nasbench.train import TrainResult
 
 HELP = "train one model and save a checkpoint"
 
@@ -31,36 +37,8 @@ class TrainCommandConfig(DataConfig, TrainConfig):
     out: Path | None = None
 
 
-# What --dataset takes, shown in the help of every command that loads data (and in the README).
-DATASET_NAMES = "digits, mnist, fashion-mnist, cifar10, cifar100, svhn, npz:FILE.npz or imagefolder:DIR"
-DATASET_FORMATS = """\
-digits (scikit-learn's 8x8 digits, bundled), mnist, fashion-mnist, cifar10,
-cifar100, svhn (torchvision's files in --data-dir), or your own images:
-  npz:FILE.npz     arrays x and y (or x_train, y_train, x_test, y_test), as
-                   numpy.savez(FILE.npz, x=images, y=labels) writes them;
-                   images N x H x W, N x H x W x C or N x C x H x W, integers
-                   in 0..255 (any integer type) or floats in [0, 1], no NaN;
-                   labels 0..K-1 (class k is label k)
-  imagefolder:DIR  DIR/<class>/<image> (PNG, JPEG, ...), every image one
-                   size; classes are the folder names in alphabetical order;
-                   greyscale images stay 1 channel unless some are in colour
-A plain path is not a dataset name: write npz: or imagefolder: before it."""
-
-
-def add_data_arguments(parser: argparse.ArgumentParser, default: str = "digits") -> None:
-    """Dataset options shared by the commands that load data."""
-    group = parser.add_argument_group("data", description=DATASET_FORMATS)
-    group.add_argument("--dataset", help=f"{DATASET_NAMES} (default: {default})")
-    group.add_argument("--data-dir", type=Path, help="where torchvision datasets live (default: data)")
-    group.add_argument(
-        "--download", action="store_true", default=None, help="download a torchvision dataset that is not in --data-dir"
-    )
-    group.add_argument("--seed", type=int, help="seed of the validation split and of training (default 0)")
-    group.add_argument("--val-fraction", type=float, help="part of the training data used for validation")
-
-
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """Training options shared by train, search and demo."""
+    """The options of how one model is trained."""
     group = parser.add_argument_group("training")
     group.add_argument("--epochs", type=int, help="training epochs (default 10)")
     group.add_argument("--batch-size", type=int)
@@ -104,9 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from nasbench.checkpoint import dataset_meta, save_checkpoint
+    from nasbench.checkpoint import save_checkpoint
     from nasbench.data import load_dataset
-    from nasbench.evaluation import safe_label
     from nasbench.models import build_from_spec, resolve_spec, spec_label, wrap_normalized
     from nasbench.train import seed_everything, select_device, train_model
 
@@ -128,11 +105,31 @@ def run(args: argparse.Namespace) -> int:
             f"({metrics['epoch_seconds']:.1f} s)"
         )
 
-    result = train_model(model, dataset, config, on_epoch=show, seed=config.seed, augment=config.augment)
-    # a user's own dataset is named by its folder or file, never by a path that climbs out
+    augment: list[str] = list(config.augment)
+    result = train_model(model, dataset, config, on_epoch=show, seed=config.seed, augment=augment)
+    out = config.out or _default_checkpoint_dir(config, spec_label(spec))
+    save_checkpoint(out, result.model, spec, _checkpoint_meta(config, dataset, params, result))
+    print(f"test accuracy {result.test_acc:.2%} (val {result.val_acc:.2%}) in {result.train_seconds:.1f} s")
+    print(f"checkpoint: {out}")
+    if result.collapse:  # the checkpoint is kept (and marked): it is what the run produced
+        _warn_collapsed(config, result.collapse)
+    return 0
+
+
+def _default_checkpoint_dir(config: TrainCommandConfig, model_label: str) -> Path:
+    """experiments/models/<model>-<dataset>: a user's own dataset is named by its folder or
+    file, never by a path that climbs out."""
+    from nasbench.model_loading import safe_label
+
     dataset_label = Path(config.dataset.partition(":")[2]).stem or config.dataset
-    out = config.out or Path("experiments") / "models" / safe_label(f"{spec_label(spec)}-{dataset_label}")
-    meta = {
+    return Path("experiments") / "models" / safe_label(f"{model_label}-{dataset_label}")
+
+
+def _checkpoint_meta(config: TrainCommandConfig, dataset: Dataset, params: int, result: TrainResult) -> dict:
+    """meta.json of the checkpoint: the data it fits, the training and what it reached."""
+    from nasbench.checkpoint import dataset_meta
+
+    return {
         **dataset_meta(dataset),
         "input_shape": list(dataset.input_shape),
         "num_classes": dataset.num_classes,
@@ -148,18 +145,11 @@ def run(args: argparse.Namespace) -> int:
         "train_config": config.model_dump(mode="json"),
         "collapse": result.collapse,
     }
-    save_checkpoint(out, result.model, spec, meta)
-    print(f"test accuracy {result.test_acc:.2%} (val {result.val_acc:.2%}) in {result.train_seconds:.1f} s")
-    print(f"checkpoint: {out}")
-    if result.collapse:  # the checkpoint is kept (and marked): it is what the run produced
-        hint = (
-            " (adversarial training: try --adv-warmup, more --epochs or a smaller --eps)"
-            if config.adv != "none"
-            else ""
-        )
-        print(
-            f"nasbench: warning: training collapsed: {result.collapse}; checkpoint saved anyway, "
-            f"marked as collapsed{hint}",
-            file=sys.stderr,
-        )
-    return 0
+
+
+def _warn_collapsed(config: TrainCommandConfig, collapse: str) -> None:
+    hint = " (adversarial training: try --adv-warmup, more --epochs or a smaller --eps)" if config.adv != "none" else ""
+    print(
+        f"nasbench: warning: training collapsed: {collapse}; checkpoint saved anyway, marked as collapsed{hint}",
+        file=sys.stderr,
+    )
