@@ -66,7 +66,10 @@ def _expand_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str
     command = next((token for token in argv if token in COMMANDS), None)
     if command is None:
         return argv
-    subparser = _subparsers(parser).choices[command]
+    commands = _subparsers(parser)
+    if commands is None:  # not a parser from build_parser: no command whose flags the file could give
+        return argv
+    subparser = commands.choices[command]
     if not subparser.get_default("config_as_flags"):
         return argv
     at = argv.index(command) + 1

@@ -18,6 +18,7 @@ examples:
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -28,7 +29,7 @@ CONFIG_AS_FLAGS = True  # --config FILE.yaml: its keys are this command's flags
 HELP = "per-layer shapes, parameters, MACs and receptive field of a model or architecture"
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
@@ -65,7 +66,8 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
     if not match or min(int(g) for g in match.groups()) < 1:
         raise UserError(f"--input must be CxHxW with positive sizes, e.g. 3x32x32; got {text!r}")
-    return tuple(int(g) for g in match.groups())
+    channels, height, width = (int(g) for g in match.groups())
+    return channels, height, width
 
 
 def _load_target(model: str) -> tuple[object, dict]:
@@ -98,7 +100,7 @@ def _load_target(model: str) -> tuple[object, dict]:
         raise UserError(f"architecture {path}: {error}") from None
 
 
-def _shape_and_classes(args, meta: dict) -> tuple[tuple[int, int, int], int, str | None]:
+def _shape_and_classes(args: argparse.Namespace, meta: dict) -> tuple[tuple[int, int, int], int, str | None]:
     """Input shape, classes and the dataset they come from: --dataset, else --input, else
     the checkpoint's own (a checkpoint given another --dataset gets one warning line)."""
     from nasbench.checkpoint import recorded_dataset
@@ -126,7 +128,7 @@ def _shape_and_classes(args, meta: dict) -> tuple[tuple[int, int, int], int, str
         )
     dataset = load_dataset(args.dataset, args.data_dir)
     classes = args.classes if args.classes is not None else dataset.num_classes
-    return tuple(dataset.input_shape), classes, args.dataset
+    return dataset.input_shape, classes, args.dataset
 
 
 def _format_shape(shape) -> str:
@@ -166,7 +168,7 @@ def _print_table(description) -> None:
         )
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.latency and (args.batch_size < 1 or args.repeats < 1):
         raise UserError("--batch-size and --repeats must be at least 1")
     target, meta = _load_target(args.model)
