@@ -43,24 +43,45 @@ _WHERE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="bench_command", metavar="ACTION", parser_class=type(parser))
     actions.required = True
+    _add_query_arguments(_add_action(actions, "query", "what the benchmark knows about one architecture"))
+    _add_top_arguments(_add_action(actions, "top", "the best runs (or seed-averaged architectures) by one metric"))
+    _add_pareto_arguments(_add_action(actions, "pareto", "runs no other run beats on every objective at once"))
+    _add_action(actions, "stats", "how many runs, architectures, datasets, budgets, seeds")
+    export = _add_action(actions, "export", "write every run to a Parquet file to publish or merge")
+    export.add_argument("output", type=Path, metavar="OUT.parquet")
+    imported = _add_action(
+        actions, "import", "merge runs from Parquet exports (rows already present are skipped)", creates=True
+    )
+    imported.add_argument("inputs", type=Path, nargs="+", metavar="IN.parquet")
 
-    def action(name: str, help_text: str, *, creates: bool = False) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
-            "--db",
-            type=Path,
-            required=True,
-            metavar="BENCH.db",
-            help="benchmark database" + (" (created if absent)" if creates else ""),
-        )
-        sub.add_argument("--json", action="store_true", help="print JSON instead of tables")
-        sub.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of internal errors"
-        )
-        add_config_argument(sub)
-        return sub
 
-    query = action("query", "what the benchmark knows about one architecture")
+def _add_action(
+    actions: argparse._SubParsersAction, name: str, help_text: str, *, creates: bool = False
+) -> argparse.ArgumentParser:
+    """An action's parser with the options every action takes: --db, --json, --debug, --config."""
+    sub = actions.add_parser(name, help=help_text, description=help_text)
+    sub.add_argument(
+        "--db",
+        type=Path,
+        required=True,
+        metavar="BENCH.db",
+        help="benchmark database" + (" (created if absent)" if creates else ""),
+    )
+    sub.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    sub.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of internal errors"
+    )
+    add_config_argument(sub)
+    return sub
+
+
+def _add_where_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="FILTER", help="COLUMN=VALUE, COLUMN<=N, ...; repeatable"
+    )
+
+
+def _add_query_arguments(query: argparse.ArgumentParser) -> None:
     query.add_argument(
         "arch", metavar="HASH|ARCH.json", help="architecture hash, or a JSON file holding the architecture"
     )
@@ -74,13 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how seeds are combined (default: mean; none lists every run)",
     )
 
-    top = action("top", "the best runs (or seed-averaged architectures) by one metric")
+
+def _add_top_arguments(top: argparse.ArgumentParser) -> None:
     top.add_argument("-k", "--k", type=int, default=10, help="how many (default: 10)")
     top.add_argument("--by", default="val_acc", help="metric[:max|:min] (default: val_acc)")
     top.add_argument("--dataset", help="only this dataset")
-    top.add_argument(
-        "--where", action="append", default=[], metavar="FILTER", help="COLUMN=VALUE, COLUMN<=N, ...; repeatable"
-    )
+    _add_where_argument(top)
     top.add_argument(
         "--reduce",
         default="none",
@@ -88,22 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="combine each architecture's seeds before ranking (default: none)",
     )
 
-    pareto = action("pareto", "runs no other run beats on every objective at once")
+
+def _add_pareto_arguments(pareto: argparse.ArgumentParser) -> None:
     pareto.add_argument(
         "objectives", nargs="+", metavar="METRIC:max|min", help="two or more objectives, e.g. val_acc:max params:min"
     )
     pareto.add_argument("--dataset", help="only this dataset")
-    pareto.add_argument(
-        "--where", action="append", default=[], metavar="FILTER", help="COLUMN=VALUE, COLUMN<=N, ...; repeatable"
-    )
-
-    action("stats", "how many runs, architectures, datasets, budgets, seeds")
-
-    export = action("export", "write every run to a Parquet file to publish or merge")
-    export.add_argument("output", type=Path, metavar="OUT.parquet")
-
-    imported = action("import", "merge runs from Parquet exports (rows already present are skipped)", creates=True)
-    imported.add_argument("inputs", type=Path, nargs="+", metavar="IN.parquet")
+    _add_where_argument(pareto)
 
 
 def parse_where(filters: list[str]) -> dict[str, Any]:
