@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -38,6 +39,7 @@ from attacks.corruptions import (
     parse_severities,
     resolve_corruption,
 )
+from attacks.progress import Budget, Progress
 
 __all__ = [
     "SEARCH_SUBSET",
@@ -52,8 +54,6 @@ __all__ = [
 # The search objective's pairs: one corruption of each family at the middle severity, each
 # cheap on a CPU (no glass blur, motion blur, snow or elastic transform).
 SEARCH_SUBSET: tuple[str, ...] = ("gaussian_noise:3", "defocus_blur:3", "fog:3", "jpeg_compression:3")
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -149,19 +149,21 @@ def corruption_errors(report: CorruptionReport, baseline: CorruptionReport, base
         base_lost = sum(e - (1 - baseline.clean_accuracy) for e in base)
         relative[c] = lost / base_lost if base_lost > 0 else None
 
-    def mean(values: dict[str, float | None]) -> float | None:
-        defined = [v for v in values.values() if v is not None]
-        return sum(defined) / len(defined) if defined else None
-
     return {
         "baseline": baseline_name,
         "ce": ce,
-        "mce": mean(ce),
+        "mce": _mean_defined(ce),
         "relative_ce": relative,
-        "relative_mce": mean(relative),
+        "relative_mce": _mean_defined(relative),
         "definition": "CE_c = sum_s E(model, c, s) / sum_s E(baseline, c, s); mCE = mean over corruptions; "
         "relative CE subtracts each model's clean error (Hendrycks & Dietterich 2019)",
     }
+
+
+def _mean_defined(values: dict[str, float | None]) -> float | None:
+    """The mean of the values that are not None (None when none is)."""
+    defined = [v for v in values.values() if v is not None]
+    return sum(defined) / len(defined) if defined else None
 
 
 def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -230,30 +232,19 @@ def evaluate_corruptions(
     if device.type == "cuda":
         x = x.pin_memory()
     batches = -(-len(x) // batch_size)
-    total, done = batches * (1 + len(names) * len(levels)), 0
-
-    def step_for(description: str) -> Callable[[], None]:
-        def step() -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(done, total, description)
-
-        return step
-
+    budget = Budget(progress, batches * (1 + len(names) * len(levels)))
     was_training = model.training
     model.to(device).eval()
     started = time.perf_counter()
     accuracy: dict[str, dict[int, float]] = {}
     try:
         with torch.no_grad():
-            clean = _count_correct(model, x, y, batch_size, device, None, 0, seed, step_for("clean"))
+            clean = _count_correct(model, x, y, batch_size, device, None, 0, seed, partial(budget.step, "clean"))
             for name in names:
                 accuracy[name] = {}
                 for severity in levels:
-                    hits = _count_correct(
-                        model, x, y, batch_size, device, name, severity, seed, step_for(f"{name} severity {severity}")
-                    )
+                    step = partial(budget.step, f"{name} severity {severity}")
+                    hits = _count_correct(model, x, y, batch_size, device, name, severity, seed, step)
                     accuracy[name][severity] = hits / len(x)
     finally:
         model.train(was_training)

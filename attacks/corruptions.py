@@ -198,6 +198,12 @@ def _motion_blur(x: Tensor, radius: float, sigma: float, angles_deg: Tensor) -> 
     return out
 
 
+def _wibbled_mean(array: Tensor, wibble: float, generator: torch.Generator, device: Device) -> Tensor:
+    """The reference's ``wibbledmean``: the mean of four neighbours plus ``wibble * U(-wibble, wibble)``."""
+    noise = _uniform(array.shape, -wibble, wibble, generator, device).to(torch.float64)
+    return array / 4 + wibble * noise
+
+
 def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Generator, device: Device) -> Tensor:
     """The reference's diamond-square height map (``plasma_fractal``), ``n`` at once, in [0, 1].
 
@@ -208,22 +214,18 @@ def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Ge
     maparray = torch.zeros(n, mapsize, mapsize, device=device, dtype=torch.float64)
     stepsize, wibble = mapsize, 100.0
 
-    def wibbledmean(array: Tensor) -> Tensor:
-        noise = _uniform(array.shape, -wibble, wibble, generator, device).to(torch.float64)
-        return array / 4 + wibble * noise
-
     while stepsize >= 2:
         half = stepsize // 2
         corners = maparray[:, 0::stepsize, 0::stepsize]
         squares = corners + corners.roll(-1, dims=1)
         squares = squares + squares.roll(-1, dims=2)
-        maparray[:, half::stepsize, half::stepsize] = wibbledmean(squares)
+        maparray[:, half::stepsize, half::stepsize] = _wibbled_mean(squares, wibble, generator, device)
         centres = maparray[:, half::stepsize, half::stepsize]
         corners = maparray[:, 0::stepsize, 0::stepsize]
         left = centres + centres.roll(1, dims=1) + corners + corners.roll(-1, dims=2)
-        maparray[:, 0::stepsize, half::stepsize] = wibbledmean(left)
+        maparray[:, 0::stepsize, half::stepsize] = _wibbled_mean(left, wibble, generator, device)
         top = centres + centres.roll(1, dims=2) + corners + corners.roll(-1, dims=1)
-        maparray[:, half::stepsize, 0::stepsize] = wibbledmean(top)
+        maparray[:, half::stepsize, 0::stepsize] = _wibbled_mean(top, wibble, generator, device)
         stepsize = half
         wibble /= wibbledecay
     flat = maparray.flatten(1)

@@ -41,9 +41,10 @@ from attacks.early_stop import EARLY_STOP_ATTACKS, iterative_attack
 from attacks.eps import NOISE_GROUP, EpsInput, EpsSweep, parse_eps_sweep
 from attacks.errors import AttackConfigError
 from attacks.probes import run_probes
+from attacks.progress import Budget, Progress
 from attacks.registry import AttackSpec, parse_attacks
 from attacks.results import AdversarialExamples, AttackResult, RobustnessReport, WorstCase
-from attacks.sweep import Budget, EvaluationSetup, Progress, group_of, radii_of, run_unbounded, sweep_group
+from attacks.sweep import EvaluationSetup, group_of, radii_of, run_unbounded, sweep_group
 
 __all__ = [
     "AdversarialExamples",

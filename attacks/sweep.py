@@ -12,7 +12,6 @@ settings one evaluation shares) and returns report records:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -22,13 +21,12 @@ from attacks.builders import TorchAttack, build_attack
 from attacks.devices import timed, to_device
 from attacks.early_stop import EARLY_STOP_ATTACKS, is_adversarial, random_start_delta, run_early_stop_attack
 from attacks.eps import NOISE_GROUP, EpsSweep
+from attacks.progress import Budget
 from attacks.registry import AttackSpec
 from attacks.results import AdversarialExamples, AttackResult, WorstCase
 
 __all__ = [
-    "Budget",
     "EvaluationSetup",
-    "Progress",
     "attack_points",
     "group_of",
     "points_to_attack",
@@ -39,25 +37,6 @@ __all__ = [
 
 # Slack for floating-point error when checking that an adversarial example is inside its ball.
 BALL_TOLERANCE = 1e-5
-
-Progress = Callable[[int, int, str], None]
-"""``progress(done, total, description)``, called after every batch."""
-
-
-class Budget:
-    """Progress in batches: an upper bound fixed up front, topped up when work is skipped."""
-
-    def __init__(self, progress: Progress | None, total: int):
-        self.progress, self.total, self.done = progress, max(total, 1), 0
-
-    def step(self, description: str, n: int = 1) -> None:
-        self.done = min(self.done + n, self.total)
-        if self.progress is not None:
-            self.progress(self.done, self.total, description)
-
-    def finish(self, description: str = "done") -> None:
-        if self.done < self.total:
-            self.step(description, self.total - self.done)
 
 
 @dataclass

@@ -62,6 +62,19 @@ def _image(t: torch.Tensor) -> np.ndarray[Any, np.dtype[np.float32]]:
     return image
 
 
+def _class_name(label: int | torch.Tensor, class_names: Sequence[str] | None) -> str:
+    index = int(label)
+    return class_names[index] if class_names is not None and index < len(class_names) else str(index)
+
+
+def _prediction_title(
+    pred: int | torch.Tensor, label: int | torch.Tensor | None, class_names: Sequence[str] | None
+) -> str:
+    """``pred 3``, with ``true 5`` above it when the label is given."""
+    title = f"pred {_class_name(pred, class_names)}"
+    return title if label is None else f"true {_class_name(label, class_names)}\n" + title
+
+
 def save_example_grid(
     report_or_tensors: Any,
     path: str | os.PathLike[str],
@@ -90,30 +103,23 @@ def save_example_grid(
     n = len(clean)
     if n == 0:
         raise ValueError("no examples to draw")
-
-    def name(label: int | torch.Tensor) -> str:
-        label = int(label)
-        return class_names[label] if class_names is not None and label < len(class_names) else str(label)
-
-    perturbation = amplify_perturbation(adv.float() - clean.float())
-    grey = clean.shape[1] == 1
     fig, axes = plt.subplots(3, n, figsize=(1.6 * n + 0.8, 5.2), squeeze=False)
     rows = [
         ("clean", clean, data.get("clean_pred")),
         ("adversarial", adv, data.get("adv_pred")),
-        ("perturbation (amplified)", perturbation, None),
+        ("perturbation (amplified)", amplify_perturbation(adv.float() - clean.float()), None),
     ]
-    labels = data.get("labels")
     for r, (row_name, images, preds) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
-            ax.imshow(_image(images[c]), cmap="gray" if grey else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(
+                _image(images[c]), cmap="gray" if clean.shape[1] == 1 else None, vmin=0, vmax=1, interpolation="nearest"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if preds is not None:
-                title = f"pred {name(preds[c])}"
-                if r == 0 and labels is not None:
-                    title = f"true {name(labels[c])}\n" + title
+                truth = data.get("labels") if r == 0 else None
+                title = _prediction_title(preds[c], None if truth is None else truth[c], class_names)
                 ax.set_title(title, fontsize=8, color="red" if r == 1 else "black")
             elif r == 2:
                 delta = (adv[c].float() - clean[c].float()).abs().max()
