@@ -9,7 +9,7 @@ from attack_fixtures import SmallCNN
 
 from attacks import ATTACKS, AttackConfigError, AttackSpec, build_attack, list_attacks, parse_attacks, parse_eps
 from attacks.builders import autoattack_configuration
-from attacks.eps import parse_eps_list
+from attacks.eps import parse_eps_list, parse_eps_sweep
 
 # tiny models run fastest on one thread, and the runs stay comparable on a loaded machine
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -50,6 +50,23 @@ def test_l2_eps_has_its_own_range():
     assert parse_eps("3", norm="L2") == 3.0
     with pytest.raises(AttackConfigError, match="unreasonable"):
         parse_eps("5000", norm="L2")
+
+
+def test_an_eps_sweep_holds_the_radii_of_every_norm_once_parsed():
+    every = parse_eps_sweep("0.1,0,8/255")
+    assert every.linf == every.l2 == every.gaussian == (0.0, 8 / 255, 0.1)
+    assert parse_eps_sweep(every) is every
+    per_norm = parse_eps_sweep({"linf": "0,0.1", "L2": [0.5, 3]})
+    assert (per_norm.linf, per_norm.l2, per_norm.gaussian) == ((0.0, 0.1), (0.5, 3.0), (0.0, 0.1))
+    assert per_norm.as_dict(["L2", "Linf"]) == {"Linf": [0.0, 0.1], "L2": [0.5, 3.0]}
+    l2_only = parse_eps_sweep({"L2": "1"})
+    assert l2_only.gaussian == (0.0,)
+    with pytest.raises(AttackConfigError, match=r"no eps given for norm Linf; give eps as \{'Linf'"):
+        l2_only.require(["L2", "Linf"])
+    with pytest.raises(AttackConfigError, match="unknown norm 'l1' in eps"):
+        parse_eps_sweep({"l1": [0.1]})
+    with pytest.raises(AttackConfigError, match="Linf eps 3 is out of range"):
+        parse_eps_sweep([0, 3])  # one list serves Linf and the noise baseline too
 
 
 def test_parse_attacks_orders_cheapest_first_with_registry_defaults():
