@@ -20,6 +20,7 @@ from attacks.errors import AttackConfigError
 __all__ = [
     "MAX_L2_EPS",
     "NOISE_GROUP",
+    "EpsInput",
     "EpsSweep",
     "EpsText",
     "parse_eps",
