@@ -273,7 +273,9 @@ def test_missing_and_corrupt_checkpoints_exit_2(checkpoint, tmp_path, capsys):
 
 
 def test_evaluate_models_python_api(checkpoint, digits, tmp_path):
-    from nasbench.evaluation import ModelInfo, evaluate_models, read_evaluations
+    from nasbench.evaluation import evaluate_models
+    from nasbench.evaluation_record import read_evaluations
+    from nasbench.model_loading import ModelInfo
 
     directory, _, _ = checkpoint
     model, arch, meta = load_checkpoint(directory)
@@ -293,7 +295,7 @@ def test_evaluate_models_python_api(checkpoint, digits, tmp_path):
     (evaluation,) = evaluations
     assert evaluation.report.n == 40 and evaluation.record["seed"] == 3
     assert calls and calls[-1][0] == "mine" and calls[-1][1] == calls[-1][2]  # the bar ends full
-    assert [r["model"]["label"] for r in read_evaluations(tmp_path)] == ["mine"]
+    assert [r.model.label for r in read_evaluations(tmp_path)] == ["mine"]
     assert evaluation.store_status.startswith("no benchmark store")
 
 

@@ -73,13 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_one_dataset(experiment_dir: Path, models: list[str] | None) -> None:
     """A report compares its models on the same test points, so on one dataset: each
     evaluation names the data it was measured on, and different data do not mix."""
-    from nasbench.evaluation import read_evaluations
+    from nasbench.evaluation_record import read_evaluations
 
     labels_by_dataset: dict[str, list[str]] = {}
     for record in read_evaluations(experiment_dir):
-        label = record["model"]["label"]
-        if models is None or label in models:
-            labels_by_dataset.setdefault(str(record.get("dataset")), []).append(label)
+        if models is None or record.model.label in models:
+            labels_by_dataset.setdefault(record.dataset, []).append(record.model.label)
     if len(labels_by_dataset) > 1:
         listed = "; ".join(f"{name}: {', '.join(labels)}" for name, labels in labels_by_dataset.items())
         raise UserError(
@@ -93,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from nasbench.evaluation import command_line, experiment_path, parse_one_eps
+    from nasbench.command_line import command_line
+    from nasbench.evaluation import parse_one_eps
+    from nasbench.experiment import experiment_path
     from nasbench.report import build_report
 
     experiment_dir = experiment_path(config.experiment, config.experiments_dir)
@@ -128,6 +129,6 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[bold red]{result.failed_checks} sanity check(s) FAILED[/] (shown at the top of the report)")
     console.print(f"report: {result.path}")
     console.print(f"summary: {result.json_path}")
-    if result.mlflow_run_id:
+    if result.mlflow_run_id and tracking is not None:
         console.print(f"MLflow run: {result.mlflow_run_id} ({tracking.tracking_uri})")
     return 0
