@@ -60,7 +60,8 @@ def experiment(digits, tmp_path_factory):
     from test_attack_cli import make_checkpoint
 
     from nasbench.checkpoint import load_checkpoint
-    from nasbench.evaluation import evaluate_models, load_model
+    from nasbench.evaluation import evaluate_models
+    from nasbench.model_loading import load_model
     from nasbench.store import Benchmark
     from nasbench.tracking import TrackingConfig, default_tracking_uri
 
@@ -155,13 +156,13 @@ def test_html_report_has_every_section_decodable_images_and_matching_json(experi
         row = page.cells[row_start : row_start + 7 + len(EPS) + 1]
         assert row[2] == (f"⚠ {model['failed_checks']} FAILED" if model["failed_checks"] else "none failed")
         assert f"{100 * model['clean_acc']:.1f}%" == row[6]
-        for eps, cell in zip(EPS, row[7:]):
+        for eps, cell in zip(EPS, row[7:], strict=False):
             assert cell == f"{100 * evaluation.report.robust_accuracy(eps):.1f}%"
         worst_curve = next(c for c in summary["curves"] if c["model"] == model["label"] and c["attack"] == "worst case")
         assert worst_curve["eps"] == EPS
     transfer = json.loads((experiment_dir / "evaluations" / "transfer.json").read_text())
     assert summary["transfer"]["robust_accuracy"] == transfer["robust_accuracy"]
-    for source, row in transfer["robust_accuracy"].items():
+    for _source, row in transfer["robust_accuracy"].items():
         for value in row.values():
             assert f"{100 * value:.1f}%" in page.cells
     assert {c["name"] for c in summary["checks"]} >= {
@@ -292,6 +293,36 @@ def test_report_cli_and_bad_input(experiment, tmp_path, capsys):
     assert "has no evaluations" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "is not readable JSON"),
+        ('["a", "list"]', "not a JSON object"),
+        ('{"model": {"label": "x"}, "report": {}}', "no report 'clean_accuracy'"),
+        ('{"name": "someone else\'s file"}', "no 'report'"),
+    ],
+)
+def test_a_malformed_or_foreign_evaluation_is_one_line_naming_it(experiment, tmp_path, capsys, content, reason):
+    experiment_dir, _, _ = experiment
+    copy = _copy_experiment(experiment_dir, tmp_path / "experiments" / "exp")
+    foreign = copy / "evaluations" / "foreign" / "evaluation.json"
+    foreign.parent.mkdir()
+    foreign.write_text(content)
+    code = main(["report", "--experiment", "exp", "--experiments-dir", str(copy.parent), "--no-tracking"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(foreign) in err and reason in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_evaluation_record_reads_back_what_was_written(experiment):
+    from nasbench.evaluation_record import EvaluationRecord
+
+    _, evaluations, _ = experiment
+    for evaluation in evaluations:
+        written = json.loads(evaluation.json_path.read_text())
+        assert EvaluationRecord.from_dict(written).to_dict() == written
+
+
 # ----------------------------------------------------------------------------- what a reader checks
 
 
@@ -342,7 +373,7 @@ def _cascaded(page_html: str, selector: str) -> list[dict[str, str]]:
     result = []
     for element in root.query_all(selector):
         values = {}
-        for specificity, order, _, (_, declarations) in sorted(matcher.match(element)):
+        for _specificity, _order, _, (_, declarations) in sorted(matcher.match(element)):
             values.update(declarations)  # later (more specific, then later in the sheet) wins
         result.append(values)
     return result
@@ -379,7 +410,7 @@ def test_fail_verdicts_are_readable(failing):
 def test_reproducibility_names_the_report_command_the_transfer_and_a_dirty_tree(experiment, tmp_path, monkeypatch):
     import subprocess
 
-    from nasbench.store import collect_provenance
+    from nasbench.provenance import collect_provenance
 
     experiment_dir, evaluations, _ = experiment
     repo = tmp_path / "repo"
@@ -412,14 +443,14 @@ def test_reproducibility_names_the_report_command_the_transfer_and_a_dirty_tree(
 def test_markdown_says_what_the_html_says(experiment, tmp_path):
     from html import unescape
 
-    from nasbench.report import _captions
+    from nasbench.report import text
 
     experiment_dir, _, _ = experiment
     html = build_report(experiment_dir, tmp_path / "r.html")
     md = build_report(experiment_dir, tmp_path / "r.md", format="md")
     summary = json.loads(html.json_path.read_text())
     html_text, md_text = unescape(html.path.read_text()), md.path.read_text()
-    captions = _captions(summary)
+    captions = text.captions(summary)
     for key in ("curves", "pareto", "transfer", *(f"grid-{g['model']}" for g in summary["grids"])):
         assert captions[key] in html_text and captions[key] in md_text, key
     # The headline column is marked, numbers right-aligned.
