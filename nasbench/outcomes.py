@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nasbench.trial import OBJECTIVES
+from nasbench.trial_context import OBJECTIVES
 
 # The metrics a record keeps of a trial's final result (the rest is Ray Tune's own).
 FINAL_METRICS = (

@@ -7,7 +7,7 @@ One line, refreshed a few times a second (rich ``Live``)::
 With several objectives "best" becomes the size of the Pareto front seen so far. When
 the output is not a terminal (CI, a log file) the same line is printed every 10 s
 instead of redrawn. :class:`ProgressState` holds the numbers and is independent of
-Ray and rich, so it is tested on its own.
+Ray and rich, so it is tested on its own. Imported late: it imports Ray Tune.
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from nasbench.trial import OBJECTIVES
+from ray.tune import Callback
+
+from nasbench.trial_context import OBJECTIVES
+
+if TYPE_CHECKING:  # rich is imported when the line is first drawn
+    from rich.live import Live
 
 
 def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     """``a`` is at least as good everywhere and better somewhere (all values maximised)."""
-    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+    return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
 
 
 def _clock(seconds: float) -> str:
@@ -130,13 +136,7 @@ class ProgressState:
         return "  ".join(parts)
 
 
-def _callback_base():
-    from ray.tune import Callback
-
-    return Callback
-
-
-class SearchProgress(_callback_base()):
+class SearchProgress(Callback):
     """Ray Tune callback that keeps a :class:`ProgressState` and draws it.
 
     Use as a context manager around ``Tuner.fit()``: the live line starts and stops
@@ -160,7 +160,7 @@ class SearchProgress(_callback_base()):
         )
         self.enabled = enabled
         self._console = console
-        self._live = None
+        self._live: Live | None = None
         self._last_draw = 0.0
 
     # -- pickling: ``Tuner`` pickles its callbacks into the experiment's ``tuner.pkl``; a

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nasbench.errors import UserError
-
-if TYPE_CHECKING:
-    from nasbench.search import SearchConfig
+from nasbench.search_config import SearchConfig
 
 
 def configure_ray_environment() -> None:
@@ -110,7 +109,7 @@ def _use_token_if_available() -> bool:
     cluster without authentication is ignored, so sending it whenever there is one is
     safe. ``RAY_AUTH_MODE`` set by the user is left as it is. True if a token is sent.
     """
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # not in Ray's stub
 
     has_token = AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
     if "RAY_AUTH_MODE" in os.environ:
@@ -123,7 +122,7 @@ def _use_token_if_available() -> bool:
 
 def _check_token_accepted(address: str, has_token: bool) -> None:
     """Ask the cluster's GCS for its id once; a refused token is a UserError at once."""
-    from ray._raylet import InnerGcsClient
+    from ray._raylet import InnerGcsClient  # type: ignore[attr-defined]  # not in Ray's stub
     from ray.exceptions import AuthenticationError
 
     try:
@@ -140,7 +139,7 @@ def _check_token_accepted(address: str, has_token: bool) -> None:
 
 
 @contextmanager
-def _quiet_stderr():
+def _quiet_stderr() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     try:

@@ -16,7 +16,7 @@ class DriverJournalFile(JournalFileBackend):
     the journal, and what it wrote survives the driver's death (``kill -9``) in the
     operating system's cache; a power cut may lose the last operations, never the file's
     sense: the same trade as the benchmark store's WAL with ``synchronous=NORMAL``. A line
-    cut short is removed before the next run (``nasbench.search.repair_journal``).
+    cut short is removed before the next run (``nasbench.study.repair_journal``).
     """
 
     def append_logs(self, logs: list[dict]) -> None:

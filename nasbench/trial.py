@@ -32,78 +32,11 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-# Objective name -> (result key, direction). "latency" is reported in milliseconds.
-OBJECTIVES: dict[str, tuple[str, str]] = {
-    "val_acc": ("val_acc", "max"),
-    "robust_acc": ("robust_acc", "max"),
-    "params": ("params", "min"),
-    "macs": ("macs", "min"),
-    "latency": ("latency_ms", "min"),
-    "corruption_acc": ("corruption_acc", "max"),
-}
-
-
-@dataclass(frozen=True)
-class RobustConfig:
-    """The cheap in-the-loop attack: FGSM (one step) or PGD-k at one eps, on at most
-    ``samples`` validation images (Goodfellow et al. 2015; Madry et al. 2018)."""
-
-    attack: str = "fgsm"
-    eps: float = 0.1
-    steps: int = 10
-    samples: int = 256
-
-    def spec(self) -> str:
-        return "fgsm" if self.attack == "fgsm" else f"pgd:steps={self.steps}"
-
-
-@dataclass(frozen=True)
-class CorruptionConfig:
-    """The cheap in-the-loop corruption accuracy: the mean over a fixed subset of
-    ``NAME:SEVERITY`` pairs (``attacks.SEARCH_SUBSET`` by default) on at most ``samples``
-    validation images (Hendrycks & Dietterich 2019)."""
-
-    subset: tuple[str, ...] = ("gaussian_noise:3", "defocus_blur:3", "fog:3", "jpeg_compression:3")
-    samples: int = 256
-
-
-@dataclass(frozen=True)
-class TrialContext:
-    """Everything a trial needs besides its architecture; plain data, shipped once to the
-    Ray object store with ``tune.with_parameters``."""
-
-    dataset: str  # as the user gave it: the store's key
-    data_dir: str
-    val_fraction: float
-    seed: int
-    space: str
-    train: dict[str, Any]  # a TrainConfig dump; epochs is the budget
-    objectives: tuple[str, ...] = ("val_acc",)
-    robust: RobustConfig | None = None
-    corruption: CorruptionConfig | None = None
-    # the fidelity ladder (nasbench.strategies.fidelity): epochs where a multi-objective
-    # scheduler checks the trial, and the cheaper attack measured there
-    rung_epochs: tuple[int, ...] = ()
-    rung_robust: RobustConfig | None = None
-    save_weights: bool = True  # report the trained weights as a Tune checkpoint
-    augment: tuple[str, ...] = ()
-    # A stand-in for training, ``(arch_dict, context, report) -> final metrics``, where
-    # ``report(metrics)`` reports one intermediate epoch (so schedulers can stop it);
-    # used by the orchestration benchmark (trials that sleep) and to inject faults.
-    evaluate: Callable[[dict, TrialContext, Callable[[dict], None]], dict] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # ``dataset`` with an npz:/imagefolder: path made absolute on the driver: a worker's
-    # working folder need not be the driver's, and checkpoints record where the data is
-    dataset_path: str = ""
-
-    @property
-    def budget(self) -> int:
-        return int(self.train["epochs"])
+from nasbench.trial_context import CorruptionConfig, RobustConfig, TrialContext
 
 
 @lru_cache(maxsize=4)
@@ -179,7 +112,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
     from nasbench.config import TrainConfig
     from nasbench.models import wrap_normalized
     from nasbench.train import train_model
-    from search_spaces import arch_from_dict, build_model, describe, validate
+    from search_spaces import arch_from_dict, build_model, validate
 
     if context.train.get("threads"):  # here, not per trial: stand-in trials never import torch
         torch.set_num_threads(int(context.train["threads"]))
@@ -211,6 +144,17 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
         augment=list(context.augment) or None,
     )
     result.raise_if_collapsed()  # ended at chance: a failed trial with the reason, like any other failure
+    metrics, robust = _measure(result, network, dataset, context, cfg.epochs)
+    if weights_dir is not None:
+        _save_checkpoint(weights_dir, context, result.model, arch_dict, arch_hash, dataset, metrics)
+    curves = [{k: v for k, v in entry.items() if k == "epoch" or _finite(v)} for entry in result.history]
+    return {**metrics, "status": "ok", "curves": curves, "robust": robust}
+
+
+def _measure(result, network, dataset, context: TrialContext, epochs: int) -> tuple[dict[str, Any], list[dict]]:
+    """The final metrics of a trained model, and its robustness rows (for the store)."""
+    from search_spaces import describe
+
     model = result.model
     totals = describe(network, dataset.input_shape, dataset.num_classes).totals
     last = result.history[-1] if result.history else {}
@@ -222,7 +166,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
         "macs": int(totals["macs"]),
         "train_seconds": float(result.train_seconds),
         "device": str(result.device),
-        "epoch": cfg.epochs,
+        "epoch": epochs,
     }
     metrics["latency_ms"] = _latency_ms(model, dataset.input_shape, result.device)
     robust = []
@@ -233,10 +177,7 @@ def _train(arch_dict: dict, arch_hash: str, context: TrialContext, report, base:
         corrupted = _corruption(model, dataset, context.corruption, context.seed)
         metrics["corruption_acc"] = corrupted[-1]["accuracy"]
         robust += corrupted
-    if weights_dir is not None:
-        _save_checkpoint(weights_dir, context, model, arch_dict, arch_hash, dataset, metrics)
-    curves = [{k: v for k, v in entry.items() if k == "epoch" or _finite(v)} for entry in result.history]
-    return {**metrics, "status": "ok", "curves": curves, "robust": robust}
+    return metrics, robust
 
 
 def trial_device(requested: str) -> str:

@@ -415,7 +415,7 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
 
 
 def test_an_existing_experiment_needs_resume(tmp_path):
-    from nasbench.search import prepare_experiment
+    from nasbench.search_experiment import prepare_experiment
 
     cfg = config(tmp_path, experiment="taken", trials=7)
     prepare_experiment(cfg)
@@ -429,7 +429,8 @@ def test_an_existing_experiment_needs_resume(tmp_path):
 TRIAL_ALONE = """
 import json, os, sys
 from nasbench.config import TrainConfig
-from nasbench.trial import TrialContext, evaluate_trial
+from nasbench.trial import evaluate_trial
+from nasbench.trial_context import TrialContext
 
 arch, arch_hash = json.loads(sys.argv[1]), sys.argv[2]
 reports = []

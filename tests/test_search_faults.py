@@ -12,7 +12,8 @@ import optuna
 import pytest
 from ray import cloudpickle
 
-from nasbench.search import SearchConfig, run_search, study_progress
+from nasbench.search import SearchConfig, run_search
+from nasbench.study import study_progress
 
 # the stand-in trials defined here run inside the Ray workers: ship them by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -231,8 +232,8 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
     Optuna (one sampled completely with its MLflow child run RUNNING, one still being
     sampled), the parent run RUNNING. ``--resume`` runs exactly those again, as the same
     Optuna trials and child runs, then the rest: exactly the requested count."""
-    from nasbench.search import STUDY_NAME, optuna_storage
     from nasbench.store import Benchmark
+    from nasbench.study import STUDY_NAME, optuna_storage
     from nasbench.tracking import TrackingConfig, trial_run
     from search_spaces import arch_hash, arch_to_dict, get_space
 
@@ -247,8 +248,9 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
     sampled.set_user_attr("arch_hash", arch_hash(arch))
     sampled_params = dict(sampled.params)
     cfg = TrackingConfig(tracking_uri, directory.name)
-    with pytest.raises(KeyboardInterrupt):
-        with trial_run(
+    with (
+        pytest.raises(KeyboardInterrupt),
+        trial_run(
             cfg,
             first.mlflow_run_id,
             str(sampled.number),
@@ -256,8 +258,9 @@ def test_resume_reruns_the_trials_a_dead_driver_left_running(ray_runtime, tracki
             arch_hash=arch_hash(arch),
             train_config={"epochs": 1},
             dataset="digits",
-        ) as run:
-            raise KeyboardInterrupt  # the worker dies: its run is left KILLED, not FINISHED
+        ) as run,
+    ):
+        raise KeyboardInterrupt  # the worker dies: its run is left KILLED, not FINISHED
     half = study.ask()  # the driver died while sampling this one: one parameter drawn
     layers = half.suggest_int("num_layers", space.min_layers, space.max_layers)
     unhashed = study.ask()  # ... and this one between recording its architecture and its hash
@@ -335,7 +338,7 @@ def test_bad_search_inputs_stop_before_the_experiment_exists(argv, message, ray_
 
 def test_a_resume_checks_the_resources_its_saved_config_asks_for(ray_runtime, tmp_path):
     from nasbench.errors import UserError
-    from nasbench.search import prepare_experiment
+    from nasbench.search_experiment import prepare_experiment
 
     prepare_experiment(config(tmp_path, experiment="gpu", gpus_per_trial=1000))  # saved, as a search saves it
     with pytest.raises(UserError, match="asks for 1000 GPU"):
@@ -459,8 +462,8 @@ def test_a_killed_driver_with_finished_but_unwritten_trials_resumes_with_exact_c
 def test_a_trial_in_the_outbox_but_still_running_in_optuna_is_told_not_rerun(ray_runtime, tracking_uri, tmp_path):
     """The driver died between keeping a trial's record and telling Optuna: ``--resume``
     tells Optuna from the record (the trial is not run again) and writes its run and row."""
-    from nasbench.search import STUDY_NAME, optuna_storage
     from nasbench.store import Benchmark
+    from nasbench.study import STUDY_NAME, optuna_storage
     from nasbench.trial_writer import Outbox
     from search_spaces import arch_hash, arch_to_dict, get_space
 

@@ -21,12 +21,10 @@ and crowding distance over all objectives (:mod:`nasbench.strategies.mo_asha`).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nasbench.errors import UserError
-
-if TYPE_CHECKING:
-    from nasbench.search import SearchConfig
+from nasbench.strategies.settings import SchedulerSettings
 
 SAMPLERS = ("tpe", "random", "nsga2", "gp", "qmc", "evolution", "reinforce")
 SCHEDULERS = ("fifo", "asha", "hyperband")
@@ -64,15 +62,22 @@ def make_sampler(name: str, seed: int, multi_objective: bool, space=None, **opti
     if name in ("evolution", "reinforce"):
         if space is None:
             raise UserError(f"sampler {name!r} needs the search space")
-        if name == "evolution":
-            from nasbench.strategies.evolution import RegularizedEvolutionSampler as sampler_class
-        else:
-            from nasbench.strategies.reinforce import ReinforceSampler as sampler_class
         try:
-            return sampler_class(space, seed, **options)
+            return _planning_sampler(name, space, seed, options)
         except (TypeError, ValueError) as error:
             raise UserError(f"sampler {name}: {error}") from None
     raise UserError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+
+
+def _planning_sampler(name: str, space, seed: int, options: dict[str, Any]):
+    """Regularized evolution or REINFORCE over ``space``: imported only when chosen."""
+    if name == "evolution":
+        from nasbench.strategies.evolution import RegularizedEvolutionSampler
+
+        return RegularizedEvolutionSampler(space, seed, **options)
+    from nasbench.strategies.reinforce import ReinforceSampler
+
+    return ReinforceSampler(space, seed, **options)
 
 
 SAMPLER_OPTIONS = {
@@ -101,11 +106,12 @@ def check_sampler_options(name: str, options: dict) -> None:
         check_settings(**options)
 
 
-def make_scheduler(config: SearchConfig):
+def make_scheduler(config: SchedulerSettings):
+    """The Ray Tune scheduler for ``--scheduler``; Ray is imported here, when a search runs."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
     if config.scheduler != "fifo" and config.multi_objective:
-        from nasbench.strategies.mo_asha import make_multi_objective_scheduler
+        from nasbench.strategies.mo_asha_scheduler import make_multi_objective_scheduler
 
         return make_multi_objective_scheduler(config)
     # the per-epoch fidelity is validation accuracy, whatever the objectives

@@ -12,15 +12,14 @@ change in training). The rung attack and rung epochs are part of the search's co
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nasbench.strategies.mo_asha import bracket_count, rung_epochs
+from nasbench.strategies.settings import FidelitySettings, SchedulerSettings
+from nasbench.trial_context import RobustConfig, TrialContext
 
-if TYPE_CHECKING:
-    from nasbench.search import SearchConfig
 
-
-def ladder_epochs(config: SearchConfig) -> tuple[int, ...]:
+def ladder_epochs(config: SchedulerSettings) -> tuple[int, ...]:
     """Every epoch at which some bracket of the search's scheduler checks its trials."""
     if config.scheduler == "fifo" or not config.multi_objective:
         return ()
@@ -36,10 +35,8 @@ def ladder_epochs(config: SearchConfig) -> tuple[int, ...]:
     )
 
 
-def fidelity_ladder(config: SearchConfig) -> dict[str, Any]:
+def fidelity_ladder(config: FidelitySettings) -> dict[str, Any]:
     """The trial context's ``rung_epochs`` and ``rung_robust`` for ``config``."""
-    from nasbench.trial import RobustConfig
-
     epochs = ladder_epochs(config)
     robust = None
     if epochs and "robust_acc" in config.objectives:
@@ -47,10 +44,9 @@ def fidelity_ladder(config: SearchConfig) -> dict[str, Any]:
     return {"rung_epochs": epochs, "rung_robust": robust}
 
 
-def rung_metrics(context, model, network, dataset, epoch: int) -> dict[str, Any]:
+def rung_metrics(context: TrialContext, model, network, dataset, epoch: int) -> dict[str, Any]:
     """The objectives a trial reports at a rung epoch besides its validation accuracy."""
-    epochs = getattr(context, "rung_epochs", ())
-    if epoch not in epochs:
+    if epoch not in context.rung_epochs:
         return {}
     metrics: dict[str, Any] = {}
     if {"params", "macs"} & set(context.objectives):
@@ -58,13 +54,12 @@ def rung_metrics(context, model, network, dataset, epoch: int) -> dict[str, Any]
 
         totals = describe(network, dataset.input_shape, dataset.num_classes).totals
         metrics.update(params=int(totals["params"]), macs=int(totals["macs"]))
-    robust = getattr(context, "rung_robust", None)
-    if robust is not None:
-        metrics["robust_acc"] = robust_accuracy(model, dataset, robust, context.seed)
+    if context.rung_robust is not None:
+        metrics["robust_acc"] = robust_accuracy(model, dataset, context.rung_robust, context.seed)
     return metrics
 
 
-def robust_accuracy(model, dataset, robust, seed: int) -> float:
+def robust_accuracy(model, dataset, robust: RobustConfig, seed: int) -> float:
     """Accuracy under ``robust``'s attack on the trial's fixed validation subset (the same
     images the final robust objective uses)."""
     import torch

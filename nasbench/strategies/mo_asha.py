@@ -19,18 +19,18 @@ A stopped trial is told to Optuna as PRUNED, like every early-stopped trial.
 
 Hyperband (Li et al. 2018) runs several such brackets, each starting at a later rung;
 here asynchronously (the ASHA paper's variant), trials assigned to brackets in turn.
+
+This module decides without Ray; :mod:`nasbench.strategies.mo_asha_scheduler` is its
+Ray Tune face.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from nasbench.strategies.pareto import rank_order, to_maximise
-
-if TYPE_CHECKING:
-    from nasbench.search import SearchConfig
+from nasbench.strategies.settings import SchedulerSettings
 
 
 def rung_epochs(max_t: int, grace_period: int = 1, reduction_factor: int = 3, bracket: int = 0) -> list[int]:
@@ -116,54 +116,7 @@ class MultiObjectiveRungs:
         return keep
 
 
-def bracket_count(config: SearchConfig) -> int:
+def bracket_count(config: SchedulerSettings) -> int:
     """ASHA: one bracket; Hyperband: one per first rung, the last without early stopping."""
     grace = min(config.grace_period, config.epochs)
     return 1 if config.scheduler == "asha" else len(rung_epochs(config.epochs, grace, config.reduction_factor)) + 1
-
-
-def make_multi_objective_scheduler(config: SearchConfig):
-    """The Ray Tune scheduler for ``--scheduler asha|hyperband`` with several objectives."""
-    from nasbench.trial import OBJECTIVES
-
-    directions = {OBJECTIVES[name][0]: OBJECTIVES[name][1] for name in config.objectives}
-    rungs = MultiObjectiveRungs(
-        directions,
-        config.epochs,
-        min(config.grace_period, config.epochs),
-        config.reduction_factor,
-        bracket_count(config),
-    )
-    return _scheduler_class()(rungs)
-
-
-def _scheduler_class():
-    """Defined lazily: Ray is imported only when a search runs."""
-    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-
-    class MultiObjectiveASHAScheduler(FIFOScheduler):
-        """Ray Tune's trial scheduler interface around :class:`MultiObjectiveRungs`."""
-
-        def __init__(self, rungs: MultiObjectiveRungs) -> None:
-            super().__init__()
-            self.rungs = rungs
-
-        def set_search_properties(self, metric, mode, **spec) -> bool:
-            return True  # the objectives were given at construction
-
-        def on_trial_add(self, tune_controller, trial) -> None:
-            self.rungs.add(trial.trial_id)
-
-        def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-            if "epoch" not in result or result.get("trial_complete"):
-                return TrialScheduler.CONTINUE
-            keep = self.rungs.on_result(trial.trial_id, result["epoch"], result)
-            return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
-
-        def debug_string(self) -> str:
-            return (
-                f"multi-objective successive halving over {', '.join(self.rungs.directions)}: "
-                f"{self.rungs.stopped} stopped"
-            )
-
-    return MultiObjectiveASHAScheduler
