@@ -17,11 +17,11 @@ Point = Sequence[float]
 
 def to_maximise(values: Sequence[float], directions: Sequence[str]) -> tuple[float, ...]:
     """``values`` with every ``"min"``/``"minimize"`` coordinate negated."""
-    return tuple(-v if d.startswith("min") else v for v, d in zip(values, directions))
+    return tuple(-v if d.startswith("min") else v for v, d in zip(values, directions, strict=True))
 
 
 def dominates(a: Point, b: Point) -> bool:
-    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+    return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
 
 
 def nondominated_ranks(points: Sequence[Point]) -> list[int]:
@@ -31,7 +31,9 @@ def nondominated_ranks(points: Sequence[Point]) -> list[int]:
         return []
     p = np.asarray(points, dtype=float)
     # dominates[i, j]: i is at least as good as j everywhere and better somewhere
-    dominates = (p[:, None, :] >= p[None, :, :]).all(axis=2) & (p[:, None, :] > p[None, :, :]).any(axis=2)
+    dominates = np.logical_and(
+        (p[:, None, :] >= p[None, :, :]).all(axis=2), (p[:, None, :] > p[None, :, :]).any(axis=2)
+    )
     ranks = np.full(len(p), -1)
     remaining = np.ones(len(p), dtype=bool)
     rank = 0
@@ -68,7 +70,7 @@ def rank_order(points: Sequence[Point]) -> list[int]:
     crowding = [0.0] * len(points)
     for rank in set(ranks):
         members = [i for i, r in enumerate(ranks) if r == rank]
-        for i, d in zip(members, crowding_distances([points[i] for i in members])):
+        for i, d in zip(members, crowding_distances([points[i] for i in members]), strict=True):
             crowding[i] = d
     return sorted(range(len(points)), key=lambda i: (ranks[i], -crowding[i], i))
 

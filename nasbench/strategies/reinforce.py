@@ -35,8 +35,9 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import torch
@@ -76,7 +77,8 @@ class Controller(nn.Module):
         _init_uniform(self, seed, "core", init_range)
         self.heads = nn.ModuleDict()
         self.embeddings = nn.ModuleDict()
-        self.on_new_parameters = None  # the optimizer's hook for lazily made heads
+        # the optimizer's hook for lazily made heads
+        self.on_new_parameters: Callable[[list[nn.Parameter]], None] | None = None
 
     def kind(self, name: str, size: int) -> tuple[nn.Linear, nn.Embedding]:
         match = LAYER.match(name)
@@ -88,7 +90,7 @@ class Controller(nn.Module):
             self.heads[key], self.embeddings[key] = head, embedding
             if self.on_new_parameters is not None:
                 self.on_new_parameters([*head.parameters(), *embedding.parameters()])
-        return self.heads[key], self.embeddings[key]
+        return cast(nn.Linear, self.heads[key]), cast(nn.Embedding, self.embeddings[key])
 
 
 class Episode:
@@ -103,7 +105,7 @@ class Episode:
         self.controller, self.generator, self.teacher = controller, generator, teacher
         zeros = torch.zeros(1, controller.hidden_size)
         self.state = [(zeros, zeros) for _ in controller.cells]
-        self.input = controller.start
+        self.input: torch.Tensor = controller.start
         self.anchors: dict[int, torch.Tensor] = {}
         self.log_prob = torch.zeros(())
 
