@@ -311,7 +311,8 @@ def _image_folder(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         folder = datasets.ImageFolder(str(path), transform=to_tensor, loader=_open_image)
     except (FileNotFoundError, RuntimeError) as error:
         raise UserError(f"imagefolder {path}: {error} (expected {path}/<class>/<image>)") from None
-    images, labels = [], []
+    images: list[torch.Tensor] = []
+    labels: list[int] = []
     for index in range(len(folder)):
         try:
             image, label = folder[index]
@@ -358,29 +359,37 @@ def _checked_pixels(x: np.ndarray, what: str) -> np.ndarray:
     if x.size == 0:
         raise UserError(f"{what} holds no images")
     if np.issubdtype(x.dtype, np.integer):
-        low, high = int(x.min()), int(x.max())
-        if low < 0 or high > 255:
-            raise UserError(
-                f"{what}: integer images must lie in 0..255, these go from {low} to {high}; "
-                "scale them to 0..255, or to floats in [0, 1]"
-            )
-        return x.astype(np.uint8, copy=False)
+        return _checked_integer_pixels(x, what)
     if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x)
-        if bad.any():
-            images = np.unique(np.nonzero(bad)[0])
-            raise UserError(
-                f"{what}: {int(bad.sum())} pixel(s) are NaN or infinite, in {len(images)} image(s) "
-                f"(the first at index {images[0]}); repair or drop those images"
-            )
-        low, high = float(x.min()), float(x.max())
-        if low < 0 or high > 1:
-            raise UserError(
-                f"{what}: float images must lie in [0, 1], these go from {low:g} to {high:g}; "
-                "integer images in 0..255 are accepted too"
-            )
-        return x
+        return _checked_float_pixels(x, what)
     raise UserError(f"{what}: images of type {x.dtype} are not accepted; give integers in 0..255 or floats in [0, 1]")
+
+
+def _checked_integer_pixels(x: np.ndarray, what: str) -> np.ndarray:
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high > 255:
+        raise UserError(
+            f"{what}: integer images must lie in 0..255, these go from {low} to {high}; "
+            "scale them to 0..255, or to floats in [0, 1]"
+        )
+    return x.astype(np.uint8, copy=False)
+
+
+def _checked_float_pixels(x: np.ndarray, what: str) -> np.ndarray:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        images = np.unique(np.nonzero(bad)[0])
+        raise UserError(
+            f"{what}: {int(bad.sum())} pixel(s) are NaN or infinite, in {len(images)} image(s) "
+            f"(the first at index {images[0]}); repair or drop those images"
+        )
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 1:
+        raise UserError(
+            f"{what}: float images must lie in [0, 1], these go from {low:g} to {high:g}; "
+            "integer images in 0..255 are accepted too"
+        )
+    return x
 
 
 def _npz(path: Path):

@@ -232,7 +232,8 @@ def test_integer_images_in_0_to_255_are_read_as_8_bit_grey_levels(dtype, tmp_pat
     [
         (
             np.arange(4 * 64, dtype=np.uint16).reshape(4, 8, 8) * 16,
-            "'x': integer images must lie in 0..255, these go from 0 to 4080; scale them to 0..255, or to floats in [0, 1]",
+            "'x': integer images must lie in 0..255, these go from 0 to 4080; "
+            "scale them to 0..255, or to floats in [0, 1]",
         ),
         (np.full((4, 8, 8), -1, dtype=np.int16), "integer images must lie in 0..255, these go from -1 to -1"),
         (
