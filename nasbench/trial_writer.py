@@ -33,6 +33,11 @@ from nasbench.outcomes import FINAL_METRICS, finite
 
 # Final metrics logged to a trial's run: the epoch is the step, the device no number.
 _RUN_METRICS = tuple(name for name in FINAL_METRICS if name not in ("epoch", "device"))
+# A running trial's curve reaches MLflow at most this often: each ``log_batch`` costs the
+# driver ~7 ms of CPU that the trials' cores pay for, and a trial of a few short epochs
+# then sends its whole curve with its end in one batch; an epoch that ends more than
+# this long after the last write is written at once.
+LIVE_CURVE_SECONDS = 2.0
 
 
 class Outbox:
@@ -187,7 +192,10 @@ class TrialWriter:
     def _loop(self) -> None:
         done = False
         while not done:
-            events = [self._queue.get()]
+            try:
+                events = [self._queue.get(timeout=LIVE_CURVE_SECONDS)]
+            except queue.Empty:  # a quiet spell: the write below sends the curves held back
+                events = []
             while True:  # everything that arrived meanwhile goes into the same batch
                 try:
                     events.append(self._queue.get_nowait())
@@ -201,22 +209,19 @@ class TrialWriter:
                     self._error = error
 
     def _write(self, events: list[tuple]) -> None:
-        finished, touched = [], set()
+        finished = []
         for kind, number, payload in events:
             if kind == "start":
                 self._open(number, payload["arch"], payload["arch_hash"], payload["rerun"])
-                touched.add(number)
             elif kind == "epoch" and number in self._runs:
                 self._runs[number].log_epoch(int(payload["epoch"]), payload)
-                touched.add(number)
             elif kind == "finish":
                 finished.append(payload)
         rows = [self._finish_run(record) for record in finished]
-        for number in touched:
-            if number in self._runs:  # live curves for the runs still going
-                self._runs[number].flush()
         self._record_rows([row for row in rows if row is not None])
         self.outbox.mark_written([int(record["trial"]) for record in finished])
+        for recorder in self._runs.values():  # the live curves whose time has come
+            recorder.flush_if_due()
 
     def _open(self, number: int, arch: dict, arch_hash: str, rerun: bool):
         if self.tracking is None or self.parent_run_id is None:
@@ -232,6 +237,7 @@ class TrialWriter:
                 arch_hash=arch_hash,
                 train_config=self.train_config,
                 dataset=self.dataset,
+                flush_seconds=LIVE_CURVE_SECONDS,
                 find_existing=rerun,
             )
         return self._runs[number]
@@ -252,6 +258,8 @@ class TrialWriter:
         if recorder is not None:
             for entry in record.get("epochs") or []:  # answered trials: their curve, not streamed
                 recorder.log_epoch(int(entry["epoch"]), entry)
+            if record.get("recovered"):  # a killed driver may have held epochs it never wrote
+                recorder.log_missing_epochs(record.get("curves") or [])
             step = int(metrics.get("epoch") or record.get("budget") or self.identity["budget"])
             recorder.log_metrics({k: v for k, v in metrics.items() if k in _RUN_METRICS and finite(v)}, step=step)
             recorder.finish(record["status"], record.get("reason"))

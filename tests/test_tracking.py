@@ -145,11 +145,11 @@ def test_search_run_nests_trials_with_params_curves_status_and_dataset(store_uri
     ) as pruned:
         pruned.log_epoch(1, {"val_acc": 0.1})
         pruned.set_status("pruned", "ASHA stopped it at epoch 1")
-    with pytest.raises(RuntimeError, match="out of memory"):
-        with trial_run(
-            cfg, search.run_id, "2", arch=MACRO_ARCH, arch_hash="h2", train_config=TRAIN, dataset=digits
-        ) as failed:
-            raise RuntimeError("CUDA out of memory")
+    with (
+        pytest.raises(RuntimeError, match="out of memory"),
+        trial_run(cfg, search.run_id, "2", arch=MACRO_ARCH, arch_hash="h2", train_config=TRAIN, dataset=digits),
+    ):
+        raise RuntimeError("CUDA out of memory")
     search.log_summary(
         {"trials_done": 3, "best_val_acc": 0.75},
         [{"arch_hash": "h0", "val_acc": 0.75, "arch": MACRO_ARCH}, {"arch_hash": "h1", "val_acc": 0.1, "params": 99}],
@@ -359,6 +359,82 @@ def test_the_search_driver_writer_streams_runs_and_rows_and_marks_them_written(s
         assert (ok["status"], ok["val_acc"], ok["mlflow_run_id"]) == ("ok", 0.7, runs["0"].info.run_id)
         assert [c["epoch"] for c in ok["curves"]] == [1, 2]
         assert (failed["status"], failed["reason"]) == ("failed", "MemoryError: out of memory")
+    search.end()
+
+
+def _driver_writer(search, tmp_path: Path, background: bool = True):
+    from nasbench.trial_writer import Outbox, TrialWriter
+
+    return TrialWriter(
+        tracking=search.cfg,
+        parent_run_id=search.run_id,
+        dataset="digits",
+        train_config=TRAIN,
+        store_path=None,
+        store_journal=None,
+        checkpoints_dir=tmp_path / "checkpoints",
+        outbox=Outbox(tmp_path / "results.jsonl"),
+        identity={"dataset": "digits", "budget": 3, "seed": 0, "space": "macro"},
+        background=background,
+    )
+
+
+def _val_acc_steps(store_uri: str, search, trial: str) -> list[tuple[int, float]]:
+    client = client_for(store_uri)
+    (run,) = client.search_runs(
+        [search.experiment_id],
+        filter_string=f"tags.`{TAG_PARENT_RUN}` = '{search.run_id}' and tags.`nasbench.trial_id` = '{trial}'",
+    )
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_acc"))
+
+
+def test_a_live_curve_held_back_is_written_after_a_quiet_spell(store_uri, tmp_path):
+    """Epochs that follow each other quickly share one write, and the last of them is not
+    held until the trial ends: once the writer has been idle for LIVE_CURVE_SECONDS, it
+    sends what it holds."""
+    import time
+
+    from nasbench.trial_writer import LIVE_CURVE_SECONDS
+
+    search = SearchRun(TrackingConfig(store_uri, "live-curves"), {"trials": 1})
+    writer = _driver_writer(search, tmp_path)
+    writer.start(0, MACRO_ARCH, "h0", rerun=False)
+    writer.epoch(0, {"epoch": 1, "val_acc": 0.4})
+    writer.epoch(0, {"epoch": 2, "val_acc": 0.6})
+    time.sleep(0.5)
+    assert _val_acc_steps(store_uri, search, "0") == []  # held back: the run opened a moment ago
+    deadline = time.monotonic() + 3 * LIVE_CURVE_SECONDS + 5
+    while _val_acc_steps(store_uri, search, "0") != [(1, 0.4), (2, 0.6)]:
+        assert time.monotonic() < deadline, "the held-back epochs were never written"
+        time.sleep(0.2)
+    writer.close(interrupted=True)
+    search.end()
+
+
+def test_a_recovered_trial_gets_the_epochs_its_killed_driver_never_wrote(store_uri, tmp_path):
+    """A resume writes a finished trial's record from the outbox: the epochs of its curve
+    that its run lacks are logged, those it has are not doubled."""
+    search = SearchRun(TrackingConfig(store_uri, "recovered-curve"), {"trials": 1})
+    writer = _driver_writer(search, tmp_path, background=False)
+    writer.start(0, MACRO_ARCH, "h0", rerun=False)
+    writer.epoch(0, {"epoch": 1, "val_acc": 0.4})
+    writer.close()  # its first epoch written, then the driver gone before the others
+    assert _val_acc_steps(store_uri, search, "0") == [(1, 0.4)]
+
+    resumed = _driver_writer(search, tmp_path, background=False)
+    record = {
+        "trial": 0,
+        "arch": MACRO_ARCH,
+        "arch_hash": "h0",
+        "status": "ok",
+        "reason": None,
+        "metrics": {"epoch": 3, "val_acc": 0.8},
+        "curves": [{"epoch": 1, "val_acc": 0.4}, {"epoch": 2, "val_acc": 0.6}, {"epoch": 3, "val_acc": 0.8}],
+        "recovered": True,
+    }
+    resumed.finish(record)
+    resumed.close()
+    assert _val_acc_steps(store_uri, search, "0") == [(1, 0.4), (2, 0.6), (3, 0.8)]
     search.end()
 
 

@@ -192,6 +192,19 @@ class TrialRecorder:
     def flush(self) -> None:
         self._writer.flush()
 
+    def flush_if_due(self) -> None:
+        """Write what is buffered if the last write is ``flush_seconds`` old."""
+        self._writer.maybe_flush()
+
+    def log_missing_epochs(self, curve: list[dict]) -> None:
+        """Log the epochs of ``curve`` that the run does not hold yet (its ``val_acc`` has no
+        point at their step): a resumed search restores what a killed driver never wrote,
+        without doubling what it did."""
+        logged = {metric.step for metric in self.client.get_metric_history(self.run_id, "val_acc")}
+        for entry in curve:
+            if "epoch" in entry and int(entry["epoch"]) not in logged:
+                self.log_epoch(int(entry["epoch"]), entry)
+
     def finish(self, status: str, reason: str | None = None, run_status: str | None = None) -> None:
         """Write what is buffered with the final status, and end the run: FINISHED (ok,
         deduplicated), KILLED (pruned, interrupted) or FAILED, unless ``run_status`` says."""
