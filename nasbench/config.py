@@ -125,7 +125,7 @@ class TrainConfig(StrictModel):
     lr: float = Field(1e-2, gt=0.0, le=10.0)  # not given: DEFAULT_LR of the optimizer
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    schedule: Literal["cosine", "onecycle", "constant"] = "onecycle"
+    schedule: Literal["cosine", "onecycle", "constant", "rungs"] = "onecycle"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     adv: Literal["none", "pgd", "fgsm-rs"] = "none"
     adv_eps: Eps = 0.1

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -190,7 +190,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+def make_schedule(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, milestones: Sequence[int] | None = None
+):
+    """The per-step LR schedule of ``cfg.schedule`` over ``total_steps`` (``cfg.epochs`` epochs).
+
+    ``rungs``: cosine annealing with warm restarts (SGDR, Loshchilov & Hutter, ICLR 2017)
+    whose restarts are the rungs of successive halving: the LR anneals from ``cfg.lr`` to
+    its floor (one-cycle's final LR, ``cfg.lr / 2.5e5``) on the last step before each
+    milestone epoch and restarts at ``cfg.lr`` after it, the last segment ending with
+    training. A rung's metric is then that of a finished short schedule (the budget-aware
+    schedules of Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), while a promoted
+    trial keeps its weights and goes on. ``milestones`` are the epochs of the rungs; by
+    default those of ASHA with grace period 1 and reduction factor 3 (epochs 1, 3, 9, ...).
+    """
+    if cfg.schedule == "rungs":
+        from nasbench.strategies.mo_asha import rung_epochs
+
+        per_epoch = max(1, total_steps // cfg.epochs)
+        ends = sorted({m * per_epoch for m in (rung_epochs(cfg.epochs) if milestones is None else milestones)})
+        bounds = [0, *(end for end in ends if 0 < end < total_steps), max(1, total_steps)]
+        floor = 1 / 2.5e5
+
+        def factor(step: int) -> float:
+            segment = sum(step >= bound for bound in bounds[1:-1])
+            start, end = bounds[segment], bounds[segment + 1]
+            done = min(1.0, (step - start + 1) / (end - start))  # 1 on the segment's last step
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     # OneCycleLR needs at least one step up and one step down; shorter runs keep the LR constant.
     if cfg.schedule == "onecycle" and total_steps >= 3:
         return torch.optim.lr_scheduler.OneCycleLR(

@@ -1,0 +1,63 @@
+"""The rung-aligned LR schedule (``schedule: rungs``): warm restarts at the rungs of
+successive halving, so that a rung's metric is that of a finished short schedule."""
+
+import math
+
+import pytest
+import torch
+
+from nasbench.config import TrainConfig
+from nasbench.strategies.mo_asha import rung_epochs
+from nasbench.train import make_schedule
+
+FLOOR = 1 / 2.5e5  # one-cycle's final LR, as a fraction of cfg.lr
+
+
+def learning_rates(cfg: TrainConfig, steps_per_epoch: int, milestones=None) -> list[float]:
+    """The LR of every optimizer step of ``cfg.epochs`` epochs, as a fraction of ``cfg.lr``."""
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([parameter], lr=cfg.lr)
+    schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch, milestones)
+    rates = []
+    for _ in range(cfg.epochs * steps_per_epoch):
+        rates.append(optimizer.param_groups[0]["lr"] / cfg.lr)
+        optimizer.step()
+        schedule.step()
+    return rates
+
+
+def test_rungs_is_a_schedule_of_the_config():
+    assert TrainConfig(schedule="rungs").schedule == "rungs"
+
+
+@pytest.mark.parametrize(("epochs", "milestones"), [(6, None), (9, None), (12, [2, 6]), (5, [])])
+def test_the_lr_reaches_its_floor_on_the_last_step_before_each_milestone_and_restarts_after_it(epochs, milestones):
+    steps = 10
+    rates = learning_rates(TrainConfig(epochs=epochs, schedule="rungs", lr=0.01), steps, milestones)
+    rungs = rung_epochs(epochs) if milestones is None else milestones
+    ends = [m * steps for m in rungs] + [epochs * steps]
+    starts = [0] + ends[:-1]
+    for start, end in zip(starts, ends, strict=True):
+        segment = rates[start:end]
+        assert segment[-1] == pytest.approx(FLOOR)  # annealed: the rung sees a finished schedule
+        assert segment[0] > 0.97  # restarted at (about) cfg.lr
+        assert all(a > b for a, b in zip(segment, segment[1:], strict=False))  # cosine, downwards
+        n = end - start  # SGDR's cosine over the segment
+        expected = [FLOOR + (1 - FLOOR) * 0.5 * (1 + math.cos(math.pi * (i + 1) / n)) for i in range(n)]
+        assert segment == pytest.approx(expected)
+    floors = [i + 1 for i, rate in enumerate(rates) if rate == pytest.approx(FLOOR)]
+    assert floors == ends  # at the milestones and at the end, nowhere else
+
+
+def test_default_milestones_are_the_rungs_of_asha_with_grace_period_1_and_eta_3():
+    assert rung_epochs(6) == [1, 3]
+    default = learning_rates(TrainConfig(epochs=6, schedule="rungs"), 4)
+    assert default == learning_rates(TrainConfig(epochs=6, schedule="rungs"), 4, [1, 3])
+    assert default != learning_rates(TrainConfig(epochs=6, schedule="rungs"), 4, [2])
+
+
+def test_milestones_past_the_end_are_ignored_and_few_steps_run():
+    assert learning_rates(TrainConfig(epochs=2, schedule="rungs"), 3, [2, 4]) == pytest.approx(
+        learning_rates(TrainConfig(epochs=2, schedule="rungs"), 3, [])
+    )
+    assert all(math.isfinite(rate) for rate in learning_rates(TrainConfig(epochs=3, schedule="rungs"), 1))
