@@ -63,9 +63,31 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search_spaces import CellArch
 
 DEFAULT_OPS = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3")
 DATASET = "digits"
+SCHEDULES = ("onecycle", "rungs")
+
+
+def dataset_label(schedule: str = "onecycle") -> str:
+    """The ``dataset`` a row is stored under: the store keys rows by (hash, dataset, budget,
+    seed), so rows of another LR schedule go under their own label (as NAS-Bench-201's
+    ``cifar10-valid`` names a protocol): ``digits`` (one-cycle), ``digits-rungs``."""
+    return DATASET if schedule == "onecycle" else f"{DATASET}-{schedule}"
+
+
+def schedule_record(cfg) -> dict:
+    """The training protocol a row records in its provenance (``train``)."""
+    from nasbench.strategies.mo_asha import rung_epochs
+
+    record = {key: getattr(cfg, key) for key in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule")}
+    if cfg.schedule == "rungs":
+        record["milestones"] = rung_epochs(cfg.epochs)  # make_schedule's default: grace period 1, eta 3
+    return record
 
 
 def subspace_classes(ops, cells_per_stage: int = 1, channels: int = 8) -> dict[str, CellArch]:
@@ -94,11 +116,22 @@ def robust_accuracy(model, dataset, attack: str, eps: float, seed: int) -> float
     return float(report.robust_accuracy(eps))
 
 
+def _provenance() -> dict:
+    """What the store records by itself in a row's provenance (versions, git commit)."""
+    try:
+        from nasbench.store import collect_provenance  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:  # the store as a package: provenance is its own module
+        from nasbench.provenance import collect_provenance  # type: ignore[import-not-found, unused-ignore]
+    return collect_provenance()
+
+
 def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) -> dict:
     """Train one cell and return its benchmark row (``failed`` with the reason on error).
 
     With ``robust_eps``: FGSM robust accuracy after every epoch (``robust_acc`` in the
-    curves) and FGSM and PGD-10 after the last one (the row's ``robust`` list)."""
+    curves) and FGSM and PGD-10 after the last one (the row's ``robust`` list). A row of
+    another schedule than one-cycle is stored under :func:`dataset_label` and records its
+    schedule in ``provenance["train"]``."""
     import torch
 
     from nasbench.models import wrap_normalized
@@ -107,12 +140,14 @@ def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) ->
 
     row = {
         "arch_hash": arch_hash(cell),
-        "dataset": DATASET,
+        "dataset": dataset_label(cfg.schedule),
         "budget": cfg.epochs,
         "seed": seed,
         "space": "cell",
         "arch": arch_to_dict(cell),
     }
+    if cfg.schedule != "onecycle":
+        row["provenance"] = {**_provenance(), "train": schedule_record(cfg)}
     robust_curve: dict[int, float] = {}
     try:
         torch.manual_seed(seed)
@@ -142,15 +177,16 @@ def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) ->
         return {**row, "status": "failed", "reason": f"{type(error).__name__}: {error}"[:500]}
     curves = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()} for entry in result.history]
     for entry in curves:
-        if entry["epoch"] in robust_curve:
-            entry["robust_acc"] = round(robust_curve[entry["epoch"]], 6)
+        epoch = int(entry["epoch"])
+        if epoch in robust_curve:
+            entry["robust_acc"] = round(robust_curve[epoch], 6)
     return {
         **row,
         "status": "ok",
         "curves": curves,
         "train_acc": curves[-1]["train_acc"],
-        "val_acc": float(result.val_acc),
-        "test_acc": float(result.test_acc),
+        "val_acc": float(result.val_acc if result.val_acc is not None else math.nan),
+        "test_acc": float(result.test_acc if result.test_acc is not None else math.nan),
         "params": int(totals["params"]),
         "macs": int(totals["macs"]),
         "device": result.device,
@@ -170,12 +206,14 @@ def build(
     log=print,
     robust_eps: float | None = None,
     shard: tuple[int, int] = (0, 1),
+    schedule: str = "onecycle",
 ) -> int:
     """Train the (class, seed) pairs of the subspace not yet in ``db``; the number trained now.
 
     Each seed trains every class once, on that seed's own train/validation split.
     ``shard = (k, n)`` trains only every n-th class of the fixed order, from the k-th:
-    n processes, each with its own store, share the work.
+    n processes, each with its own store, share the work. ``schedule``: the LR schedule
+    (``nasbench.train.make_schedule``); ``rungs`` rows go under :func:`dataset_label`.
     """
     import torch
 
@@ -188,15 +226,17 @@ def build(
     order = sorted(classes)  # hashes: a fixed shuffle independent of enumeration order
     random.Random(0).shuffle(order)
     order = order[shard[0] :: shard[1]]
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, threads=1, device="cpu")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, threads=1, device="cpu", schedule=schedule)
+    label = dataset_label(schedule)
     trained = 0
     with Benchmark(db) as bench:
         for seed in seeds:
             dataset = load_dataset(DATASET, seed=seed)
-            missing = [h for h in order if bench.lookup(h, DATASET, epochs, seed) is None]
+            missing = [h for h in order if bench.lookup(h, label, epochs, seed) is None]
             todo = missing if limit is None else missing[: max(0, limit - trained)]
             log(
-                f"seed {seed}: {len(order)} of {len(classes)} canonical classes among {len(ops)}**6 cells over {', '.join(ops)}; "
+                f"seed {seed}, {schedule}: {len(order)} of {len(classes)} canonical classes among "
+                f"{len(ops)}**6 cells over {', '.join(ops)}; "
                 f"{len(order) - len(missing)} already recorded, {len(todo)} to train now; {dataset.summary()}"
             )
             started = time.perf_counter()
@@ -249,6 +289,13 @@ def main(argv=None) -> int:
         help="also record robust accuracy at this Linf eps: FGSM after every epoch, PGD-10 after the last",
     )
     parser.add_argument("--shard", default="0/1", help="K/N: train only every N-th class, from the K-th")
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="onecycle",
+        help="LR schedule: onecycle (rows of dataset digits) or rungs, warm restarts at ASHA's rungs "
+        "with grace period 1 and eta 3 (rows of dataset digits-rungs)",
+    )
     parser.add_argument("--export-only", action="store_true", help="only export --db to --parquet")
     args = parser.parse_args(argv)
     ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
@@ -272,6 +319,7 @@ def main(argv=None) -> int:
             args.limit,
             robust_eps=args.robust_eps,
             shard=(int(k), int(n)),
+            schedule=args.schedule,
         )
     rows = export(args.db, args.parquet)
     size = args.parquet.stat().st_size
