@@ -25,6 +25,7 @@ import json
 import os
 import queue
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ _RUN_METRICS = tuple(name for name in FINAL_METRICS if name not in ("epoch", "de
 # then sends its whole curve with its end in one batch; an epoch that ends more than
 # this long after the last write is written at once.
 LIVE_CURVE_SECONDS = 2.0
+# The writer's nice value (Linux gives every thread its own): where trials share the
+# driver's cores, their compute goes first and the writing fills the gaps between trials.
+WRITER_NICENESS = 10
 
 
 class Outbox:
@@ -190,6 +194,7 @@ class TrialWriter:
             self._write([event])
 
     def _loop(self) -> None:
+        _yield_to_trials()
         done = False
         while not done:
             try:
@@ -322,6 +327,13 @@ class TrialWriter:
         if target.exists():
             shutil.rmtree(target)
         os.replace(partial, target)
+
+
+def _yield_to_trials() -> None:
+    """Lower the calling thread's priority to :data:`WRITER_NICENESS` (Linux only)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
 
 
 def recover(outbox: Outbox, writer: TrialWriter, study, metrics: list[str]) -> list[int]:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -392,8 +396,6 @@ def test_a_live_curve_held_back_is_written_after_a_quiet_spell(store_uri, tmp_pa
     """Epochs that follow each other quickly share one write, and the last of them is not
     held until the trial ends: once the writer has been idle for LIVE_CURVE_SECONDS, it
     sends what it holds."""
-    import time
-
     from nasbench.trial_writer import LIVE_CURVE_SECONDS
 
     search = SearchRun(TrackingConfig(store_uri, "live-curves"), {"trials": 1})
@@ -409,6 +411,37 @@ def test_a_live_curve_held_back_is_written_after_a_quiet_spell(store_uri, tmp_pa
         time.sleep(0.2)
     writer.close(interrupted=True)
     search.end()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+def test_the_writer_thread_yields_the_cores_to_the_trials(tmp_path):
+    """The driver's writer runs at a lower priority than the driver's other threads (and the
+    trials), so that where they share cores the book-keeping waits, not the training."""
+    from nasbench.trial_writer import WRITER_NICENESS, Outbox, TrialWriter
+
+    writer = TrialWriter(
+        tracking=None,
+        parent_run_id=None,
+        dataset="digits",
+        train_config=TRAIN,
+        store_path=None,
+        store_journal=None,
+        checkpoints_dir=tmp_path / "checkpoints",
+        outbox=Outbox(tmp_path / "results.jsonl"),
+        identity={"dataset": "digits", "budget": 3, "seed": 0, "space": "macro"},
+    )
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    try:
+        writer.finish({"trial": 0, "arch": MACRO_ARCH, "arch_hash": "h0", "status": "ok", "store": False})
+        written = tmp_path / "results.jsonl"
+        deadline = time.monotonic() + 10
+        while not (written.is_file() and '"written": 0' in written.read_text()):  # the thread is at work
+            assert time.monotonic() < deadline, "the writer never wrote"
+            time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, writer._thread.native_id) == min(own + WRITER_NICENESS, 19)
+    finally:
+        writer.close()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the caller's own is untouched
 
 
 def test_a_recovered_trial_gets_the_epochs_its_killed_driver_never_wrote(store_uri, tmp_path):
