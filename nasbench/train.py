@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -229,7 +230,7 @@ def make_schedule(
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def warn_about_augmentation(dataset: str, augment: list[str]) -> None:
+def warn_about_augmentation(dataset: str, augment: Sequence[str]) -> None:
     if "flip" in augment and dataset.partition(":")[0] in MIRROR_SENSITIVE:
         warnings.warn(
             f"--augment flip on {dataset}: a mirrored digit is not the same digit", DoubtfulInput, stacklevel=3
@@ -298,6 +299,72 @@ def make_perturbation(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int) 
     return perturb
 
 
+@dataclass
+class EpochLoop:
+    """One epoch of training after another: the model, its data and what every step shares."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    placement: Placement
+    train: Split
+    val: Split
+    optimizer: torch.optim.Optimizer
+    schedule: Any  # a torch LR scheduler, stepped once per batch
+    generator: torch.Generator
+    perturb: Callable | None = None
+    augmentation: Callable | None = None
+
+    def __post_init__(self) -> None:
+        self.batches = batch_bounds(len(self.train), self.cfg.batch_size)
+
+    def run(self, epoch: int) -> dict[str, Any]:
+        """Train epoch ``epoch`` (from 1); its metrics, validation accuracy included."""
+        epoch_started = time.perf_counter()
+        self.model.train()
+        device = self.placement.device
+        order = torch.randperm(len(self.train), generator=self.generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        eps = None
+        for step, (start, stop) in enumerate(self.batches, start=(epoch - 1) * len(self.batches)):
+            index = order[start:stop]
+            x, y = self.train.x[index], self.train.y[index]
+            if self.perturb is not None:
+                x, eps = self.perturb(x, y, step)
+            logits, loss = self._step(x, y)
+            # Accumulate on the device; one sync per epoch instead of one per step.
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+        train_loss = loss_sum.item() / len(self.train)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training diverged: loss became {train_loss} in epoch {epoch}")
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": correct.item() / len(self.train),
+            "val_acc": evaluate_accuracy(self.model, self.val, self.placement),
+            "epoch_seconds": time.perf_counter() - epoch_started,
+        }
+        if eps is not None:
+            metrics["adv_eps"] = eps
+        return metrics
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on a batch; its logits and loss."""
+        target = y
+        if self.augmentation is not None:
+            x, target = self.augmentation(x, y)
+        x = self.placement.batch(x)
+        with self.placement.autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, target, label_smoothing=self.cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        return logits, loss
+
+
 def train_model(
     model: nn.Module,
     dataset: Dataset,
@@ -319,57 +386,28 @@ def train_model(
     seed_everything(seed)
     placement = Placement.resolve(select_device(cfg.device), cfg.amp, cfg.channels_last)
     device = placement.device
-    model = model.to(device, memory_format=placement.memory_format)
-    train, val = dataset.train.to(device), dataset.val.to(device)
-
-    batches = batch_bounds(len(train), cfg.batch_size)
-    steps_per_epoch = len(batches)
+    # Module.to takes memory_format at run time; torch's overloads omit it
+    model = model.to(device, memory_format=placement.memory_format)  # type: ignore[call-overload]
+    train = dataset.train.to(device)
+    steps_per_epoch = len(batch_bounds(len(train), cfg.batch_size))
     optimizer = make_optimizer(model, cfg)
-    schedule = make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
     warn_about_augmentation(dataset.name, augment or [])
-    augmentation = make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:])
-    perturb = make_perturbation(model, cfg, steps_per_epoch)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    loop = EpochLoop(
+        model,
+        cfg,
+        placement,
+        train,
+        dataset.val.to(device),
+        optimizer,
+        make_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch),
+        torch.Generator(device="cpu").manual_seed(seed),
+        perturb=make_perturbation(model, cfg, steps_per_epoch),
+        augmentation=make_augmentation(augment or [], dataset.num_classes, dataset.input_shape[1:]),
+    )
     result = TrainResult(model=model, device=str(device))
     started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        epoch_started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        eps = None
-        for step, (start, stop) in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
-            index = order[start:stop]
-            x, y = train.x[index], train.y[index]
-            if perturb is not None:
-                x, eps = perturb(x, y, step)
-            target = y
-            if augmentation is not None:
-                x, target = augmentation(x, y)
-            x = placement.batch(x)
-            with placement.autocast():
-                logits = model(x)
-                loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            # Accumulate on the device; one sync per epoch instead of one per step.
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(dim=1) == y).sum()
-        train_loss = loss_sum.item() / len(train)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training diverged: loss became {train_loss} in epoch {epoch}")
-        metrics = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": correct.item() / len(train),
-            "val_acc": evaluate_accuracy(model, val, placement),
-            "epoch_seconds": time.perf_counter() - epoch_started,
-        }
-        if eps is not None:
-            metrics["adv_eps"] = eps
+        metrics = loop.run(epoch)
         result.history.append(metrics)
         result.val_acc = metrics["val_acc"]
         if on_epoch is not None:
