@@ -203,7 +203,7 @@ def test_hypervolume_replay_runs_the_search_schedulers_on_the_record(bench):
         assert len(asha) > 2 * len(fifo)  # most ASHA trials stop at the first rung (1 epoch)
         assert fifo[-1][0] == asha[-1][0] == 120
         for trace in seed_traces.values():  # more trials never lower the hypervolume
-            assert all(a[1] <= b[1] for a, b in zip(trace, trace[1:]))
+            assert all(a[1] <= b[1] for a, b in itertools.pairwise(trace))
     assert all(f <= 1.0 for f in results["fifo"]["fraction"])  # FIFO reaches its own final value
     table = hypervolume.format_table(recorded, results, 120, 3, 3)
     assert "asha" in table and "hyperband" in table
