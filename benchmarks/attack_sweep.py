@@ -217,7 +217,8 @@ def main(argv=None) -> int:
         print(f"  {check}")
     for eps, gap in trailing:
         print(
-            f"note: engine trails by {gap} example(s) at eps {eps:g} (random draws of a cascaded attack; within tolerance)"
+            f"note: engine trails by {gap} example(s) at eps {eps:g} "
+            "(random draws of a cascaded attack; within tolerance)"
         )
     if weaker:
         print(f"ENGINE WEAKER than the naive loop at eps {weaker}")

@@ -1,4 +1,5 @@
-"""How many trials random search, TPE, NSGA-II, evolution and REINFORCE need to reach the top 1%, on a recorded benchmark.
+"""Trials that random search, TPE, NSGA-II, evolution and REINFORCE need to reach the top 1%
+of a recorded benchmark.
 
 The question NAS-Bench-201 (Dong & Yang, ICLR 2020) made cheap to ask: with every
 architecture of a space already trained, a search strategy is replayed in seconds and

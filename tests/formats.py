@@ -109,7 +109,7 @@ def write_greyscale_folder(root: Path, images: np.ndarray, labels: np.ndarray) -
     """Greyscale PNGs (8-bit, PIL mode L) in the ImageFolder layout ``root/<label>/<i>.png``."""
     from PIL import Image
 
-    for index, (image, label) in enumerate(zip(images, labels)):
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         (root / str(label)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(root / str(label) / f"{index}.png")
     return root

@@ -231,11 +231,11 @@ def test_attack_and_report_follow_the_tracking_uri_a_search_recorded(server, tmp
     (root / "followed" / "config.yaml").write_text(f"dataset: digits\ntracking_uri: {base}\n")
     cfg = TrackingConfig(base, "followed")
     spec = {"kind": "classic", "name": "lenet5"}
-    with SearchRun(cfg, {"trials": 1}) as search:
-        with trial_run(
-            cfg, search.run_id, "0", arch=spec, arch_hash="f0", train_config={}, dataset=TinyDataset()
-        ) as trial:
-            pass
+    with (
+        SearchRun(cfg, {"trials": 1}) as search,
+        trial_run(cfg, search.run_id, "0", arch=spec, arch_hash="f0", train_config={}, dataset=TinyDataset()) as trial,
+    ):
+        pass
     torch.manual_seed(0)
     model = wrap_normalized(build_from_spec(spec, (1, 8, 8), 10), NORMALIZE)
     log_model(
@@ -291,12 +291,14 @@ def test_attack_and_report_follow_the_tracking_uri_a_search_recorded(server, tmp
 
 def fill_store_remote(base: str) -> dict:
     cfg = TrackingConfig(base, "remote")
-    with SearchRun(cfg, {"trials": 1}) as search:
-        with trial_run(
+    with (
+        SearchRun(cfg, {"trials": 1}) as search,
+        trial_run(
             cfg, search.run_id, "0", arch=ARCH, arch_hash="r0", train_config={}, dataset=TinyDataset()
-        ) as recorder:
-            recorder.log_epoch(1, {"val_acc": 0.5})
-            recorder.log_epoch(2, {"val_acc": 0.7})
+        ) as recorder,
+    ):
+        recorder.log_epoch(1, {"val_acc": 0.5})
+        recorder.log_epoch(2, {"val_acc": 0.7})
     return {"experiment_id": search.experiment_id, "parent": search.run_id, "trial": recorder.run_id}
 
 
