@@ -196,7 +196,8 @@ def test_bad_corruption_input_is_one_line_and_exit_2(found, tmp_path, capsys, ex
 def test_the_search_objective_measures_the_stated_subset_on_validation_images(found, digits):
     from attacks import subset_accuracies
     from nasbench.search import SearchConfig
-    from nasbench.trial import OBJECTIVES, CorruptionConfig, _corruption
+    from nasbench.trial import _corruption
+    from nasbench.trial_context import OBJECTIVES, CorruptionConfig
 
     assert OBJECTIVES["corruption_acc"] == ("corruption_acc", "max")
     config = SearchConfig(objectives=["val_acc", "corruption_acc"], corruption_samples=64)
