@@ -10,7 +10,7 @@ classes, each trained on digits for 2 epochs with 5 seeds). A class's accuracy i
 mean over its seeds, as NAS-Bench-201 reports it. For each sampler and seed, Optuna
 proposes the six edge operations exactly as ``nasbench search`` does
 (:class:`search_spaces.CellSpace`, one categorical per edge, and the same sampler
-settings: :func:`nasbench.search.make_sampler`), the proposal is mapped to its canonical
+settings: :func:`nasbench.strategies.make_sampler`), the proposal is mapped to its canonical
 class (``arch_hash``) and answered from the benchmark, and trials are counted until an
 architecture of the top 1% by validation accuracy has been evaluated.
 
