@@ -43,7 +43,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -133,7 +135,7 @@ def naive_loop(model, x, y, specs, eps_values, *, batch_size, seed, device):
     return worst
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="evaluation points (default 500)")
     parser.add_argument("--attacks", default="fgsm,pgd,square:queries=1000")
@@ -158,10 +160,29 @@ def main(argv=None) -> int:
         "early-stopping FGSM/BIM/PGD/MI-FGSM are point-wise at least as strong",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Sweep:
+    """The trained model, the test points and the attack grid that both loops run."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    specs: list
+    eps_values: list[float]
+    device: torch.device
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+
+def prepare(args: argparse.Namespace) -> Sweep:
+    """Train the model on the first 1,297 digits and take the first ``--n`` of the rest; prints the set-up."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-
     x, y = digits(args.seed)
     x_train, y_train, x_test, y_test = x[:1297], y[:1297], x[1297:], y[1297:]
     n = min(args.n, len(x_test))
@@ -173,47 +194,73 @@ def main(argv=None) -> int:
         f"device {device}, {args.model}, {n} digits, attacks {', '.join(s.label for s in specs)}, "
         f"eps {', '.join(f'{e:g}' for e in eps_values)}"
     )
+    return Sweep(model, x_test, y_test, specs, eps_values, device)
 
+
+class Timed(NamedTuple):
+    """Both loops' answers and their wall times in seconds."""
+
+    naive: dict[float, float]  # the naive loop's worst-case robust accuracy per eps
+    naive_s: float
+    report: Any  # the engine's report, without sanity checks
+    engine_s: float
+    checked: Any  # the engine's report with its sanity checks
+    checked_s: float
+
+
+def run_both(sweep: Sweep, batch_size: int, seed: int) -> Timed:
+    """The naive loop, the engine, and the engine with its sanity checks, each timed."""
+    model, x, y, specs, eps_values, device = sweep.model, sweep.x, sweep.y, sweep.specs, sweep.eps_values, sweep.device
     t0 = time.perf_counter()
-    naive = naive_loop(
-        model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, seed=args.seed, device=device
-    )
+    naive = naive_loop(model, x, y, specs, eps_values, batch_size=batch_size, seed=seed, device=device)
     naive_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     report = evaluate(
         model,
-        x_test,
-        y_test,
+        x,
+        y,
         specs,
         eps_values,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         device=device,
-        seed=args.seed,
+        seed=seed,
         checks=False,
     )
     engine_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    checked = evaluate(
-        model, x_test, y_test, specs, eps_values, batch_size=args.batch_size, device=device, seed=args.seed, checks=True
-    )
+    checked = evaluate(model, x, y, specs, eps_values, batch_size=batch_size, device=device, seed=seed, checks=True)
     checked_s = time.perf_counter() - t0
+    return Timed(naive, naive_s, report, engine_s, checked, checked_s)
 
+
+def compare(sweep: Sweep, naive, report, tolerance: int):
+    """Print the robust accuracy per eps of both loops; returns the eps where the engine is weaker
+    by more than ``tolerance`` examples, and (eps, gap) where it trails within it."""
     print(f"clean accuracy {report.clean_accuracy:.1%}")
     print(f"{'eps':>8} {'naive':>8} {'engine':>8}")
     weaker, trailing = [], []
-    for eps in eps_values:
+    for eps in sweep.eps_values:
         engine_acc = report.robust_accuracy(eps)
         print(f"{eps:8.4g} {naive[eps]:8.1%} {engine_acc:8.1%}")
-        gap = round((engine_acc - naive[eps]) * n)
-        if gap > args.tolerance:
+        gap = round((engine_acc - naive[eps]) * sweep.n)
+        if gap > tolerance:
             weaker.append(eps)
         elif gap > 0:
             trailing.append((eps, gap))
+    return weaker, trailing
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sweep = prepare(args)
+    timed = run_both(sweep, args.batch_size, args.seed)
+    weaker, trailing = compare(sweep, timed.naive, timed.report, args.tolerance)
+    naive_s, engine_s, checked_s = timed.naive_s, timed.engine_s, timed.checked_s
     print(f"naive loop {naive_s:.1f} s, engine {engine_s:.1f} s (with sanity checks {checked_s:.1f} s)")
     print(f"speed-up {naive_s / engine_s:.1f}x (with checks {naive_s / checked_s:.1f}x)")
-    for check in checked.checks:
+    for check in timed.checked.checks:
         print(f"  {check}")
     for eps, gap in trailing:
         print(

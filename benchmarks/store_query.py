@@ -80,102 +80,128 @@ def timed(function, repeat: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def build(directory: Path, n_rows: int, rng: random.Random) -> tuple[Benchmark, list[dict]]:
+    """A store of ``n_rows`` synthetic runs in ``directory``, its build time and size printed."""
+    bench = Benchmark(directory / "bench.db")
+    rows = list(synthetic_rows(n_rows, rng))[:n_rows]
+    start = time.perf_counter()
+    bench.record_many(rows)
+    build_s = time.perf_counter() - start
+    size_mb = sum(p.stat().st_size for p in directory.iterdir()) / 1e6
+    print(f"built {len(bench):,} rows in {build_s:.1f} s ({len(bench) / build_s:,.0f} rows/s), {size_mb:.0f} MB")
+    return bench, rows
+
+
+def record_ms(bench: Benchmark, rows: list[dict]) -> float:
+    """Mean milliseconds to record one new run (the first 200 rows under new seeds), one transaction each."""
+    start = time.perf_counter()
+    fresh = [dict(r, seed=r["seed"] + 100) for r in rows[:200]]
+    for row in fresh:
+        bench.record(row)
+    return (time.perf_counter() - start) * 1000 / len(fresh)
+
+
+def question_timings(bench: Benchmark, key_iter, repeat: int) -> list[tuple[str, float]]:
+    """Median milliseconds of each kind of question; ``key_iter`` yields the keys looked up."""
+    few = max(3, repeat // 5)
+    return [
+        ("lookup(hash, dataset, budget, seed)", timed(lambda: bench.lookup(*next(key_iter)), repeat)),
+        (
+            "query(hash, dataset, epochs): mean of 5 seeds",
+            timed(lambda: bench.query(next(key_iter)[0], dataset="digits", epochs=36), repeat),
+        ),
+        ("query(hash): every dataset and budget", timed(lambda: bench.query(next(key_iter)[0]), repeat)),
+        ("top(10, by=val_acc)", timed(lambda: bench.top(10), repeat)),
+        (
+            "top(10, by=params, dataset=mnist)",
+            timed(lambda: bench.top(10, by="params", dataset="mnist"), repeat),
+        ),
+        (
+            "top(10, by=val_acc, where budget=12 & params<=1e5)",
+            timed(lambda: bench.top(10, where={"budget": 12, "params": ("<=", 100_000)}), repeat),
+        ),
+        ("top(10, by=robust:pgd:Linf:0.1)", timed(lambda: bench.top(10, by="robust:pgd:Linf:0.1"), repeat)),
+        (
+            "top(10, reduce=mean, dataset=digits)",
+            timed(lambda: bench.top(10, dataset="digits", reduce="mean"), few),
+        ),
+        (
+            "pareto(val_acc:max, params:min, dataset=digits)",
+            timed(lambda: bench.pareto(["val_acc:max", "params:min"], dataset="digits"), few),
+        ),
+        (
+            "pareto(val_acc, robust pgd, latency_ms)",
+            timed(lambda: bench.pareto(["val_acc:max", "robust:pgd:Linf:0.1:max", "latency_ms:min"]), few),
+        ),
+        ("stats()", timed(bench.stats, few)),
+    ]
+
+
+def print_measurements(measurements: list[tuple[str, float]]) -> None:
+    width = max(len(name) for name, _ in measurements)
+    for name, ms in measurements:
+        print(f"  {name:<{width}}  {ms:9.2f} ms")
+
+
+def compare_index(bench: Benchmark, repeat: int) -> None:
+    """What the index buys: the same top-10 SQL with and without it."""
+    sql = (
+        "SELECT id FROM results {hint} WHERE status = 'ok' AND val_acc IS NOT NULL "
+        "ORDER BY val_acc DESC, id DESC LIMIT 10"
+    )
+    indexed = timed(lambda: bench._db.read(sql.format(hint="")), repeat)
+    scanned = timed(lambda: bench._db.read(sql.format(hint="NOT INDEXED")), max(3, repeat // 5))
+    print(
+        f"top-10 SQL: {indexed:.3f} ms with the partial index vs {scanned:.2f} ms scanning the table "
+        f"({scanned / indexed:,.0f}x)"
+    )
+
+
+def parquet_round_trip(bench: Benchmark, directory: Path) -> None:
+    """Export the store to Parquet, import it into a new store, then import it again."""
+    export_path = directory / "bench.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # pyarrow's first write imports pandas (seconds): not the store's time.
+    pq.write_table(pa.table({"warm": [1]}), directory / "warm.parquet")
+    start = time.perf_counter()
+    exported = bench.export_parquet(export_path)
+    export_s = time.perf_counter() - start
+    with Benchmark(directory / "copy.db") as copy:
+        start = time.perf_counter()
+        copy.import_parquet(export_path)
+        import_s = time.perf_counter() - start
+        start = time.perf_counter()
+        again = copy.import_parquet(export_path)
+        reimport_s = time.perf_counter() - start
+    print(
+        f"export {exported:,} rows: {export_s:.1f} s ({export_path.stat().st_size / 1e6:.0f} MB Parquet); "
+        f"import: {import_s:.1f} s; import again: {reimport_s:.1f} s, {again} rows added"
+    )
+
+
+def main() -> None:
+    args = parse_args()
     rng = random.Random(0)
 
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "bench.db"
-        bench = Benchmark(path)
-        rows = list(synthetic_rows(args.rows, rng))[: args.rows]
-        start = time.perf_counter()
-        bench.record_many(rows)
-        build_s = time.perf_counter() - start
-        size_mb = sum(p.stat().st_size for p in Path(directory).iterdir()) / 1e6
-        print(f"built {len(bench):,} rows in {build_s:.1f} s ({len(bench) / build_s:,.0f} rows/s), {size_mb:.0f} MB")
-
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        bench, rows = build(directory, args.rows, rng)
         keys = [(r["arch_hash"], r["dataset"], r["budget"], r["seed"]) for r in rng.sample(rows, 200)]
         key_iter = iter(keys * (args.repeat + 1))
-        record_start = time.perf_counter()
-        fresh = [dict(r, seed=r["seed"] + 100) for r in rows[:200]]
-        for row in fresh:
-            bench.record(row)
-        record_ms = (time.perf_counter() - record_start) * 1000 / len(fresh)
-
-        measurements = [
-            ("record (one transaction each)", record_ms),
-            ("lookup(hash, dataset, budget, seed)", timed(lambda: bench.lookup(*next(key_iter)), args.repeat)),
-            (
-                "query(hash, dataset, epochs): mean of 5 seeds",
-                timed(lambda: bench.query(next(key_iter)[0], dataset="digits", epochs=36), args.repeat),
-            ),
-            ("query(hash): every dataset and budget", timed(lambda: bench.query(next(key_iter)[0]), args.repeat)),
-            ("top(10, by=val_acc)", timed(lambda: bench.top(10), args.repeat)),
-            (
-                "top(10, by=params, dataset=mnist)",
-                timed(lambda: bench.top(10, by="params", dataset="mnist"), args.repeat),
-            ),
-            (
-                "top(10, by=val_acc, where budget=12 & params<=1e5)",
-                timed(lambda: bench.top(10, where={"budget": 12, "params": ("<=", 100_000)}), args.repeat),
-            ),
-            ("top(10, by=robust:pgd:Linf:0.1)", timed(lambda: bench.top(10, by="robust:pgd:Linf:0.1"), args.repeat)),
-            (
-                "top(10, reduce=mean, dataset=digits)",
-                timed(lambda: bench.top(10, dataset="digits", reduce="mean"), max(3, args.repeat // 5)),
-            ),
-            (
-                "pareto(val_acc:max, params:min, dataset=digits)",
-                timed(lambda: bench.pareto(["val_acc:max", "params:min"], dataset="digits"), max(3, args.repeat // 5)),
-            ),
-            (
-                "pareto(val_acc, robust pgd, latency_ms)",
-                timed(
-                    lambda: bench.pareto(["val_acc:max", "robust:pgd:Linf:0.1:max", "latency_ms:min"]),
-                    max(3, args.repeat // 5),
-                ),
-            ),
-            ("stats()", timed(bench.stats, max(3, args.repeat // 5))),
-        ]
-        width = max(len(name) for name, _ in measurements)
-        for name, ms in measurements:
-            print(f"  {name:<{width}}  {ms:9.2f} ms")
-
-        # What the index buys: the same top-10 SQL with and without it.
-        sql = (
-            "SELECT id FROM results {hint} WHERE status = 'ok' AND val_acc IS NOT NULL "
-            "ORDER BY val_acc DESC, id DESC LIMIT 10"
-        )
-        indexed = timed(lambda: bench._db.read(sql.format(hint="")), args.repeat)
-        scanned = timed(lambda: bench._db.read(sql.format(hint="NOT INDEXED")), max(3, args.repeat // 5))
-        print(
-            f"top-10 SQL: {indexed:.3f} ms with the partial index vs {scanned:.2f} ms scanning the table "
-            f"({scanned / indexed:,.0f}x)"
-        )
-
-        export_path = Path(directory) / "bench.parquet"
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        # pyarrow's first write imports pandas (seconds): not the store's time.
-        pq.write_table(pa.table({"warm": [1]}), Path(directory) / "warm.parquet")
-        start = time.perf_counter()
-        exported = bench.export_parquet(export_path)
-        export_s = time.perf_counter() - start
-        with Benchmark(Path(directory) / "copy.db") as copy:
-            start = time.perf_counter()
-            copy.import_parquet(export_path)
-            import_s = time.perf_counter() - start
-            start = time.perf_counter()
-            again = copy.import_parquet(export_path)
-            reimport_s = time.perf_counter() - start
-        print(
-            f"export {exported:,} rows: {export_s:.1f} s ({export_path.stat().st_size / 1e6:.0f} MB Parquet); "
-            f"import: {import_s:.1f} s; import again: {reimport_s:.1f} s, {again} rows added"
-        )
+        measurements = [("record (one transaction each)", record_ms(bench, rows))]
+        measurements += question_timings(bench, key_iter, args.repeat)
+        print_measurements(measurements)
+        compare_index(bench, args.repeat)
+        parquet_round_trip(bench, directory)
         bench.close()
 
 

@@ -6,7 +6,11 @@ Models are tiny macro architectures trained for a few epochs on digits and saved
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,16 +59,20 @@ def _predict(model, x):
         return model(x).argmax(1)
 
 
-def test_attack_checkpoint_writes_bundle_store_and_mlflow(checkpoint, digits, tmp_path, capsys):
-    directory, arch_hash, trained = checkpoint
-    experiment = tmp_path / "experiments" / "e1"
-    # A search result: the store has its row, and robust accuracies must land there.
+def run_cli(argv):
+    """``main(argv)`` with its standard output and error captured: (exit code, out, err)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def record_search_row(db_path, directory, arch_hash, trained):
+    """Record the checkpoint's run in a benchmark store, as a search does; returns its arch."""
     from nasbench.store import Benchmark
-    from search_spaces import arch_from_dict
 
     arch = json.loads((directory / "arch.json").read_text())
-    experiment.mkdir(parents=True)
-    with Benchmark(experiment / "benchmark.db") as bench:
+    with Benchmark(db_path) as bench:
         bench.record(
             {
                 "arch_hash": arch_hash,
@@ -77,9 +85,45 @@ def test_attack_checkpoint_writes_bundle_store_and_mlflow(checkpoint, digits, tm
                 "val_acc": trained.val_acc,
             }
         )
+    return arch
+
+
+@dataclass(frozen=True)
+class AttackRun:
+    """One `nasbench attack` of the checkpoint into an experiment whose store has its row."""
+
+    directory: Path
+    arch_hash: str
+    arch: dict
+    experiment: Path
+    out: str
+    bundle: Path
+    record: dict
+    model: torch.nn.Module
+    clean: float
+
+    @property
+    def report(self):
+        return self.record["report"]
+
+    @property
+    def worst(self):
+        return {w["eps"]: w["robust_accuracy"] for w in self.report["worst_case"]}
+
+
+@pytest.fixture(scope="module")
+def attacked(checkpoint, digits, tmp_path_factory):
+    directory, arch_hash, trained = checkpoint
+    root = tmp_path_factory.mktemp("attack") / "experiments"
+    experiment = root / "e1"
+    experiment.mkdir(parents=True)
+    # A search result: the store has its row, and robust accuracies must land there.
+    from search_spaces import arch_from_dict
+
+    arch = record_search_row(experiment / "benchmark.db", directory, arch_hash, trained)
     assert arch_from_dict(arch) is not None
 
-    code = main(
+    code, out, err = run_cli(
         [
             "attack",
             "--model",
@@ -93,35 +137,37 @@ def test_attack_checkpoint_writes_bundle_store_and_mlflow(checkpoint, digits, tm
             "--experiment",
             "e1",
             "--experiments-dir",
-            str(tmp_path / "experiments"),
+            str(root),
         ]
     )
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
+    assert code == 0, err
     bundles = list((experiment / "evaluations").iterdir())
     assert len(bundles) == 1
-    bundle = bundles[0]
-    record = json.loads((bundle / "evaluation.json").read_text())
-    report = record["report"]
-
-    # The numbers are those of the model on the chosen points.
+    record = json.loads((bundles[0] / "evaluation.json").read_text())
     model, _, _ = load_checkpoint(directory)
     index = torch.tensor(record["indices"])
+    clean = float((_predict(model, digits.test.x[index]) == digits.test.y[index]).float().mean())
+    return AttackRun(directory, arch_hash, arch, experiment, out, bundles[0], record, model, clean)
+
+
+def test_the_bundle_holds_the_models_numbers_on_the_chosen_points(attacked):
+    record, model = attacked.record, attacked.model
+    index = torch.tensor(record["indices"])
     assert record["n"] == 64 == len(index) == len(set(record["indices"]))
-    x, y = digits.test.x[index], digits.test.y[index]
-    clean = float((_predict(model, x) == y).float().mean())
-    assert report["clean_accuracy"] == pytest.approx(clean)
-    assert record["model"]["clean_acc"] == pytest.approx(clean)
+    assert attacked.report["clean_accuracy"] == pytest.approx(attacked.clean)
+    assert record["model"]["clean_acc"] == pytest.approx(attacked.clean)
     assert record["model"]["params"] == sum(p.numel() for p in model.parameters())
     assert record["model"]["macs"] > 0 and record["model"]["latency_ms"] > 0
-    assert record["model"]["kind"] == "found" and record["model"]["spec"] == arch
+    assert record["model"]["kind"] == "found" and record["model"]["spec"] == attacked.arch
     assert record["dataset"] == "digits" and record["seed"] == 0 and record["targeted"] is False
     assert record["versions"]["torch"] == torch.__version__.split("+")[0]
     assert record["command"].startswith("nasbench attack")
 
-    worst = {w["eps"]: w["robust_accuracy"] for w in report["worst_case"]}
+
+def test_the_worst_case_is_per_example_and_falls_as_eps_grows(attacked):
+    report, worst = attacked.report, attacked.worst
     assert sorted(worst) == EPS
-    assert worst[0.0] == pytest.approx(clean)
+    assert worst[0.0] == pytest.approx(attacked.clean)
     for eps in EPS[1:]:
         per_attack = [r["robust_accuracy"] for r in report["results"] if r["eps"] == eps]
         assert len(per_attack) == 2
@@ -129,40 +175,47 @@ def test_attack_checkpoint_writes_bundle_store_and_mlflow(checkpoint, digits, tm
     assert worst[0.3] < worst[0.1] < worst[0.0]  # an undefended model breaks as eps grows
     assert {c["name"] for c in report["checks"]} >= {"monotone-in-eps", "reaches-chance"}
 
-    # Adversarial examples: in the ball, misclassified, and drawn.
+
+def test_adversarial_examples_lie_in_the_ball_are_misclassified_and_drawn(attacked):
     from safetensors.torch import load_file
 
-    tensors = load_file(bundle / "examples.safetensors")
+    tensors = load_file(attacked.bundle / "examples.safetensors")
     key = max((k for k in tensors if k.endswith("/adversarial")), key=lambda k: float(k.split("eps")[1].split("/")[0]))
     prefix = key.rsplit("/", 1)[0]
     adv, original = tensors[f"{prefix}/adversarial"], tensors[f"{prefix}/clean"]
     assert (adv - original).abs().max() <= 0.3 + 1e-5
-    assert torch.equal(_predict(model, adv), tensors[f"{prefix}/adv_pred"])
+    assert torch.equal(_predict(attacked.model, adv), tensors[f"{prefix}/adv_pred"])
     assert (tensors[f"{prefix}/adv_pred"] != tensors[f"{prefix}/labels"]).all()
-    with Image.open(bundle / "grid.png") as image:
+    with Image.open(attacked.bundle / "grid.png") as image:
         image.verify()
 
-    # Robust accuracies reached the store row, worst case included.
-    with Benchmark(experiment / "benchmark.db") as bench:
-        row = bench.lookup(arch_hash, "digits", 3, 0)
-    stored = {(r["attack"], r["eps"]): r["accuracy"] for r in row["robust"]}
-    assert stored[("worst", 0.1)] == pytest.approx(worst[0.1])
-    assert stored[("pgd-5", 0.3)] == pytest.approx(report["results"][-1]["robust_accuracy"])
-    assert record["store"]["status"] == "recorded"
 
-    # And MLflow: a run with the robust accuracies and the bundle as artifacts.
+def test_robust_accuracies_reach_the_store_row_worst_case_included(attacked):
+    from nasbench.store import Benchmark
+
+    with Benchmark(attacked.experiment / "benchmark.db") as bench:
+        row = bench.lookup(attacked.arch_hash, "digits", 3, 0)
+    stored = {(r["attack"], r["eps"]): r["accuracy"] for r in row["robust"]}
+    assert stored[("worst", 0.1)] == pytest.approx(attacked.worst[0.1])
+    assert stored[("pgd-5", 0.3)] == pytest.approx(attacked.report["results"][-1]["robust_accuracy"])
+    assert attacked.record["store"]["status"] == "recorded"
+
+
+def test_the_mlflow_run_has_the_robust_accuracies_and_the_bundle_as_artifacts(attacked):
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{experiment.resolve() / 'mlflow.db'}")
-    run = client.get_run(record["mlflow_run_id"])
-    assert run.data.metrics["robust_acc.worst.linf.eps_0.1000"] == pytest.approx(worst[0.1])
-    assert run.data.metrics["clean_acc"] == pytest.approx(clean)
+    client = MlflowClient(f"sqlite:///{attacked.experiment.resolve() / 'mlflow.db'}")
+    run = client.get_run(attacked.record["mlflow_run_id"])
+    assert run.data.metrics["robust_acc.worst.linf.eps_0.1000"] == pytest.approx(attacked.worst[0.1])
+    assert run.data.metrics["clean_acc"] == pytest.approx(attacked.clean)
     assert run.data.tags["nasbench.role"] == "evaluation"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert artifacts == {"evaluation/evaluation.json", "evaluation/examples.safetensors", "evaluation/grid.png"}
 
-    assert "worst case" in captured.out and str(bundle) in captured.out
-    assert "monotone-in-eps" in captured.out
+
+def test_the_printed_summary_names_the_worst_case_the_bundle_and_the_checks(attacked):
+    assert "worst case" in attacked.out and str(attacked.bundle) in attacked.out
+    assert "monotone-in-eps" in attacked.out
 
 
 def test_two_models_give_a_transfer_matrix(checkpoint, digits, tmp_path, capsys):

@@ -4,10 +4,12 @@ imported), MLflow, the report, a named baseline, and bad input (one line, exit 2
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
-from test_attack_cli import make_checkpoint
+from test_attack_cli import make_checkpoint, record_search_row, run_cli
 
 from attacks import evaluate_corruptions
 from nasbench.checkpoint import load_checkpoint
@@ -20,25 +22,30 @@ def found(digits, tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "found", digits, meta_extra={"mlflow_run_id": None})
 
 
-def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digits, tmp_path, capsys):
+@dataclass(frozen=True)
+class CorruptionRun:
+    """One `nasbench attack --corruptions` of the checkpoint into an experiment whose store has its row."""
+
+    directory: Path
+    arch_hash: str
+    root: Path
+    experiment: Path
+    out: str
+    record: dict
+
+    @property
+    def corruptions(self):
+        return self.record["corruptions"]
+
+
+@pytest.fixture(scope="module")
+def corrupted(found, tmp_path_factory):
     directory, arch_hash, trained = found
-    root = tmp_path / "experiments"
+    root = tmp_path_factory.mktemp("corruptions") / "experiments"
     experiment = root / "c1"
     experiment.mkdir(parents=True)
-    with Benchmark(experiment / "benchmark.db") as bench:  # a search result: its row gets the numbers
-        bench.record(
-            {
-                "arch_hash": arch_hash,
-                "dataset": "digits",
-                "budget": 3,
-                "seed": 0,
-                "space": "macro",
-                "arch": json.loads((directory / "arch.json").read_text()),
-                "status": "ok",
-                "val_acc": trained.val_acc,
-            }
-        )
-    code = main(
+    record_search_row(experiment / "benchmark.db", directory, arch_hash, trained)  # its row gets the numbers
+    code, out, err = run_cli(
         [
             "attack",
             "--model",
@@ -55,17 +62,21 @@ def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digit
             str(root),
         ]
     )
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
+    assert code == 0, err
     record = json.loads(next((experiment / "evaluations").glob("*/evaluation.json")).read_text())
-    assert record["report"]["results"] == []  # no attack ran
-    corruptions = record["corruptions"]
-    assert corruptions["corruptions"] == ["fog", "contrast", "jpeg_compression"]
-    assert corruptions["severities"] == [1, 5]
+    return CorruptionRun(directory, arch_hash, root, experiment, out, record)
 
-    # the numbers are the model's on the recorded points
-    model, _, _ = load_checkpoint(directory)
-    index = torch.tensor(record["indices"])
+
+def test_corruptions_alone_run_no_attack_and_record_each_corruption_and_severity(corrupted):
+    assert corrupted.record["report"]["results"] == []  # no attack ran
+    assert corrupted.corruptions["corruptions"] == ["fog", "contrast", "jpeg_compression"]
+    assert corrupted.corruptions["severities"] == [1, 5]
+
+
+def test_the_corruption_numbers_are_the_models_on_the_recorded_points(corrupted, digits):
+    corruptions = corrupted.corruptions
+    model, _, _ = load_checkpoint(corrupted.directory)
+    index = torch.tensor(corrupted.record["indices"])
     again = evaluate_corruptions(
         model,
         digits.test.x[index],
@@ -78,45 +89,58 @@ def test_corruptions_alone_reach_the_bundle_store_mlflow_and_report(found, digit
     )
     assert corruptions["accuracy"]["contrast"]["5"] == pytest.approx(again.accuracy["contrast"][5])
     assert corruptions["mean_accuracy"] == pytest.approx(again.mean_accuracy)
-    assert corruptions["clean_accuracy"] == pytest.approx(record["report"]["clean_accuracy"])
+    assert corruptions["clean_accuracy"] == pytest.approx(corrupted.record["report"]["clean_accuracy"])
     assert corruptions["accuracy"]["contrast"]["5"] < corruptions["accuracy"]["contrast"]["1"]
     assert corruptions["errors"]["mce"] == pytest.approx(1.0)  # its own baseline
-    assert "mean corruption accuracy" in captured.out and "contrast" in captured.out
 
-    # the store row: per pair, means, ranked by corruption_acc, through Parquet and back
-    with Benchmark(experiment / "benchmark.db") as bench:
-        row = bench.lookup(arch_hash, "digits", 3, 0)
+
+def test_the_printed_summary_names_the_mean_corruption_accuracy_and_each_corruption(corrupted):
+    assert "mean corruption accuracy" in corrupted.out and "contrast" in corrupted.out
+
+
+def test_the_store_row_holds_each_pair_and_the_means_ranked_by_corruption_accuracy(corrupted):
+    corruptions = corrupted.corruptions
+    with Benchmark(corrupted.experiment / "benchmark.db") as bench:
+        row = bench.lookup(corrupted.arch_hash, "digits", 3, 0)
         assert bench.top(1, by="corruption_acc")[0]["corruption_acc"] == pytest.approx(corruptions["mean_accuracy"])
     stored = {(r["attack"], r["eps"]): r["accuracy"] for r in row["robust"] if r["norm"] == "corruption"}
     assert stored[("fog", 5.0)] == pytest.approx(corruptions["accuracy"]["fog"]["5"])
     assert stored[("fog", 0.0)] == pytest.approx(corruptions["corruption_mean"]["fog"])
     assert stored[("mean", 1.0)] == pytest.approx(corruptions["severity_mean"]["1"])
-    db, parquet, copy = str(experiment / "benchmark.db"), str(tmp_path / "c.parquet"), str(tmp_path / "copy.db")
+
+
+def test_the_corruption_rows_go_through_parquet_and_back_and_are_queried(corrupted, tmp_path, capsys):
+    corruptions = corrupted.corruptions
+    db = str(corrupted.experiment / "benchmark.db")
+    parquet, copy = str(tmp_path / "c.parquet"), str(tmp_path / "copy.db")
     assert main(["bench", "export", "--db", db, parquet]) == 0
     assert main(["bench", "import", "--db", copy, parquet]) == 0
     capsys.readouterr()
     assert main(["bench", "top", "--db", copy, "--by", "corruption:contrast:5", "--json"]) == 0
     top = json.loads(capsys.readouterr().out)
     assert top[0]["corruption:contrast:5"] == pytest.approx(corruptions["accuracy"]["contrast"]["5"])
-    assert main(["bench", "query", "--db", copy, arch_hash]) == 0
+    assert main(["bench", "query", "--db", copy, corrupted.arch_hash]) == 0
     assert "accuracy under common corruptions" in capsys.readouterr().out
 
-    # MLflow
+
+def test_the_mlflow_run_has_the_corruption_accuracies(corrupted):
     from mlflow import MlflowClient
 
-    run = MlflowClient(f"sqlite:///{experiment.resolve() / 'mlflow.db'}").get_run(record["mlflow_run_id"])
+    corruptions = corrupted.corruptions
+    tracking = f"sqlite:///{corrupted.experiment.resolve() / 'mlflow.db'}"
+    run = MlflowClient(tracking).get_run(corrupted.record["mlflow_run_id"])
     assert run.data.metrics["corruption_acc"] == pytest.approx(corruptions["mean_accuracy"])
     assert run.data.metrics["corruption_acc.fog.s5"] == pytest.approx(corruptions["accuracy"]["fog"]["5"])
     assert run.data.params["corruptions"] == "fog,contrast,jpeg_compression"
 
-    # the report: the heatmap, the table and the summary column
+
+def test_the_report_shows_the_heatmap_the_table_and_the_summary_column(corrupted, tmp_path):
     out = tmp_path / "report.html"
-    assert (
-        main(["report", "--experiment", "c1", "--experiments-dir", str(root), "--out", str(out), "--no-tracking"]) == 0
-    )
+    argv = ["report", "--experiment", "c1", "--experiments-dir", str(corrupted.root), "--out", str(out)]
+    assert main([*argv, "--no-tracking"]) == 0
     summary = json.loads(out.with_suffix(".json").read_text())
     assert "corruptions" in summary["figures"]
-    assert summary["models"][0]["corruption"]["mean_acc"] == pytest.approx(corruptions["mean_accuracy"])
+    assert summary["models"][0]["corruption"]["mean_acc"] == pytest.approx(corrupted.corruptions["mean_accuracy"])
     page = out.read_text()
     assert 'id="corruptions"' in page and "corruption acc (mCE)" in page
 

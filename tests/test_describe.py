@@ -20,6 +20,18 @@ def _conv_rows(description):
     return [r for r in description.rows if r.type == "Conv2d"]
 
 
+class Residual(nn.Module):
+    """A 3x3 convolution, then a 5x5 one whose output is added back to the first's."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 5, padding=2, dilation=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(y) + y
+
+
 def test_inception_bottleneck_multiplies_are_exact():
     naive = describe(NAIVE, (192, 28, 28))
     assert [r.macs for r in _conv_rows(naive)] == [28 * 28 * 32 * 5 * 5 * 192] == [120_422_400]
@@ -70,15 +82,6 @@ def test_receptive_fields_of_stacks_and_branches():
     assert _conv_rows(describe(skipped, (1, 16, 16)))[-1].receptive_field == (7, 7)
 
     # a module handed in directly, with a residual addition between plain functional ops
-    class Residual(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 5, padding=2, dilation=1)
-
-        def forward(self, x):
-            y = self.a(x)
-            return self.b(y) + y
-
     rows = describe(Residual(), (1, 12, 12)).rows
     assert [r.receptive_field for r in rows] == [(3, 3), (7, 7)]
 
