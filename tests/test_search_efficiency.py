@@ -59,8 +59,11 @@ def robust_rows(all_rows):
 
 def test_fixture_is_small_and_holds_every_class_of_the_subspace_for_every_seed(bench, all_rows, rows, robust_rows):
     assert FIXTURE.stat().st_size < 1_000_000
-    assert len(bench) == SUBSPACE_CLASSES * (len(SEEDS) + 1)
-    assert len(all_rows) == len(bench)  # all finished
+    # every class once per seed at the short budget, once at the robust budget, and once
+    # more at that budget under the rung-aligned schedule (dataset "digits-rungs")
+    assert len(bench) == SUBSPACE_CLASSES * (len(SEEDS) + 2)
+    assert len(all_rows) == SUBSPACE_CLASSES * (len(SEEDS) + 1)  # all finished
+    assert len(bench.top(k=10_000, by="val_acc", dataset="digits-rungs")) == SUBSPACE_CLASSES
     assert len(rows) == SUBSPACE_CLASSES * len(SEEDS)
     assert {row["seed"] for row in robust_rows} == {ROBUST_SEED} and len(robust_rows) == SUBSPACE_CLASSES
     classes = {

@@ -36,8 +36,8 @@ def eighty_columns(monkeypatch):
 
 def test_bench_top_and_pareto_fit_80_columns_with_full_hashes_and_numbers(recorded, capsys):
     with Benchmark(recorded) as bench:
-        top = bench.top(3, by="val_acc")
-    out = shown(capsys, ["bench", "top", "--db", str(recorded), "-k", "3"])
+        top = bench.top(3, by="val_acc", dataset="digits")
+    out = shown(capsys, ["bench", "top", "--db", str(recorded), "-k", "3", "--dataset", "digits"])
     lines = out.splitlines()
     for rank, row in enumerate(top, start=1):
         # the 64-character hash on one line with its rank; every number of the row beside its rank
