@@ -126,6 +126,10 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     schedule: Literal["cosine", "onecycle", "constant", "rungs"] = "onecycle"
+    # The epochs where schedule "rungs" anneals and restarts (nasbench.train.make_schedule);
+    # a search sets them to its scheduler's rungs. Not given: ASHA's with grace period 1
+    # and reduction factor 3 (epochs 1, 3, 9, ...).
+    schedule_milestones: list[Annotated[int, Field(ge=1)]] | None = None
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     adv: Literal["none", "pgd", "fgsm-rs"] = "none"
     adv_eps: Eps = 0.1

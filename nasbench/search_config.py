@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from nasbench.config import DataConfig, TrackingUri, TrainConfig
 from nasbench.strategies import check_sampler_options
+from nasbench.strategies.fidelity import schedule_milestones
 from nasbench.trial_context import CorruptionConfig
 
 # Flags that only say how to run, not what to search: a resumed search takes them anew.
@@ -78,6 +79,8 @@ class SearchConfig(DataConfig, TrainConfig):
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError("an objective is listed twice")
         check_sampler_options(self.sampler, self.sampler_options)
+        if self.schedule == "rungs":
+            schedule_milestones(self)  # a scheduler it cannot follow: ValueError, one line
         from attacks.corruption_eval import parse_subset
 
         parse_subset(self.corruption_subset)  # a bad name or severity: ValueError, one line
@@ -95,6 +98,8 @@ class SearchConfig(DataConfig, TrainConfig):
         values = {name: getattr(self, name) for name in TrainConfig.model_fields}
         if values["threads"] is None:  # torch threads follow the CPUs given to a trial
             values["threads"] = max(1, int(self.cpus_per_trial))
+        if values["schedule"] == "rungs" and values["schedule_milestones"] is None:
+            values["schedule_milestones"] = list(schedule_milestones(self))
         return TrainConfig(**values)
 
     def data_config(self) -> DataConfig:

@@ -203,13 +203,16 @@ def make_schedule(
     training. A rung's metric is then that of a finished short schedule (the budget-aware
     schedules of Li, Yumer & Ramanan, "Budgeted Training", ICLR 2020), while a promoted
     trial keeps its weights and goes on. ``milestones`` are the epochs of the rungs; by
-    default those of ASHA with grace period 1 and reduction factor 3 (epochs 1, 3, 9, ...).
+    default ``cfg.schedule_milestones``, else those of ASHA with grace period 1 and
+    reduction factor 3 (epochs 1, 3, 9, ...).
     """
     if cfg.schedule == "rungs":
         from nasbench.strategies.mo_asha import rung_epochs
 
+        if milestones is None:
+            milestones = rung_epochs(cfg.epochs) if cfg.schedule_milestones is None else cfg.schedule_milestones
         per_epoch = max(1, total_steps // cfg.epochs)
-        ends = sorted({m * per_epoch for m in (rung_epochs(cfg.epochs) if milestones is None else milestones)})
+        ends = sorted({m * per_epoch for m in milestones})
         bounds = [0, *(end for end in ends if 0 < end < total_steps), max(1, total_steps)]
         floor = 1 / 2.5e5
 

@@ -61,3 +61,57 @@ def test_milestones_past_the_end_are_ignored_and_few_steps_run():
         learning_rates(TrainConfig(epochs=2, schedule="rungs"), 3, [])
     )
     assert all(math.isfinite(rate) for rate in learning_rates(TrainConfig(epochs=3, schedule="rungs"), 1))
+
+
+def _floor_epochs(cfg: TrainConfig, steps: int = 10) -> list[int]:
+    """The epochs after whose last step the LR sits at its floor (a restart follows)."""
+    rates = learning_rates(cfg, steps)
+    return [epoch for epoch in range(1, cfg.epochs) if math.isclose(rates[epoch * steps - 1], FLOOR, rel_tol=1e-6)]
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "objectives", "grace_period", "reduction_factor", "epochs", "restarts"),
+    [
+        ("asha", ["val_acc"], 1, 3, 6, [1, 3]),
+        ("asha", ["val_acc"], 2, 2, 9, [2, 4, 8]),
+        ("fifo", ["val_acc"], 1, 3, 6, [1, 3]),  # FIFO trains as ASHA's trials would
+        ("hyperband", ["val_acc", "robust_acc"], 1, 3, 9, [1, 3]),  # every bracket's rungs
+    ],
+)
+def test_a_search_restarts_its_schedule_at_the_rungs_of_its_scheduler(
+    scheduler, objectives, grace_period, reduction_factor, epochs, restarts
+):
+    from nasbench.search_config import SearchConfig
+
+    config = SearchConfig(
+        schedule="rungs",
+        scheduler=scheduler,
+        objectives=objectives,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+        epochs=epochs,
+    )
+    trial = config.train_config()
+    assert trial.schedule_milestones == restarts  # what the trials train with, and MLflow records
+    assert _floor_epochs(trial) == restarts
+
+
+def test_a_single_objective_hyperband_is_refused_with_schedule_rungs():
+    from pydantic import ValidationError
+
+    from nasbench.search_config import SearchConfig
+
+    with pytest.raises(ValidationError, match="single-objective hyperband places its rungs otherwise"):
+        SearchConfig(schedule="rungs", scheduler="hyperband")
+
+
+def test_the_search_cli_takes_the_schedule_and_refuses_a_bad_one(tmp_path, capsys):
+    from test_cli import exit_code
+
+    assert exit_code(["search", "--schedule", "sawtooth", "--experiments-dir", str(tmp_path)]) == 2
+    assert "sawtooth" in capsys.readouterr().err
+    argv = ["search", "--schedule", "rungs", "--scheduler", "hyperband", "--experiments-dir", str(tmp_path)]
+    assert exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "single-objective hyperband" in err, err
+    assert not any(tmp_path.iterdir())  # refused before the experiment exists

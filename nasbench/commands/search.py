@@ -123,6 +123,13 @@ def _add_training_arguments(train: argparse._ArgumentGroup) -> None:
     _flag(train, "batch-size", type=int)
     _flag(train, "optimizer", choices=("sgd", "adamw"))
     _flag(train, "lr", type=float, help="peak learning rate (default 0.01 for adamw, 0.1 for sgd)")
+    _flag(
+        train,
+        "schedule",
+        choices=("onecycle", "cosine", "constant", "rungs"),
+        help="learning-rate schedule (default onecycle); rungs anneals to its floor at every rung of "
+        "--scheduler asha and restarts after it",
+    )
     _flag(train, "adv", choices=("none", "pgd", "fgsm-rs"), help="adversarial training in each trial")
     _flag(train, "adv-eps", type=float)
     _flag(

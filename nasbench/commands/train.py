@@ -45,7 +45,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--optimizer", help="adamw (default) or sgd")
     group.add_argument("--lr", type=float, help="peak learning rate (default 0.01 for adamw, 0.1 for sgd)")
     group.add_argument("--weight-decay", type=float)
-    group.add_argument("--schedule", help="onecycle (default), cosine or constant")
+    group.add_argument(
+        "--schedule",
+        choices=("onecycle", "cosine", "constant", "rungs"),
+        help="onecycle (default), cosine, constant or rungs (cosine restarts after epochs 1, 3, 9, ...)",
+    )
     group.add_argument("--label-smoothing", type=float)
     group.add_argument(
         "--augment", type=split_list, help="comma-separated: crop, flip, erase, mixup, cutmix (default none)"

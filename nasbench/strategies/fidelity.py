@@ -19,6 +19,25 @@ from nasbench.strategies.settings import FidelitySettings, SchedulerSettings
 from nasbench.trial_context import RobustConfig, TrialContext
 
 
+def schedule_milestones(config: SchedulerSettings) -> tuple[int, ...]:
+    """The epochs where a search's training schedule ``rungs`` anneals and restarts: the
+    rungs of its scheduler, so that each rung compares trials at the end of a finished
+    short schedule. A FIFO search gets the rungs ASHA would have with the same grace
+    period and reduction factor, so the two train alike.
+
+    Raises ValueError for Ray's single-objective HyperBand, whose brackets place their
+    rungs by rules of its own.
+    """
+    if config.scheduler != "fifo" and config.multi_objective:
+        return ladder_epochs(config)
+    if config.scheduler == "hyperband":
+        raise ValueError(
+            "schedule rungs restarts at the rungs of --scheduler asha (or of a multi-objective "
+            "hyperband); a single-objective hyperband places its rungs otherwise: choose another schedule"
+        )
+    return tuple(rung_epochs(config.epochs, min(config.grace_period, config.epochs), config.reduction_factor))
+
+
 def ladder_epochs(config: SchedulerSettings) -> tuple[int, ...]:
     """Every epoch at which some bracket of the search's scheduler checks its trials."""
     if config.scheduler == "fifo" or not config.multi_objective:
