@@ -43,7 +43,7 @@ Measured (2 shared cores, about 1 minute each; 50 seeds, 600 epochs)::
     --schedule rungs (the default)                  --schedule onecycle
     scheduler   to FIFO HV reached  HV      trials  to FIFO HV reached  HV      trials
     fifo             0.78x   50/50  0.01414    100       0.85x   50/50  0.01486    100
-    asha              infx   20/50  0.01405  299.5        infx   10/50  0.01419    295
+    asha             never   20/50  0.01405  299.5       never   10/50  0.01419    295
     hyperband        0.82x   34/50  0.01449    149       0.95x   26/50  0.01455    147
 
     --against, one nadir (0.9398, 0.2037): median HV at the budget, and the searches that
@@ -166,6 +166,10 @@ def hypervolume_at(trace: list[tuple[int, float]], budget: int) -> float:
     return max([hv for spent, hv in trace if spent <= budget], default=0.0)
 
 
+def _fraction(value: float) -> str:
+    return f"{value:.2f}x" if math.isfinite(value) else "never"
+
+
 def budget_to_reach(trace: list[tuple[int, float]], target: float) -> float:
     """Epochs spent when the hypervolume first reached ``target`` (inf: never)."""
     return next((spent for spent, hv in trace if hv >= target - 1e-12), math.inf)
@@ -223,16 +227,16 @@ def format_table(
     for name, result in results.items():
         reached = sum(math.isfinite(f) for f in result["fraction"])
         line = (
-            f"{name:<10} {statistics.median(result['fraction']):>17.2f}x {reached:>4}/{seeds:<3} "
+            f"{name:<10} {_fraction(statistics.median(result['fraction'])):>18} {reached:>4}/{seeds:<3} "
             f"{statistics.median(result['hypervolume']):>13.5f} {statistics.median(result['trials']):>7g}"
         )
         if against is not None:
             other = sum(math.isfinite(f) for f in result["against"])
-            line += f" {statistics.median(result['against']):>21.2f}x {other:>4}/{seeds:<3}"
+            line += f" {_fraction(statistics.median(result['against'])):>22} {other:>4}/{seeds:<3}"
         lines.append(line)
     lines.append(
         "budget to FIFO HV: fraction of the budget at which the scheduler first matches FIFO's "
-        "hypervolume at the full budget (inf: never within it); HV from the "
+        "hypervolume at the full budget (never: not within it); HV from the "
         + ("recording's nadir" if against is None else f"nadir of both recordings ({recorded.schedule}, {against})")
         + f" ({recorded.reference[0]:.4f}, {recorded.reference[1]:.4f})"
     )
