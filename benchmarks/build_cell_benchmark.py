@@ -44,7 +44,7 @@ the build within that budget)::
 
 LR schedule (``--schedule``): the rows above are trained with one-cycle over all their
 epochs (dataset ``digits``). ``--schedule rungs`` trains with ``nasbench.train.make_schedule``'s
-``rungs``, the default of ``nasbench search --scheduler asha|hyperband``: cosine annealing
+``rungs`` (``nasbench search --schedule rungs``): cosine annealing
 to the floor at each rung of ASHA with grace period 1 and eta 3 (epochs 1 and 3 of 6) and a
 warm restart after it (SGDR, Loshchilov & Hutter, ICLR 2017, with its restarts where the
 rungs are, as in "Budgeted Training", Li, Yumer & Ramanan, ICLR 2020). The store keys a
