@@ -67,8 +67,9 @@ def run_cli(argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def record_search_row(db_path, directory, arch_hash, trained):
-    """Record the checkpoint's run in a benchmark store, as a search does; returns its arch."""
+def record_search_row(db_path, directory, arch_hash, trained, **extra):
+    """Record the checkpoint's run in a benchmark store, as a search does (``extra``: more
+    of the row's fields); returns its arch."""
     from nasbench.store import Benchmark
 
     arch = json.loads((directory / "arch.json").read_text())
@@ -83,6 +84,7 @@ def record_search_row(db_path, directory, arch_hash, trained):
                 "arch": arch,
                 "status": "ok",
                 "val_acc": trained.val_acc,
+                **extra,
             }
         )
     return arch

@@ -188,18 +188,8 @@ def test_a_failed_attack_leaves_no_empty_experiment_folder_and_keeps_what_was_re
     from nasbench.commands.attack import removed_if_left_empty
 
     # a checkpoint that cannot take the images given: it fails after the checkpoints load
-    assert (
-        _attack(
-            "--model",
-            str(trained / "ck-digits16"),
-            "--dataset",
-            "digits",
-            "--experiment",
-            "e",
-            root=tmp_path / "experiments",
-        )
-        == 2
-    )
+    argv = ("--model", str(trained / "ck-digits16"), "--dataset", "digits", "--experiment", "e")
+    assert _attack(*argv, root=tmp_path / "experiments") == 2
     capsys.readouterr()
     assert not (tmp_path / "experiments").exists()
     # an experiment that already holds something keeps it, and its folders
@@ -207,18 +197,7 @@ def test_a_failed_attack_leaves_no_empty_experiment_folder_and_keeps_what_was_re
     kept.mkdir(parents=True)
     (kept / "evaluation.json").write_text("{}")
     (tmp_path / "experiments" / "e" / "empty-before").mkdir()
-    assert (
-        _attack(
-            "--model",
-            str(trained / "ck-digits16"),
-            "--dataset",
-            "digits",
-            "--experiment",
-            "e",
-            root=tmp_path / "experiments",
-        )
-        == 2
-    )
+    assert _attack(*argv, root=tmp_path / "experiments") == 2
     assert (kept / "evaluation.json").read_text() == "{}" and (tmp_path / "experiments" / "e" / "empty-before").is_dir()
     # a failure after the folder was made removes the folders it made, never a file
     target = tmp_path / "new" / "exp"

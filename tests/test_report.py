@@ -57,7 +57,7 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def experiment(digits, tmp_path_factory):
     """An experiment with two evaluated models (a transfer matrix), a store and MLflow runs."""
-    from test_attack_cli import make_checkpoint
+    from test_attack_cli import make_checkpoint, record_search_row
 
     from nasbench.checkpoint import load_checkpoint
     from nasbench.evaluation import evaluate_models
@@ -70,21 +70,9 @@ def experiment(digits, tmp_path_factory):
     experiment_dir.mkdir(parents=True)
     first, arch_hash, trained = make_checkpoint(root / "small", digits, filters=8, seed=0, epochs=3)
     second, _, _ = make_checkpoint(root / "wide", digits, filters=16, seed=1, epochs=2)
-    arch = json.loads((first / "arch.json").read_text())
-    with Benchmark(experiment_dir / "benchmark.db") as bench:  # the search's results: Pareto context
-        bench.record(
-            {
-                "arch_hash": arch_hash,
-                "dataset": "digits",
-                "budget": 3,
-                "seed": 0,
-                "space": "macro",
-                "arch": arch,
-                "status": "ok",
-                "val_acc": trained.val_acc,
-                "params": 1500,
-            }
-        )
+    # the search's results: Pareto context
+    arch = record_search_row(experiment_dir / "benchmark.db", first, arch_hash, trained, params=1500)
+    with Benchmark(experiment_dir / "benchmark.db") as bench:
         for i in range(3):
             bench.record(
                 {
