@@ -60,6 +60,17 @@ size, optimizer, lr, weight decay). The shipped fixture holds them for every cla
     nasbench bench import --db cell_digits.db tests/fixtures/cell_digits.parquet rungs.parquet
     python benchmarks/build_cell_benchmark.py --db cell_digits.db --export-only
 
+and once more at 27 epochs, where the rungs of grace period 1 and eta 3 are epochs 1, 3
+and 9 (the widest fidelity range of the recording: 6.6 CPU-seconds per class with its
+attacks, 27.5 minutes as two shards on 2 idle cores)::
+
+    python benchmarks/build_cell_benchmark.py --db r27_0.db --parquet r27_0.parquet --seeds 0 \\
+        --epochs 27 --robust-eps 0.1 --schedule rungs --shard 0/2      # and --shard 1/2 beside it
+
+``--dataset`` records another dataset than digits (a torchvision one, read from
+``--data-dir``; rows under its name, or ``NAME-rungs``), e.g. CIFAR-10 as NAS-Bench-201
+does, on a machine that holds its files.
+
 Why: under one-cycle the rankings after the rungs barely predict the final ones, so
 successive halving stops the wrong trials (``benchmarks/mo_asha_hypervolume.py``). Spearman
 rank correlation of each rung's value with the final one, and the final accuracies, over
@@ -121,11 +132,11 @@ DATASET = "digits"
 SCHEDULES = ("onecycle", "rungs")
 
 
-def dataset_label(schedule: str = "onecycle") -> str:
+def dataset_label(schedule: str = "onecycle", dataset: str = DATASET) -> str:
     """The ``dataset`` a row is stored under: the store keys rows by (hash, dataset, budget,
     seed), so rows of another LR schedule go under their own label (as NAS-Bench-201's
     ``cifar10-valid`` names a protocol): ``digits`` (one-cycle), ``digits-rungs``."""
-    return DATASET if schedule == "onecycle" else f"{DATASET}-{schedule}"
+    return dataset if schedule == "onecycle" else f"{dataset}-{schedule}"
 
 
 def schedule_record(cfg) -> dict:
@@ -188,7 +199,7 @@ def train_row(cell, dataset, cfg, seed: int, robust_eps: float | None = None) ->
 
     row = {
         "arch_hash": arch_hash(cell),
-        "dataset": dataset_label(cfg.schedule),
+        "dataset": dataset_label(cfg.schedule, dataset.name),
         "budget": cfg.epochs,
         "seed": seed,
         "space": "cell",
@@ -255,6 +266,8 @@ def build(
     robust_eps: float | None = None,
     shard: tuple[int, int] = (0, 1),
     schedule: str = "onecycle",
+    dataset_name: str = DATASET,
+    data_dir: Path = Path("data"),
 ) -> int:
     """Train the (class, seed) pairs of the subspace not yet in ``db``; the number trained now.
 
@@ -262,6 +275,7 @@ def build(
     ``shard = (k, n)`` trains only every n-th class of the fixed order, from the k-th:
     n processes, each with its own store, share the work. ``schedule``: the LR schedule
     (``nasbench.train.make_schedule``); ``rungs`` rows go under :func:`dataset_label`.
+    ``dataset_name``: ``digits`` or a torchvision dataset read from ``data_dir``.
     """
     import torch
 
@@ -275,11 +289,11 @@ def build(
     random.Random(0).shuffle(order)
     order = order[shard[0] :: shard[1]]
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, threads=1, device="cpu", schedule=schedule)
-    label = dataset_label(schedule)
+    label = dataset_label(schedule, dataset_name)
     trained = 0
     with Benchmark(db) as bench:
         for seed in seeds:
-            dataset = load_dataset(DATASET, seed=seed)
+            dataset = load_dataset(dataset_name, data_dir=data_dir, seed=seed)
             missing = [h for h in order if bench.lookup(h, label, epochs, seed) is None]
             todo = missing if limit is None else missing[: max(0, limit - trained)]
             log(
@@ -314,6 +328,8 @@ def export(db: Path, parquet: Path) -> int:
 
 
 def main(argv=None) -> int:
+    from nasbench.data import BUILTIN_DATASETS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=Path("cell_digits.db"), help="benchmark store to fill")
     parser.add_argument(
@@ -323,6 +339,13 @@ def main(argv=None) -> int:
         help="Parquet export written at the end",
     )
     parser.add_argument("--ops", default=",".join(DEFAULT_OPS), help="operations every edge may carry")
+    parser.add_argument(
+        "--dataset",
+        choices=BUILTIN_DATASETS,
+        default=DATASET,
+        help="digits (built in) or a torchvision dataset already in --data-dir (default digits)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where torchvision datasets live")
     parser.add_argument("--epochs", type=int, default=2, help="training budget per cell")
     parser.add_argument("--channels", type=int, default=8, help="skeleton width C (C, 2C, 4C)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -368,6 +391,8 @@ def main(argv=None) -> int:
             robust_eps=args.robust_eps,
             shard=(int(k), int(n)),
             schedule=args.schedule,
+            dataset_name=args.dataset,
+            data_dir=args.data_dir,
         )
     rows = export(args.db, args.parquet)
     size = args.parquet.stat().st_size

@@ -8,66 +8,78 @@ non-dominated rank, then crowding distance, keep the top ``1/eta``; at the rungs
 robust accuracy comes from the cheap attack (FGSM) and the final one from PGD-10 (the
 fidelity ladder, :mod:`nasbench.strategies.fidelity`).
 
-The recording (``tests/fixtures/cell_digits.parquet``, rows of budget 6, built by
-``benchmarks/build_cell_benchmark.py --epochs 6 --robust-eps 0.1``) holds, for every
-class of the cell subspace and for two LR schedules (``--schedule``), the validation
-accuracy and the FGSM robust accuracy (Linf 0.1, the whole validation split) after each
-of 6 epochs, and PGD-10 robust accuracy after the last: ``rungs`` (dataset
-``digits-rungs``; the LR anneals to its floor at epochs 1 and 3 and restarts after
-them, what ``nasbench search --scheduler asha|hyperband`` trains with) and ``onecycle``
-(dataset ``digits``; one cycle over the 6 epochs). Each search draws classes in a random
-order (random search, seeded) and runs them one after another:
+The recording (``tests/fixtures/cell_digits.parquet``, built by
+``benchmarks/build_cell_benchmark.py --robust-eps 0.1``) holds, for every class of the
+cell subspace, the validation accuracy and the FGSM robust accuracy (Linf 0.1, the whole
+validation split) after each epoch, and PGD-10 robust accuracy after the last (seed 0):
 
-- FIFO trains every trial for 6 epochs;
-- ASHA (grace period 1, eta 3: rungs at epochs 1 and 3) feeds each trial's rung
-  results to :class:`nasbench.strategies.mo_asha.MultiObjectiveRungs`, exactly the
-  object ``nasbench search --scheduler asha`` runs, and a stopped trial costs the
-  epochs it ran and contributes no point (it is PRUNED in Optuna);
-- Hyperband: the same with three brackets (first rung 1, 3, or none), trials assigned
-  in turn.
+- ``--epochs 27`` (the default): 27 epochs under ``--schedule rungs`` with its restarts
+  at ASHA's rungs 1, 3 and 9 (grace period 1, eta 3), dataset ``digits-rungs``: exactly
+  what ``nasbench search --epochs 27 --scheduler asha|hyperband --schedule rungs``
+  trains, for FIFO too;
+- ``--epochs 6``: 6 epochs (rungs 1 and 3) under ``rungs`` and, ``--schedule onecycle``,
+  under one-cycle (dataset ``digits``).
 
-Cost is epochs summed over trials. The hypervolume is that of the finished trials'
-final (val_acc, PGD robust_acc), measured from the worst values of the recording (its
-nadir). The table gives, per scheduler, the median over seeds of the budget at which
-it first reaches FIFO's hypervolume at the full budget, as a fraction of that budget.
-``--against SCHEDULE`` adds the budget to reach FIFO's final hypervolume on the other
-schedule's recording (the same classes in the same order, one nadir for both).
+Each search draws classes in a random order (random search, seeded) and runs them one
+after another: FIFO trains every trial to the end; ASHA feeds each trial's rung results
+to :class:`nasbench.strategies.mo_asha.MultiObjectiveRungs`, exactly the object
+``nasbench search --scheduler asha`` runs, and a stopped trial costs the epochs it ran
+and contributes no point (it is PRUNED in Optuna); Hyperband does the same with one
+bracket per first rung and one without early stopping, trials assigned in turn. Cost is
+epochs summed over trials. The hypervolume is that of the finished trials' final
+(val_acc, PGD robust_acc), from the worst values of the recording (its nadir). The table
+gives, per scheduler, the median over seeds of the budget at which it first reaches
+FIFO's hypervolume at the full budget (100 FIFO trials), as a fraction of that budget.
 
-    python benchmarks/mo_asha_hypervolume.py                       # rungs: 50 seeds, 600 epochs (100 FIFO trials)
-    python benchmarks/mo_asha_hypervolume.py --schedule onecycle
-    python benchmarks/mo_asha_hypervolume.py --against onecycle    # both schedules, one nadir
-    python benchmarks/mo_asha_hypervolume.py --seeds 200 --budget 300 --plot hv.png
+``--ceiling NOISE`` replays the same searches with rungs that see every class's final
+values, plus Gaussian noise of NOISE times each objective's spread: how far the rung
+decision goes when the rungs predict the end, which no measurement at a rung can beat.
 
-Measured (2 shared cores, about 1 minute each; 50 seeds, 600 epochs)::
+    python benchmarks/mo_asha_hypervolume.py                       # 27 epochs, 50 seeds, 2,700 epochs
+    python benchmarks/mo_asha_hypervolume.py --ceiling 0           # the same with perfectly predictive rungs
+    python benchmarks/mo_asha_hypervolume.py --epochs 6            # and --schedule onecycle, --against onecycle
+    python benchmarks/mo_asha_hypervolume.py --seeds 200 --budget 1350 --plot hv.png
 
-    --schedule rungs (the default)                  --schedule onecycle
-    scheduler   to FIFO HV reached  HV      trials  to FIFO HV reached  HV      trials
-    fifo             0.78x   50/50  0.01414    100       0.85x   50/50  0.01486    100
-    asha             never   20/50  0.01405  299.5       never   10/50  0.01419    295
-    hyperband        0.82x   34/50  0.01449    149       0.95x   26/50  0.01455    147
+Measured (2 shared cores, 2-3 minutes each at 27 epochs, 1 at 6; 50 seeds)::
 
-    --against, one nadir (0.9398, 0.2037): median HV at the budget, and the searches that
-    reach FIFO's final hypervolume under one-cycle
-    rungs:     fifo 0.01456 (22/50), asha 0.01448 (17/50), hyperband 0.01492 (25/50)
-    onecycle:  fifo 0.01486 (50/50), asha 0.01419 (10/50), hyperband 0.01455 (26/50)
+    27 epochs, rungs 1, 3, 9           to FIFO HV  reached  HV at budget  trials
+    fifo                                    0.80x    50/50       0.00947     100
+    asha                                    never    20/50       0.00965     496
+    hyperband                               0.66x    36/50       0.00974     205
+    --ceiling 0 (rungs see the end)
+    asha                                    0.15x    50/50       0.01145     496
+    hyperband                               0.48x    47/50       0.01019     199
+    --ceiling 1 (a rung's Spearman with the end: 0.69)
+    asha                                    0.22x    43/50       0.01027     496
+    hyperband                               0.61x    38/50       0.00990     202
+    --ceiling 1.5 (Spearman 0.53)
+    asha                                    never    25/50       0.00947     496
+    hyperband                               0.65x    37/50       0.00984     204
 
-The goal (ASHA at FIFO's final hypervolume with half the budget) is still missed. With
-the rung-aligned schedule ASHA reaches its FIFO's final hypervolume twice as often (20
-of 50 searches against 10) and Hyperband in 34 of 50 at 0.82x (26 at 0.95x); Hyperband
-under it ends with the highest hypervolume of the six (0.01492 on the common nadir,
-FIFO under one-cycle 0.01486). What it fixes is the epoch-3 rung: the Spearman rank
-correlation of FGSM robust accuracy there with the final PGD-10 rises from 0.35 to 0.58
-over the 496 classes (``build_cell_benchmark.py``'s docstring has the table). What it
-cannot fix is the epoch-1 rung, where ASHA stops two trials in three: after 10 steps the
-ranking is near noise under any schedule (0.20 for val_acc, 0.35 for FGSM against
-PGD-10; 0.14 and 0.30 under one-cycle), and recomputing batch norm's statistics before
-the rung does not help either. The final validation accuracy itself differs between
-classes by less than the noise of the 216-image validation split, so only robust
-accuracy can be ranked early. Successive halving pays here from a later first rung:
-replayed with grace period 3 (one rung, at epoch 3, where this recording's LR has
-annealed; a search with ``--grace-period 3`` would restart there only, not at epoch 1
-too), ASHA reaches FIFO's final hypervolume in 44 of 50 searches at a median 0.62x of
-the budget, against 16 of 50 on the one-cycle recording; close to the goal, not at it.
+    6 epochs, rungs 1, 3      --schedule rungs                    --schedule onecycle
+    scheduler   to FIFO HV  reached  HV      trials     to FIFO HV  reached  HV      trials
+    fifo             0.78x   50/50  0.01414    100           0.85x   50/50  0.01486    100
+    asha             never   20/50  0.01405  299.5           never   10/50  0.01419    295
+    hyperband        0.82x   34/50  0.01449    149           0.95x   26/50  0.01455    147
+    --ceiling 0: asha 0.28x 50/50, hyperband 0.55x 49/50; --ceiling 1 (Spearman 0.71):
+    asha 0.47x 42/50, hyperband 0.69x 35/50 (both --schedule rungs)
+
+The goal (ASHA at FIFO's final hypervolume with half the budget) is met by the rung
+decision when the rungs predict the end, and missed on this recording because they do
+not. With perfectly predictive rungs ASHA needs 0.15x of FIFO's budget at 27 epochs
+(0.28x at 6); with rungs whose rank correlation with the end is about 0.7 it still
+meets the goal (0.22x; 0.47x at 6), at about 0.5 it does not. The recording's rungs
+correlate with the final values (Spearman over the 496 classes; val_acc at the rung
+against the final val_acc, FGSM against the final PGD-10) at 0.14 and 0.28 after epoch
+1, 0.18 and 0.46 after 3, 0.37 and 0.45 after 9; FGSM after the last epoch ranks the
+classes against PGD-10 at only 0.72. The classes hardly differ on digits: their final
+validation accuracies spread by 0.0068 (standard deviation, mean 0.977) on a 216-image
+split, so which class ends on the front is decided late in training, and a wider
+fidelity range (27 epochs against 6) does not change that: ASHA, which sees all 496
+classes within the budget, reaches FIFO's final hypervolume in only 20 of 50 searches;
+Hyperband, whose later brackets skip the first rungs, in 36 of 50 at 0.66x. A recording
+on a dataset where architectures separate early (``build_cell_benchmark.py --dataset
+cifar10 --data-dir ...``) is what would show the goal met on measured rungs.
 """
 
 from __future__ import annotations
@@ -127,13 +139,15 @@ def load_curves(
     if not curves:
         raise ValueError(
             f"no {budget}-epoch {schedule} rows of seed {seed} with robust accuracy per epoch; build them "
-            f"with benchmarks/build_cell_benchmark.py --epochs 6 --robust-eps 0.1 --schedule {schedule}"
+            f"with benchmarks/build_cell_benchmark.py --epochs {budget} --robust-eps 0.1 --schedule {schedule}"
         )
     reference = (min(v for v, _ in final.values()), min(r for _, r in final.values()))
     return RecordedCurves(curves, final, budget, min(eps), reference, schedule)
 
 
-def simulate(recorded: RecordedCurves, scheduler: str, seed: int, budget: int, eta: int = 3) -> list[tuple[int, float]]:
+def simulate(
+    recorded: RecordedCurves, scheduler: str, seed: int, budget: int, eta: int = 3, grace_period: int = 1
+) -> list[tuple[int, float]]:
     """One search until ``budget`` epochs are spent: ``(epochs spent, hypervolume)`` after each trial."""
     from nasbench.strategies.mo_asha import MultiObjectiveRungs, rung_epochs
     from nasbench.strategies.pareto import hypervolume_2d
@@ -141,8 +155,9 @@ def simulate(recorded: RecordedCurves, scheduler: str, seed: int, budget: int, e
     order = sorted(recorded.curves)
     np.random.default_rng(seed).shuffle(order)
     # Hyperband: one bracket per first rung and one without early stopping (as nasbench search)
-    brackets = {"fifo": 0, "asha": 1, "hyperband": len(rung_epochs(recorded.budget, 1, eta)) + 1}[scheduler]
-    rungs = MultiObjectiveRungs(DIRECTIONS, recorded.budget, 1, eta, brackets) if brackets else None
+    first_rungs = len(rung_epochs(recorded.budget, grace_period, eta))
+    brackets = {"fifo": 0, "asha": 1, "hyperband": first_rungs + 1}[scheduler]
+    rungs = MultiObjectiveRungs(DIRECTIONS, recorded.budget, grace_period, eta, brackets) if brackets else None
     spent, finished, trace = 0, [], []
     for number, key in enumerate(order):
         if spent >= budget:
@@ -182,6 +197,7 @@ def compare(
     eta: int = 3,
     schedulers=SCHEDULERS,
     against: RecordedCurves | None = None,
+    grace_period: int = 1,
 ) -> tuple[dict, list[dict]]:
     """Per scheduler, one value per seed (the same class order for every scheduler): the
     budget fraction needed to reach FIFO's hypervolume at the full budget, the hypervolume
@@ -195,9 +211,9 @@ def compare(
     }
     all_traces = []
     for seed in seeds:
-        traces = {name: simulate(recorded, name, seed, budget, eta) for name in schedulers}
+        traces = {name: simulate(recorded, name, seed, budget, eta, grace_period) for name in schedulers}
         target = hypervolume_at(traces["fifo"], budget)
-        other = None if against is None else hypervolume_at(simulate(against, "fifo", seed, budget, eta), budget)
+        other = None if against is None else hypervolume_at(simulate(against, "fifo", seed, budget), budget)
         for name, trace in traces.items():
             results[name]["fraction"].append(budget_to_reach(trace, target) / budget)
             results[name]["hypervolume"].append(hypervolume_at(trace, budget))
@@ -208,6 +224,26 @@ def compare(
     return results, all_traces
 
 
+def predictive_rungs(recorded: RecordedCurves, noise: float = 0.0, seed: int = 0) -> tuple[RecordedCurves, float]:
+    """The recording with every epoch's rung values replaced by the class's *final*
+    (val_acc, PGD robust_acc), plus independent Gaussian noise of ``noise`` times each
+    objective's spread over the classes: what successive halving would do if its rungs
+    predicted the end (``noise=0``: perfectly) -- the ceiling of any rung measurement.
+    Also the Spearman correlation of the first epoch's noisy robust accuracy with the final one."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(seed)
+    keys = sorted(recorded.final)
+    finals = np.array([recorded.final[key] for key in keys])
+    spread = finals.std(axis=0)
+    curves = {
+        key: [tuple(final + rng.normal(0.0, 1.0, 2) * noise * spread) for _ in range(recorded.budget)]
+        for key, final in zip(keys, finals, strict=True)
+    }
+    rho = float(spearmanr([curves[key][0][1] for key in keys], finals[:, 1])[0]) if noise else 1.0
+    return dataclasses.replace(recorded, curves=curves), rho
+
+
 def common_reference(*recordings: RecordedCurves) -> list[RecordedCurves]:
     """The recordings with one reference point, the worst values of them all."""
     reference = (min(r.reference[0] for r in recordings), min(r.reference[1] for r in recordings))
@@ -215,12 +251,22 @@ def common_reference(*recordings: RecordedCurves) -> list[RecordedCurves]:
 
 
 def format_table(
-    recorded: RecordedCurves, results: dict, budget: int, seeds: int, eta: int, against: str | None = None
+    recorded: RecordedCurves,
+    results: dict,
+    budget: int,
+    seeds: int,
+    eta: int,
+    against: str | None = None,
+    grace_period: int = 1,
 ) -> str:
+    from nasbench.strategies.mo_asha import rung_epochs
+
+    rungs = ", ".join(map(str, rung_epochs(recorded.budget, grace_period, eta)))
     lines = [
         f"{len(recorded.curves)} recorded classes ({recorded.budget} epochs, LR schedule {recorded.schedule}; "
         "rungs: FGSM, final: PGD-10, "
-        f"Linf {recorded.eps:g}); budget {budget} epochs; eta {eta}; median over {seeds} seeds",
+        f"Linf {recorded.eps:g}); budget {budget} epochs; ASHA rungs at epochs {rungs} (eta {eta}); "
+        f"median over {seeds} seeds",
         f"{'scheduler':<10} {'budget to FIFO HV':>18} {'reached':>8} {'HV at budget':>13} {'trials':>7}"
         + ("" if against is None else f" {'to ' + against + ' FIFO HV':>22} {'reached':>8}"),
     ]
@@ -268,11 +314,29 @@ def plot(traces: list[dict], budget: int, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--parquet", type=Path, default=FIXTURE, help="recorded benchmark (Parquet export)")
     parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--budget", type=int, default=600, help="epochs summed over trials")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=27,
+        help="the recording to replay, by its epochs per trial: 27 (rungs only) or 6 (both schedules)",
+    )
+    parser.add_argument("--budget", type=int, default=None, help="epochs summed over trials (default: 100 FIFO trials)")
     parser.add_argument("--eta", type=int, default=3, help="reduction factor")
+    parser.add_argument("--grace-period", type=int, default=1, help="the first rung, in epochs")
+    parser.add_argument(
+        "--dataset", default="digits", help="the recording's dataset (build_cell_benchmark.py --dataset)"
+    )
+    parser.add_argument(
+        "--ceiling",
+        type=float,
+        default=None,
+        metavar="NOISE",
+        help="replay instead with rungs that see each class's final values plus Gaussian noise of NOISE "
+        "times their spread (0: a perfect predictor): what any rung measurement could reach",
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write the median hypervolume curves here (PNG)")
     parser.add_argument(
         "--schedule",
@@ -293,14 +357,28 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp, Benchmark(Path(tmp) / "replay.db") as bench:
         bench.import_parquet(args.parquet)
-        recorded = load_curves(bench, schedule=args.schedule)
-        against = None if args.against is None else load_curves(bench, schedule=args.against)
+        try:
+            recorded = load_curves(bench, args.dataset, args.epochs, schedule=args.schedule)
+            against = None
+            if args.against is not None:
+                against = load_curves(bench, args.dataset, args.epochs, schedule=args.against)
+        except ValueError as error:
+            parser.error(str(error))
     if against is not None:
         recorded, against = common_reference(recorded, against)
-    results, traces = compare(recorded, range(args.seeds), args.budget, args.eta, against=against)
-    print(format_table(recorded, results, args.budget, args.seeds, args.eta, args.against))
+    if args.ceiling is not None:
+        recorded, rho = predictive_rungs(recorded, args.ceiling)
+        print(
+            f"rungs see the final values plus noise {args.ceiling:g}x their spread "
+            f"(Spearman of a rung's robust accuracy with the final one: {rho:.2f})"
+        )
+    budget = args.budget or 100 * args.epochs
+    results, traces = compare(
+        recorded, range(args.seeds), budget, args.eta, against=against, grace_period=args.grace_period
+    )
+    print(format_table(recorded, results, budget, args.seeds, args.eta, args.against, args.grace_period))
     if args.plot is not None:
-        plot(traces, args.budget, args.plot)
+        plot(traces, budget, args.plot)
         print(f"plot: {args.plot}")
     return 0
 
