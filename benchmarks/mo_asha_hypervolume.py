@@ -90,6 +90,7 @@ import math
 import statistics
 import sys
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,39 +260,41 @@ def format_table(
     against: str | None = None,
     grace_period: int = 1,
 ) -> str:
+    """The results as a table of at most 80 columns, its header and notes wrapped to fit."""
     from nasbench.strategies.mo_asha import rung_epochs
 
     rungs = ", ".join(map(str, rung_epochs(recorded.budget, grace_period, eta)))
-    lines = [
+    header = (
         f"{len(recorded.curves)} recorded classes ({recorded.budget} epochs, LR schedule {recorded.schedule}; "
-        "rungs: FGSM, final: PGD-10, "
-        f"Linf {recorded.eps:g}); budget {budget} epochs; ASHA rungs at epochs {rungs} (eta {eta}); "
-        f"median over {seeds} seeds",
-        f"{'scheduler':<10} {'budget to FIFO HV':>18} {'reached':>8} {'HV at budget':>13} {'trials':>7}"
-        + ("" if against is None else f" {'to ' + against + ' FIFO HV':>22} {'reached':>8}"),
+        f"rungs: FGSM, final: PGD-10, Linf {recorded.eps:g}); budget {budget} epochs; ASHA rungs at "
+        f"epochs {rungs} (eta {eta}); median over {seeds} seeds"
+    )
+    rows = [
+        f"{'scheduler':<10} {'to FIFO HV':>11} {'reached':>8} {'HV at budget':>13} {'trials':>7}"
+        + ("" if against is None else f" {'to ' + against:>12} {'reached':>8}")
     ]
     for name, result in results.items():
         reached = sum(math.isfinite(f) for f in result["fraction"])
         line = (
-            f"{name:<10} {_fraction(statistics.median(result['fraction'])):>18} {reached:>4}/{seeds:<3} "
+            f"{name:<10} {_fraction(statistics.median(result['fraction'])):>11} {reached:>4}/{seeds:<3} "
             f"{statistics.median(result['hypervolume']):>13.5f} {statistics.median(result['trials']):>7g}"
         )
         if against is not None:
             other = sum(math.isfinite(f) for f in result["against"])
-            line += f" {_fraction(statistics.median(result['against'])):>22} {other:>4}/{seeds:<3}"
-        lines.append(line)
-    lines.append(
-        "budget to FIFO HV: fraction of the budget at which the scheduler first matches FIFO's "
-        "hypervolume at the full budget (never: not within it); HV from the "
-        + ("recording's nadir" if against is None else f"nadir of both recordings ({recorded.schedule}, {against})")
-        + f" ({recorded.reference[0]:.4f}, {recorded.reference[1]:.4f})"
-    )
+            line += f" {_fraction(statistics.median(result['against'])):>12} {other:>4}/{seeds:<3}"
+        rows.append(line)
+    nadir = "the recording's nadir" if against is None else "the nadir of both recordings"
+    notes = [
+        "to FIFO HV: fraction of the budget at which the scheduler first matches FIFO's hypervolume "
+        f"at the full budget (never: not within it); HV from {nadir} "
+        f"({recorded.reference[0]:.4f}, {recorded.reference[1]:.4f})"
+    ]
     if against is not None:
-        lines.append(
-            f"to {against} FIFO HV: the same, against FIFO's final hypervolume on the {against} "
+        notes.append(
+            f"to {against}: the same, against FIFO's final hypervolume on the {against} "
             "recording (the same classes in the same order)"
         )
-    return "\n".join(lines)
+    return "\n".join([textwrap.fill(header, 80), *rows, *(textwrap.fill(note, 80) for note in notes)])
 
 
 def plot(traces: list[dict], budget: int, path: Path) -> None:
@@ -369,10 +372,22 @@ def main(argv=None) -> int:
     if args.ceiling is not None:
         recorded, rho = predictive_rungs(recorded, args.ceiling)
         print(
-            f"rungs see the final values plus noise {args.ceiling:g}x their spread "
-            f"(Spearman of a rung's robust accuracy with the final one: {rho:.2f})"
+            textwrap.fill(
+                f"rungs see the final values plus noise {args.ceiling:g}x their spread "
+                f"(Spearman of a rung's robust accuracy with the final one: {rho:.2f})",
+                80,
+            )
         )
     budget = args.budget or 100 * args.epochs
+    if len(recorded.curves) * args.epochs < budget:
+        print(
+            textwrap.fill(
+                f"warning: {len(recorded.curves)} recorded classes, fewer than the {budget // args.epochs} "
+                "trials FIFO would run: the searches run out of classes and the comparison says little",
+                80,
+            ),
+            file=sys.stderr,
+        )
     results, traces = compare(
         recorded, range(args.seeds), budget, args.eta, against=against, grace_period=args.grace_period
     )

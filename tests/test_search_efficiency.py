@@ -213,6 +213,7 @@ def test_hypervolume_replay_runs_the_search_schedulers_on_the_record(bench):
     assert all(f <= 1.0 for f in results["fifo"]["fraction"])  # FIFO reaches its own final value
     table = hypervolume.format_table(recorded, results, 120, 3, 3)
     assert "asha" in table and "hyperband" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
 
 
 def test_long_rung_record_restarts_at_every_rung_and_holds_every_class(bench):
