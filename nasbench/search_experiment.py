@@ -50,7 +50,13 @@ def prepare_experiment(config: SearchConfig) -> tuple[SearchConfig, Path]:
             "add --resume to continue it or choose another --experiment"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    config = config.model_copy(update={"experiment": directory.name})
+    update: dict[str, object] = {"experiment": directory.name}
+    if config.schedule == "rungs" and config.schedule_milestones is None:
+        # the restarts the trials train with, stated in config.yaml and the MLflow params
+        from nasbench.strategies.fidelity import schedule_milestones
+
+        update["schedule_milestones"] = list(schedule_milestones(config))
+    config = config.model_copy(update=update)
     tmp = saved.with_suffix(".tmp")
     tmp.write_text(_config_to_yaml(config))
     os.replace(tmp, saved)

@@ -96,6 +96,23 @@ def test_a_search_restarts_its_schedule_at_the_rungs_of_its_scheduler(
     assert _floor_epochs(trial) == restarts
 
 
+def test_the_experiment_states_the_restarts_its_trials_train_with(tmp_path):
+    import yaml
+
+    from nasbench.search_config import SearchConfig
+    from nasbench.search_experiment import prepare_experiment
+
+    config = SearchConfig(
+        schedule="rungs", scheduler="asha", objectives=["val_acc", "robust_acc"], epochs=27, experiments_dir=tmp_path
+    )
+    config, directory = prepare_experiment(config)
+    assert config.schedule_milestones == [1, 3, 9] == config.train_config().schedule_milestones
+    assert yaml.safe_load((directory / "config.yaml").read_text())["schedule_milestones"] == [1, 3, 9]
+    # a resumed search reads them back
+    resumed, _ = prepare_experiment(config.model_copy(update={"resume": True}))
+    assert resumed.schedule_milestones == [1, 3, 9]
+
+
 def test_a_single_objective_hyperband_is_refused_with_schedule_rungs():
     from pydantic import ValidationError
 
