@@ -92,7 +92,8 @@ def make_model(name: str, x_train: torch.Tensor) -> nn.Module:
     from nasbench.models import build_from_spec
     from search_spaces import Normalize
 
-    network = build_from_spec({"kind": "classic", "name": name}, tuple(x_train.shape[1:]), 10)
+    channels, height, width = x_train.shape[1:]
+    network = build_from_spec({"kind": "classic", "name": name}, (channels, height, width), 10)
     return nn.Sequential(Normalize([float(x_train.mean())], [float(x_train.std())]), network)
 
 

@@ -101,6 +101,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search_spaces import CellSpace
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "cell_digits.parquet"
 SAMPLERS = ("random", "tpe", "nsga2", "evolution", "reinforce")
@@ -110,7 +114,7 @@ SAMPLERS = ("random", "tpe", "nsga2", "evolution", "reinforce")
 class RecordedSpace:
     """The recorded cells as a search space: what Optuna samples and how the goal is defined."""
 
-    space: object  # search_spaces.CellSpace over the recorded edge operations
+    space: CellSpace  # over the recorded edge operations
     val_acc: dict[str, float]  # arch_hash -> validation accuracy, mean over the recorded seeds
     params: dict[str, int]  # arch_hash -> parameter count
     top: frozenset[str]  # the top ``top_fraction`` classes by val_acc (ties included)

@@ -62,8 +62,8 @@ def naive_trial(cfg: TrackingConfig, parent: str, trial: int, epochs: int) -> No
     client = MlflowClient(cfg.tracking_uri)
     experiment_id = client.get_run(parent).info.experiment_id
     run_id = client.create_run(experiment_id, run_name=f"trial-{trial}", tags={TAG_PARENT_RUN: parent}).info.run_id
-    for key, value in {**flatten(ARCH, "arch."), **flatten(TRAIN, "train.")}.items():
-        client.log_param(run_id, key, value)
+    for key, param in {**flatten(ARCH, "arch."), **flatten(TRAIN, "train.")}.items():
+        client.log_param(run_id, key, param)
     client.log_text(run_id, "{}", "arch.json")
     for epoch in range(1, epochs + 1):
         for key, value in epoch_metrics(epoch).items():

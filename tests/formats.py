@@ -94,7 +94,9 @@ def digit_images(size: int = 8, n: int | None = None) -> tuple[np.ndarray, np.nd
     bunch = load_digits()
     images = (bunch.images[:n] / 16 * 255).round().astype(np.uint8)
     if size != 8:
-        images = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR)) for image in images])
+        images = np.stack(
+            [np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)) for image in images]
+        )
     return images, bunch.target[:n].astype(np.int64)
 
 

@@ -14,6 +14,7 @@ def exit_code(argv: list[str]) -> int:
     try:
         return main(argv)
     except SystemExit as exit_info:
+        assert isinstance(exit_info.code, int)
         return exit_info.code
 
 

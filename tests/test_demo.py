@@ -24,6 +24,7 @@ def check_demo_outputs(directory, trials: int, models: int, capsys):
         assert store.stats()["robust_settings"] > 1  # the search's FGSM, and the attacks' eps grid
     client = mlflow.MlflowClient(f"sqlite:///{directory / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(directory.name)
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     roles = [run.data.tags.get("nasbench.role") for run in runs]
     assert roles.count("search") == 1 and roles.count("trial") == trials

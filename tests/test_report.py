@@ -345,7 +345,9 @@ class _ElementTreeBuilder(HTMLParser):
 def _cascaded(page_html: str, selector: str) -> list[dict[str, str]]:
     """The declarations the page's own stylesheet gives each element ``selector`` picks,
     resolved by the CSS cascade (specificity, then order), as a browser would."""
-    style = re.search(r"<style>(.*?)</style>", page_html, re.S).group(1)
+    found = re.search(r"<style>(.*?)</style>", page_html, re.S)
+    assert found is not None, "the page has no stylesheet"
+    style = found.group(1)
     matcher = cssselect2.Matcher()
     for order, rule in enumerate(tinycss2.parse_stylesheet(style, skip_whitespace=True, skip_comments=True)):
         if rule.type != "qualified-rule":

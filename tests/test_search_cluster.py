@@ -61,7 +61,7 @@ def start_head(env: dict, port: int) -> subprocess.Popen:
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert head.poll() is None, head.stdout.read().decode()[-2000:]
+        assert head.poll() is None, (head.stdout.read() if head.stdout else b"").decode()[-2000:]
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return head
