@@ -328,7 +328,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--budget", type=int, default=None, help="epochs summed over trials (default: 100 FIFO trials)")
     parser.add_argument("--eta", type=int, default=3, help="reduction factor")
-    parser.add_argument("--grace-period", type=int, default=1, help="the first rung, in epochs")
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=1,
+        help="the first rung, in epochs (default 1; the rungs recording restarts its LR at grace "
+        "period 1's rungs, so another one replays it approximately)",
+    )
     parser.add_argument(
         "--dataset", default="digits", help="the recording's dataset (build_cell_benchmark.py --dataset)"
     )
